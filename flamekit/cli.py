@@ -1,0 +1,72 @@
+"""The ``flamekit`` command line: parses options, calls one stage, picks the exit code.
+
+Commands live one per module in ``flamekit.commands`` and are imported only when run,
+so ``flamekit info`` never pays for loading the recorder's ELF and ptrace machinery.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from flamekit import __version__
+from flamekit.errors import FlamekitError
+
+# name -> one-line help. The module flamekit.commands.<name> defines ``command``.
+COMMANDS: dict[str, str] = {
+    "record": "Sample a running (or launched) Python process into an FKT trace.",
+    "dump": "Print every thread's current Python stack once.",
+    "info": "Summarise an FKT trace: header, duration, samples, threads.",
+    "convert": "Symbolize a trace and write collapsed, speedscope, cpuprofile, svg or pprof.",
+    "diff": "Compare two traces: what got slower, what got faster.",
+    "top": "Show the functions with the most samples in a trace.",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"flamekit.commands.{name}")
+        return module.command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl(list(COMMANDS.items()))
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="flamekit")
+def cli() -> None:
+    """flamekit: sample CPython from outside, analyse the recording anywhere, later."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every flamekit error becomes one line on stderr and its exit code."""
+    try:
+        rv = cli.main(args=argv, prog_name="flamekit", standalone_mode=False)
+    except FlamekitError as exc:
+        click.echo(f"flamekit: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("flamekit: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("flamekit: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader of our stdout went away (``flamekit dump | head``): not an error of ours.
+        sys.stderr.close()
+        sys.exit(0)
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)
