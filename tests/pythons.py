@@ -42,7 +42,9 @@ def _pyenv(minor: int) -> Interpreter:
     versions = pyenv_root() / "versions"
     found = sorted(versions.glob(f"3.{minor}.*/bin/python3.{minor}"))
     if not found:
-        raise RuntimeError(f"CPython 3.{minor} is missing from {versions}: the machine image should have it")
+        raise RuntimeError(
+            f"CPython 3.{minor} is missing from {versions}: the machine image should have it"
+        )
     return Interpreter(f"3.{minor}", str(found[-1]), (3, minor))
 
 
@@ -54,8 +56,9 @@ def python314() -> Interpreter:
     exe = PY314_CACHE / "bin" / "python3.14"
     if not exe.exists():
         script = SHARED / "tools" / "get-python314.sh"
-        subprocess.run(["bash", str(script), str(PY314_CACHE)], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["bash", str(script), str(PY314_CACHE)], check=True, stdout=subprocess.DEVNULL
+        )
     return Interpreter("3.14", str(exe), (3, 14))
 
 

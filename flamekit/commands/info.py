@@ -1,0 +1,71 @@
+"""``flamekit info FILE``: what a trace holds, for people (text) or machines (--json)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from flamekit import trace as fkt
+from flamekit.summary import summarize
+
+
+def render_text(s: dict[str, Any]) -> str:
+    """The human summary, aligned label: value lines and a thread table."""
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(s["start_wall_ns"] / 1e9))
+    if s["complete"]:
+        status = f"complete (ended: {s['end_reason']}"
+        status += f": {s['end_error']})" if s["end_error"] else ")"
+    else:
+        status = f"TRUNCATED: {s['truncation']}"
+    mode = ", ".join(k for k, v in sorted(s["mode"].items()) if v) or "default"
+    errors = "unknown (truncated)" if s["sampling_errors"] is None else f"{s['sampling_errors']:,}"
+    rows = [
+        ("file", f"{s['path']} ({s['size_bytes']:,} bytes, FKT {s['format_version']})"),
+        ("status", status),
+        ("target", f"pid {s['pid']}: {' '.join(s['cmdline']) or '?'}"),
+        ("python", s["python_version"] or "?"),
+        (
+            "recorded",
+            f"{started} on {s['hostname'] or '?'} (Linux {s['kernel'] or '?'}), "
+            f"flamekit {s['flamekit_version']}",
+        ),
+        ("mode", f"{mode}; {s['rate_hz']:g} Hz requested"),
+        ("duration", f"{s['duration_s']:.3f} s"),
+        (
+            "samples",
+            f"{s['samples']:,} ({s['effective_rate_hz']:g} Hz effective; "
+            f"{s['idle_samples']:,} idle, {s['gil_samples']:,} holding the GIL)",
+        ),
+        ("sampling errors", errors),
+        ("code objects", f"{s['code_objects']:,} in {s['stacks']:,} distinct stacks"),
+        ("bytes/sample", "-" if s["bytes_per_sample"] is None else f"{s['bytes_per_sample']:.2f}"),
+    ]
+    for p in s["processes"]:
+        rows.append(("process", f"{p['pid']} (parent {p['ppid']}): {' '.join(p['cmdline'])}"))
+    width = max(len(k) for k, _ in rows) + 1
+    lines = [f"{k + ':':<{width}} {v}" for k, v in rows]
+    lines.append(f"threads ({len(s['threads'])}):")
+    lines.append(f"  {'TID':>8}  {'SAMPLES':>9}  NAME")
+    for t in s["threads"]:
+        tid = "?" if t["tid"] is None else str(t["tid"])
+        lines.append(f"  {tid:>8}  {t['samples']:>9,}  {t['name'] or '?'}")
+    return "\n".join(lines)
+
+
+@click.command("info")
+@click.argument("file", type=click.Path(dir_okay=True, path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def command(file: str, as_json: bool) -> None:
+    """Summarise an FKT trace: header facts, duration, samples, threads, truncation."""
+    trace = fkt.load(file)
+    if trace.truncated:
+        click.echo(
+            f"flamekit: warning: {file}: truncated trace, {trace.truncation}; "
+            f"read {len(trace):,} samples",
+            err=True,
+        )
+    s = summarize(trace)
+    click.echo(json.dumps(s, indent=2, ensure_ascii=False) if as_json else render_text(s))

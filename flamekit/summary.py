@@ -1,0 +1,81 @@
+"""What ``flamekit info`` reports about a trace, as plain data (text and JSON render it)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from flamekit.trace import Trace
+from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE
+
+
+def summarize(trace: Trace) -> dict[str, Any]:
+    """Facts about a trace: header, duration, sample and error counts, threads, truncation."""
+    h = trace.header
+    cols = trace.columns
+    n = len(cols)
+    per_thread = Counter(cols.thread)
+    flags = Counter(cols.flags)
+    idle = sum(c for f, c in flags.items() if f & FLAG_IDLE)
+    gil = sum(c for f, c in flags.items() if f & FLAG_GIL)
+    duration_s = trace.duration_ns / 1e9
+    threads = []
+    for ref, t in sorted(
+        trace.threads.items(), key=lambda kv: (kv[1].pid, kv[1].first_seen_ns, kv[0])
+    ):
+        threads.append(
+            {
+                "ref": ref,
+                "pid": t.pid,
+                "tid": t.native_tid,
+                "python_id": t.py_thread_id,
+                "name": t.name,
+                "samples": per_thread.get(ref, 0),
+                "first_seen_s": round(t.first_seen_ns / 1e9, 6),
+            }
+        )
+    end = trace.end
+    return {
+        "path": trace.path,
+        "size_bytes": trace.size,
+        "format_version": ".".join(map(str, h.format_version)),
+        "flamekit_version": h.flamekit_version,
+        "complete": not trace.truncated,
+        "truncation": trace.truncation or None,
+        "end_reason": end.reason if end else None,
+        "end_error": end.error if end else None,
+        "pid": h.pid,
+        "cmdline": list(h.cmdline),
+        "python_version": h.python_version,
+        "hostname": h.hostname,
+        "kernel": h.kernel,
+        "start_wall_ns": h.start_wall_ns,
+        "mode": dict(h.mode),
+        "rate_hz": h.rate_hz,
+        "duration_s": round(duration_s, 6),
+        "samples": n,
+        "effective_rate_hz": round(_ticks(trace) / duration_s, 2) if duration_s > 0 else 0.0,
+        "sampling_errors": end.errors if end else None,
+        "idle_samples": idle,
+        "gil_samples": gil,
+        "code_objects": len(trace.codes),
+        "stacks": len(trace.stacks),
+        "processes": [
+            {"pid": p.pid, "ppid": p.ppid, "cmdline": list(p.cmdline)}
+            for p in trace.processes.values()
+        ],
+        "bytes_per_sample": round(trace.size / n, 2) if n else None,
+        "threads": threads,
+    }
+
+
+def _ticks(trace: Trace) -> int:
+    """Sampling instants: samples of several threads taken at one tick count once."""
+    dt = trace.columns.dt
+    if not len(dt):
+        return 0
+    # Samples of one tick follow each other within microseconds; a new tick starts after
+    # at least a quarter of the nominal period.
+    period = 1e9 / trace.header.rate_hz if trace.header.rate_hz > 0 else 0
+    gap = period / 4
+    return 1 + sum(1 for d in dt[1:] if d >= gap)

@@ -1,0 +1,126 @@
+"""The in-memory model of a trace that converters, diff and info work from.
+
+Samples stay in parallel typed arrays (a million samples is tens of MB, not hundreds);
+everything a sample refers to is checked to exist, so later stages can index freely.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from dataclasses import dataclass, field
+from itertools import accumulate
+
+from flamekit.errors import TraceError
+from flamekit.trace import records as R
+from flamekit.trace.reader import TraceReader
+from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE, SampleColumns, unpack_into
+
+I64_MAX = (1 << 63) - 1
+
+
+@dataclass
+class Trace:
+    """A whole trace: header, definitions by id, samples as columns, and how it ended."""
+
+    path: str
+    header: R.Header
+    threads: dict[int, R.Thread] = field(default_factory=dict)
+    processes: dict[int, R.Process] = field(default_factory=dict)
+    codes: dict[int, R.Code] = field(default_factory=dict)
+    stacks: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    #: per-sample columns: dt (ns since previous), thread ref, flags, stack id
+    columns: SampleColumns = field(default_factory=SampleColumns)
+    #: per-sample time in ns since the header's monotonic origin
+    times: array = field(default_factory=lambda: array("q"))
+    end: R.End | None = None
+    truncated: bool = False
+    truncation: str = ""
+    size: int = 0
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    @property
+    def duration_ns(self) -> int:
+        """Recorded duration: from the END record if present, else up to the last sample."""
+        last = self.times[-1] if len(self.times) else 0
+        if self.end is not None:
+            return max(self.end.duration_ns, last)
+        return last
+
+    def is_gil(self, i: int) -> bool:
+        return bool(self.columns.flags[i] & FLAG_GIL)
+
+    def is_idle(self, i: int) -> bool:
+        return bool(self.columns.flags[i] & FLAG_IDLE)
+
+
+def load(path: str | os.PathLike[str]) -> Trace:
+    """Read a whole trace into a Trace, checking every reference.
+
+    Raises TraceError for anything that is not a readable trace; a truncated file loads
+    what it holds, with ``truncated`` set.
+    """
+    reader = TraceReader(path)
+    trace: Trace | None = None
+    p = reader.path
+    for rec in reader:
+        if isinstance(rec, R.Header):
+            trace = Trace(path=p, header=rec)
+            continue
+        assert trace is not None  # the reader guarantees a header first
+        if isinstance(rec, R.Samples):
+            cols = trace.columns
+            n0 = len(cols)
+            try:
+                unpack_into(rec.blob, cols)
+            except TraceError as exc:
+                raise TraceError(f"{p}: corrupt FKT trace: {exc}") from None
+            _check_refs(trace, n0, p)
+        elif isinstance(rec, R.Stack):
+            if rec.id in trace.stacks:
+                raise TraceError(f"{p}: corrupt FKT trace: stack id {rec.id} defined twice")
+            for code_ref, _ in rec.frames:
+                if code_ref not in trace.codes:
+                    raise TraceError(
+                        f"{p}: corrupt FKT trace: stack {rec.id} refers to undefined code {code_ref}"
+                    )
+            trace.stacks[rec.id] = rec.frames
+        elif isinstance(rec, R.Code):
+            if rec.ref in trace.codes:
+                raise TraceError(f"{p}: corrupt FKT trace: code ref {rec.ref} defined twice")
+            trace.codes[rec.ref] = rec
+        elif isinstance(rec, R.Thread):
+            trace.threads[rec.ref] = rec  # a later record renames the thread
+        elif isinstance(rec, R.Process):
+            trace.processes[rec.pid] = rec
+        elif isinstance(rec, R.End):
+            trace.end = rec
+    assert trace is not None
+    trace.truncated = reader.truncated
+    trace.truncation = reader.truncation
+    trace.size = reader.size
+    # Times are relative to the monotonic origin: the first dt counts from it.
+    times = list(accumulate(trace.columns.dt))
+    if times and times[-1] > I64_MAX:
+        raise TraceError(f"{p}: corrupt FKT trace: sample times overflow")
+    trace.times = array("q", times)
+    return trace
+
+
+def _check_refs(trace: Trace, start: int, path: str) -> None:
+    cols = trace.columns
+    bad_stacks = set(cols.stack[start:]).difference(trace.stacks)
+    bad_stacks.discard(R.EMPTY_STACK)
+    if bad_stacks:
+        i = start + list(cols.stack[start:]).index(min(bad_stacks))
+        raise TraceError(
+            f"{path}: corrupt FKT trace: sample {i} refers to undefined stack {cols.stack[i]}"
+        )
+    bad_threads = set(cols.thread[start:]).difference(trace.threads)
+    if bad_threads:
+        i = start + list(cols.thread[start:]).index(min(bad_threads))
+        raise TraceError(
+            f"{path}: corrupt FKT trace: sample {i} refers to undefined thread {cols.thread[i]}"
+        )

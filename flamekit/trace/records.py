@@ -1,0 +1,365 @@
+"""FKT record types and their msgpack shapes (the format is specified in formats/fkt.md).
+
+Every record is a msgpack array whose first element is its kind. Decoding is strict about
+the fields a record must have and lenient about extra trailing fields, which is how a
+minor format version adds information without breaking older readers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from flamekit.codeformat import ALL_FORMATS
+
+MAGIC = b"\x89FKT\r\n\x1a\n"
+FORMAT_MAJOR = 1
+FORMAT_MINOR = 0
+PREAMBLE_SIZE = len(MAGIC) + 4  # magic, u16 major, u16 minor (little endian)
+
+HEADER = 0
+THREAD = 1
+CODE = 2
+STACK = 3
+SAMPLES = 4
+PROCESS = 5
+END = 6
+
+#: Why a recording ended, as written in the END record.
+END_REASONS = ("duration", "target-exited", "interrupted", "error")
+
+#: Stack id 0 is the empty stack (a thread with no Python frames); it has no STACK record.
+EMPTY_STACK = 0
+
+U64_MAX = (1 << 64) - 1
+I64_MIN = -(1 << 63)
+
+
+@dataclass(frozen=True)
+class Header:
+    """Facts about the whole recording, written once, first."""
+
+    flamekit_version: str
+    start_wall_ns: int  #: wall-clock time of the start, ns since the Unix epoch
+    start_monotonic_ns: int  #: CLOCK_MONOTONIC at the start: the origin of sample times
+    rate_hz: float  #: requested sampling rate
+    pid: int
+    cmdline: tuple[str, ...] = ()
+    python_version: str = ""
+    hostname: str = ""
+    kernel: str = ""
+    #: mode flags: pausing (vs nonblocking), gil_only, subprocesses, ...
+    mode: dict[str, bool] = field(default_factory=dict)
+    format_version: tuple[int, int] = (FORMAT_MAJOR, FORMAT_MINOR)
+
+    def __hash__(self) -> int:  # mode is a dict; headers are compared, rarely hashed
+        return hash((self.flamekit_version, self.start_wall_ns, self.pid))
+
+
+@dataclass(frozen=True)
+class Thread:
+    """A thread first seen (or renamed: a later record with the same ref replaces it)."""
+
+    ref: int  #: the id samples use for this thread
+    pid: int
+    native_tid: int | None  #: the kernel's thread id
+    py_thread_id: int | None  #: threading.get_ident() in the target
+    name: str | None
+    first_seen_ns: int  #: ns since the header's monotonic origin
+
+
+@dataclass(frozen=True)
+class Code:
+    """One code object's contents, enough to symbolize offline.
+
+    ``ref`` is unique within the file; ``address`` is the object's address in the target,
+    which a later code object can reuse after the first is freed: it then gets a new ref.
+    """
+
+    ref: int
+    pid: int
+    address: int
+    name: str
+    qualname: str | None
+    filename: str
+    firstlineno: int
+    linetable: bytes
+    linetable_format: int
+
+
+@dataclass(frozen=True)
+class Stack:
+    """An interned stack: frames innermost (leaf) first, each (code ref, instruction offset)."""
+
+    id: int
+    frames: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Samples:
+    """A batch of samples packed as varints (see flamekit.trace.samplecodec)."""
+
+    blob: bytes
+
+
+@dataclass(frozen=True)
+class Process:
+    """A process taking part in the recording (the target, or a subprocess of it)."""
+
+    pid: int
+    ppid: int
+    cmdline: tuple[str, ...]
+    first_seen_ns: int
+
+
+@dataclass(frozen=True)
+class End:
+    """The last record of a complete recording."""
+
+    reason: str
+    error: str | None
+    samples: int
+    errors: int  #: sampling errors (a stack that could not be read), counted not fatal
+    duration_ns: int
+
+
+Record = Union[Header, Thread, Code, Stack, Samples, Process, End]
+
+
+def encode(rec: Record) -> list[Any]:
+    """The msgpack-ready array for a record."""
+    if isinstance(rec, Samples):
+        return [SAMPLES, rec.blob]
+    if isinstance(rec, Stack):
+        flat: list[int] = []
+        for code_ref, offset in rec.frames:
+            flat.append(code_ref)
+            flat.append(offset)
+        return [STACK, rec.id, flat]
+    if isinstance(rec, Code):
+        return [
+            CODE,
+            rec.ref,
+            rec.pid,
+            rec.address,
+            rec.name,
+            rec.qualname,
+            rec.filename,
+            rec.firstlineno,
+            rec.linetable,
+            rec.linetable_format,
+        ]
+    if isinstance(rec, Thread):
+        return [
+            THREAD,
+            rec.ref,
+            rec.pid,
+            rec.native_tid,
+            rec.py_thread_id,
+            rec.name,
+            rec.first_seen_ns,
+        ]
+    if isinstance(rec, Header):
+        return [
+            HEADER,
+            {
+                "format_version": list(rec.format_version),
+                "flamekit_version": rec.flamekit_version,
+                "start_wall_ns": rec.start_wall_ns,
+                "start_monotonic_ns": rec.start_monotonic_ns,
+                "rate_hz": float(rec.rate_hz),
+                "pid": rec.pid,
+                "cmdline": list(rec.cmdline),
+                "python_version": rec.python_version,
+                "hostname": rec.hostname,
+                "kernel": rec.kernel,
+                "mode": dict(rec.mode),
+            },
+        ]
+    if isinstance(rec, Process):
+        return [PROCESS, rec.pid, rec.ppid, list(rec.cmdline), rec.first_seen_ns]
+    if isinstance(rec, End):
+        return [END, rec.reason, rec.error, rec.samples, rec.errors, rec.duration_ns]
+    raise TypeError(f"not an FKT record: {rec!r}")
+
+
+# -- decoding: strict types, clear messages -------------------------------------------
+
+
+class _Bad(Exception):
+    """A field of the wrong type or range; the reader adds where it was."""
+
+
+def _int(v: Any, what: str, lo: int = 0, hi: int = U64_MAX) -> int:
+    if type(v) is not int or not lo <= v <= hi:
+        raise _Bad(f"{what} must be an integer in [{lo}, {hi}], got {_short(v)}")
+    return v
+
+
+def _opt_int(v: Any, what: str) -> int | None:
+    return None if v is None else _int(v, what)
+
+
+def _str(v: Any, what: str, optional: bool = False) -> str | None:
+    if v is None and optional:
+        return None
+    if type(v) is not str:
+        raise _Bad(f"{what} must be a string, got {_short(v)}")
+    return v
+
+
+def _strs(v: Any, what: str) -> tuple[str, ...]:
+    if type(v) is not list or any(type(s) is not str for s in v):
+        raise _Bad(f"{what} must be a list of strings")
+    return tuple(v)
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _need(arr: list[Any], n: int, kind: str) -> None:
+    if len(arr) < n:
+        raise _Bad(f"{kind} record has {len(arr)} fields, needs {n}")
+
+
+def _header(arr: list[Any]) -> Header:
+    _need(arr, 2, "header")
+    m = arr[1]
+    if type(m) is not dict:
+        raise _Bad("header must be a map")
+    ver = m.get("format_version")
+    if type(ver) is not list or len(ver) != 2:
+        raise _Bad("header.format_version must be [major, minor]")
+    rate = m.get("rate_hz")
+    if type(rate) not in (int, float) or not math.isfinite(rate) or rate < 0:
+        raise _Bad(f"header.rate_hz must be a finite number >= 0, got {_short(rate)}")
+    mode = m.get("mode", {})
+    if type(mode) is not dict or any(
+        type(k) is not str or type(v) is not bool for k, v in mode.items()
+    ):
+        raise _Bad("header.mode must map names to booleans")
+    return Header(
+        format_version=(
+            _int(ver[0], "format major", 0, 65535),
+            _int(ver[1], "format minor", 0, 65535),
+        ),
+        flamekit_version=_str(m.get("flamekit_version"), "header.flamekit_version"),
+        start_wall_ns=_int(m.get("start_wall_ns"), "header.start_wall_ns", I64_MIN, U64_MAX),
+        start_monotonic_ns=_int(m.get("start_monotonic_ns"), "header.start_monotonic_ns"),
+        rate_hz=float(rate),
+        pid=_int(m.get("pid"), "header.pid"),
+        cmdline=_strs(m.get("cmdline", []), "header.cmdline"),
+        python_version=_str(m.get("python_version", ""), "header.python_version"),
+        hostname=_str(m.get("hostname", ""), "header.hostname"),
+        kernel=_str(m.get("kernel", ""), "header.kernel"),
+        mode=dict(mode),
+    )
+
+
+def _thread(arr: list[Any]) -> Thread:
+    _need(arr, 7, "thread")
+    return Thread(
+        ref=_int(arr[1], "thread ref", 0, 1 << 30),
+        pid=_int(arr[2], "thread pid"),
+        native_tid=_opt_int(arr[3], "thread native tid"),
+        py_thread_id=_opt_int(arr[4], "thread python id"),
+        name=_str(arr[5], "thread name", optional=True),
+        first_seen_ns=_int(arr[6], "thread first-seen time"),
+    )
+
+
+def _code(arr: list[Any]) -> Code:
+    _need(arr, 10, "code")
+    table = arr[8]
+    if type(table) is not bytes:
+        raise _Bad("code line table must be bytes")
+    fmt = _int(arr[9], "code line-table format", 0, 255)
+    if fmt not in ALL_FORMATS:
+        # An unknown table format from a newer writer: keep the code, lose its lines.
+        fmt, table = 0, b""
+    return Code(
+        ref=_int(arr[1], "code ref", 0, 1 << 40),
+        pid=_int(arr[2], "code pid"),
+        address=_int(arr[3], "code address"),
+        name=_str(arr[4], "code name"),
+        qualname=_str(arr[5], "code qualname", optional=True),
+        filename=_str(arr[6], "code filename"),
+        firstlineno=_int(arr[7], "code first line", -(1 << 31), 1 << 31),
+        linetable=table,
+        linetable_format=fmt,
+    )
+
+
+def _stack(arr: list[Any]) -> Stack:
+    _need(arr, 3, "stack")
+    sid = _int(arr[1], "stack id", 1, 1 << 40)
+    flat = arr[2]
+    if type(flat) is not list or len(flat) % 2:
+        raise _Bad("stack frames must be a flat list of (code ref, offset) pairs")
+    frames = []
+    for i in range(0, len(flat), 2):
+        frames.append(
+            (
+                _int(flat[i], "stack code ref", 0, 1 << 40),
+                _int(flat[i + 1], "stack offset", -(1 << 31), 1 << 31),
+            )
+        )
+    return Stack(sid, tuple(frames))
+
+
+def _samples(arr: list[Any]) -> Samples:
+    _need(arr, 2, "samples")
+    if type(arr[1]) is not bytes:
+        raise _Bad("samples must be bytes")
+    return Samples(arr[1])
+
+
+def _process(arr: list[Any]) -> Process:
+    _need(arr, 5, "process")
+    return Process(
+        _int(arr[1], "process pid"),
+        _int(arr[2], "process ppid"),
+        _strs(arr[3], "process cmdline"),
+        _int(arr[4], "process first-seen time"),
+    )
+
+
+def _end(arr: list[Any]) -> End:
+    _need(arr, 6, "end")
+    reason = _str(arr[1], "end reason")
+    return End(
+        reason,
+        _str(arr[2], "end error", optional=True),
+        _int(arr[3], "end samples"),
+        _int(arr[4], "end errors"),
+        _int(arr[5], "end duration"),
+    )
+
+
+DECODERS = {
+    HEADER: _header,
+    THREAD: _thread,
+    CODE: _code,
+    STACK: _stack,
+    SAMPLES: _samples,
+    PROCESS: _process,
+    END: _end,
+}
+
+
+def decode(obj: Any) -> Record | None:
+    """The record for a decoded msgpack object; None for a kind this reader doesn't know.
+
+    Raises _Bad (caught by the reader, which names the file and offset) for a known kind
+    with the wrong shape.
+    """
+    if type(obj) is not list or not obj:
+        raise _Bad(f"a record must be a non-empty array, got {_short(obj)}")
+    kind = obj[0]
+    if type(kind) is not int:
+        raise _Bad(f"record kind must be an integer, got {_short(kind)}")
+    fn = DECODERS.get(kind)
+    return fn(obj) if fn else None

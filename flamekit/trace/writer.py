@@ -1,0 +1,116 @@
+"""Streaming FKT writer: records are appended as they happen, samples in small batches.
+
+A recording can be cut off at any moment (recorder killed, disk full), so nothing is
+held back longer than one batch: the file on disk is always a valid FKT prefix.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import BinaryIO
+
+import msgpack
+
+from flamekit.trace import records as R
+from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE, pack_sample
+
+
+def preamble(major: int = R.FORMAT_MAJOR, minor: int = R.FORMAT_MINOR) -> bytes:
+    """The fixed bytes every FKT file starts with."""
+    return R.MAGIC + struct.pack("<HH", major, minor)
+
+
+class TraceWriter:
+    """Writes one FKT stream to a binary file object it does not own.
+
+    Stacks are interned here (frames -> stack id); code and thread refs are the
+    caller's, since only the recorder knows when a code address was reused.
+    """
+
+    def __init__(
+        self,
+        out: BinaryIO,
+        header: R.Header,
+        *,
+        batch_samples: int = 512,
+        flush_interval_s: float = 0.25,
+    ) -> None:
+        self._out = out
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._stacks: dict[tuple[tuple[int, int], ...], int] = {(): R.EMPTY_STACK}
+        self._batch = bytearray()
+        self._batch_count = 0
+        self._batch_limit = batch_samples
+        self._flush_interval = flush_interval_s
+        self._last_flush = time.monotonic()
+        self._last_t = header.start_monotonic_ns
+        self.origin_ns = header.start_monotonic_ns
+        self.samples = 0
+        self.closed = False
+        out.write(preamble(*header.format_version))
+        self.write(header)
+
+    def write(self, rec: R.Record) -> None:
+        """Append one record (samples still batched are written first, to keep order)."""
+        if self._batch_count:
+            self._flush_batch()
+        self._out.write(self._packer.pack(R.encode(rec)))
+
+    def stack_id(self, frames: tuple[tuple[int, int], ...]) -> int:
+        """The id of an interned stack, writing its STACK record the first time."""
+        sid = self._stacks.get(frames)
+        if sid is None:
+            sid = len(self._stacks)
+            self._stacks[frames] = sid
+            self.write(R.Stack(sid, frames))
+        return sid
+
+    def sample(
+        self, t_ns: int, thread_ref: int, stack_id: int, *, gil: bool = False, idle: bool = False
+    ) -> None:
+        """Add a sample taken at monotonic time ``t_ns`` (ns, same clock as the header)."""
+        dt = t_ns - self._last_t
+        if dt < 0:  # clocks don't run backwards, but a caller's times might interleave
+            dt = 0
+        else:
+            self._last_t = t_ns
+        pack_sample(
+            self._batch,
+            dt,
+            thread_ref,
+            (FLAG_GIL if gil else 0) | (FLAG_IDLE if idle else 0),
+            stack_id,
+        )
+        self._batch_count += 1
+        self.samples += 1
+        if self._batch_count >= self._batch_limit:
+            self._flush_batch()
+
+    def tick(self) -> None:
+        """Write out a batch older than the flush interval; call this now and then."""
+        if self._batch_count and time.monotonic() - self._last_flush >= self._flush_interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write pending samples and flush the file object."""
+        if self._batch_count:
+            self._flush_batch()
+        self._out.flush()
+        self._last_flush = time.monotonic()
+
+    def close(
+        self, reason: str, *, error: str | None = None, errors: int = 0, end_ns: int | None = None
+    ) -> None:
+        """Write the END record that marks the file complete, and flush."""
+        if self.closed:
+            return
+        end_t = self._last_t if end_ns is None else max(end_ns, self._last_t)
+        self.write(R.End(reason, error, self.samples, errors, end_t - self.origin_ns))
+        self.flush()
+        self.closed = True
+
+    def _flush_batch(self) -> None:
+        self._out.write(self._packer.pack([R.SAMPLES, bytes(self._batch)]))
+        self._batch.clear()
+        self._batch_count = 0
