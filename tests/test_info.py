@@ -1,0 +1,120 @@
+"""`flamekit info`: the facts of a trace, truncation as a warning, bad input as one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flamekit.trace import records as R
+from flamekit.trace.synthetic import write_synthetic
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "formats" / "examples"
+
+
+def flamekit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flamekit", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def synthetic(tmp_path: Path) -> Path:
+    p = tmp_path / "s.fkt"
+    with open(p, "wb") as f:
+        write_synthetic(f, samples=900, stacks=20, threads=3, rate_hz=100.0, idle_share=0.0)
+    return p
+
+
+def test_json_summary_matches_what_was_written(synthetic: Path):
+    r = flamekit("info", "--json", str(synthetic))
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s["samples"] == 900
+    assert s["complete"] is True and s["end_reason"] == "duration"
+    assert s["sampling_errors"] == 0
+    assert [t["samples"] for t in s["threads"]] == [300, 300, 300]
+    assert [t["name"] for t in s["threads"]] == ["MainThread", "worker-1", "worker-2"]
+    assert s["pid"] == 4242 and s["rate_hz"] == 100.0
+    # 300 sampling instants at ~100 Hz: about 3 s, and the effective rate says so
+    assert 2.9 < s["duration_s"] < 3.1
+    assert 95 < s["effective_rate_hz"] < 105
+    assert s["bytes_per_sample"] == round(os.path.getsize(synthetic) / 900, 2)
+
+
+def test_text_summary_names_the_facts(synthetic: Path):
+    r = flamekit("info", str(synthetic))
+    assert r.returncode == 0 and r.stderr == ""
+    out = r.stdout
+    assert "complete (ended: duration)" in out
+    assert "900 (" in out and "worker-2" in out and "pid 4242" in out
+
+
+def test_truncated_trace_is_a_warning(synthetic: Path, tmp_path: Path):
+    cut = tmp_path / "cut.fkt"
+    data = synthetic.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    r = flamekit("info", "--json", str(cut))
+    assert r.returncode == 0
+    s = json.loads(r.stdout)
+    assert s["complete"] is False and 0 < s["samples"] < 900
+    assert r.stderr.count("\n") == 1 and "truncated" in r.stderr and str(cut) in r.stderr
+    assert f"read {s['samples']:,} samples" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_text("hello, not a trace\n"), "not an FKT trace"),
+        (lambda p: p.write_bytes(R.MAGIC[:5]), "cut off before its header"),
+        (lambda p: p.write_bytes(R.MAGIC + b"\x01\x00\x00\x00" + b"\xc1"), "corrupt"),
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: None, "no such file"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, make, words):
+    p = tmp_path / "bad.fkt"
+    make(p)
+    r = flamekit("info", str(p))
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert words in r.stderr and str(p) in r.stderr
+
+
+def test_unreadable_file_is_one_line_and_exit_2(tmp_path: Path, synthetic: Path):
+    if os.geteuid() == 0:
+        # root reads anything: make the file unreadable by making it a FIFO-less dangling path
+        p = tmp_path / "dangling.fkt"
+        p.symlink_to(tmp_path / "nowhere")
+    else:
+        p = synthetic
+        p.chmod(0)
+    r = flamekit("info", str(p))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_every_example_trace_is_what_its_manifest_says():
+    manifest = json.loads((EXAMPLES / "manifest.json").read_text())
+    files = sorted(p.name for p in EXAMPLES.glob("*.fkt"))
+    assert files == sorted(manifest), "every example is described, every description exists"
+    for name, facts in manifest.items():
+        r = flamekit("info", "--json", str(EXAMPLES / name))
+        assert r.returncode == 0, r.stderr
+        s = json.loads(r.stdout)
+        for key, want in facts.items():
+            if key == "thread_names":
+                assert sorted(t["name"] for t in s["threads"]) == sorted(want), name
+            else:
+                assert s[key] == want, (name, key)
+        assert ("truncated" in r.stderr) == (not facts["complete"])
