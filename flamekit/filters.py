@@ -1,0 +1,249 @@
+"""The one filter layer between the symbolized model and every output (and ``diff``).
+
+Which samples count (idle or not, GIL-holding only, a time window, some threads) and
+whether stacks are rooted per thread are decided here, once, so that collapsed, speedscope,
+cpuprofile, svg, pprof, ``top`` and ``diff`` can never disagree about what was selected.
+
+:func:`select` turns a :class:`~flamekit.profile.Profile` and :class:`FilterOptions` into
+a :class:`Selection`: the indices of the chosen samples (time order) plus helpers that
+give converters what they want without touching the filters again: per-sample
+(time, thread, stack) tuples, or aggregated counts per rooted frame-id stack (the
+weights). :func:`filter_options` adds the same command-line options to any command.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from array import array
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import compress
+from operator import and_
+from typing import Any, TypeVar
+
+import click
+
+from flamekit.errors import UsageError
+from flamekit.profile import Profile
+from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """What to select, as the shared command-line options spell it.
+
+    ``threads``: root each stack at a ``thread NAME (TID)`` frame (separate stacks per
+    thread). ``idle``: keep idle samples (dropped by default: a thread waiting is not
+    where time goes). ``gil``: keep only samples whose thread held the GIL.
+    ``start_s``/``until_s``: the half-open window [start, until) in seconds from the
+    start of the recording. ``thread_ids``: keep only these native thread ids (empty:
+    all threads).
+    """
+
+    threads: bool = False
+    idle: bool = False
+    gil: bool = False
+    start_s: float | None = None
+    until_s: float | None = None
+    thread_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name, v in (("--from", self.start_s), ("--until", self.until_s)):
+            if v is not None and (not math.isfinite(v) or v < 0):
+                raise UsageError(f"{name} must be a number of seconds >= 0, got {v}")
+        if self.start_s is not None and self.until_s is not None and self.until_s <= self.start_s:
+            raise UsageError(
+                f"--until ({self.until_s:g} s) must be later than --from ({self.start_s:g} s)"
+            )
+
+    def wants(self, flags: int, time_ns: int, native_tid: int | None) -> bool:
+        """Whether one sample passes: the plain predicate, kept for reference and tests."""
+        if not self.idle and flags & FLAG_IDLE:
+            return False
+        if self.gil and not flags & FLAG_GIL:
+            return False
+        if self.start_s is not None and time_ns < _ns(self.start_s):
+            return False
+        if self.until_s is not None and time_ns >= _ns(self.until_s):
+            return False
+        return not self.thread_ids or native_tid in self.thread_ids
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * NS)
+
+
+class Selection:
+    """The samples a filter chose, and the views of them converters need.
+
+    ``indices`` are sample indices into ``profile.trace`` in time order (a ``range``
+    when nothing but the window filtered, an array otherwise). Weights are sample
+    counts: every selected sample weighs 1; :attr:`period_ns` gives the nominal time
+    one sample stands for, for formats that want time units.
+    """
+
+    def __init__(self, profile: Profile, options: FilterOptions, indices: Sequence[int]) -> None:
+        self.profile = profile
+        self.options = options
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def period_ns(self) -> int | None:
+        """The nominal sampling period from the header's rate, or None if unknown."""
+        rate = self.profile.trace.header.rate_hz
+        return round(NS / rate) if rate > 0 else None
+
+    def _column(self, col: Sequence[int]) -> Iterator[int] | Sequence[int]:
+        idx = self.indices
+        if isinstance(idx, range):
+            if idx.start == 0 and idx.stop == len(col):
+                return col
+            return col[idx.start : idx.stop]
+        return map(col.__getitem__, idx)
+
+    def samples(self) -> Iterator[tuple[int, int, int]]:
+        """(time ns since the recording's origin, thread ref, stack id) per selected sample."""
+        tr = self.profile.trace
+        return zip(
+            self._column(tr.times), self._column(tr.columns.thread), self._column(tr.columns.stack)
+        )
+
+    def root(self, thread_ref: int) -> tuple[int, ...]:
+        """The frames every stack of this thread is rooted at: the thread frame, or none."""
+        return (self.profile.thread_frame(thread_ref),) if self.options.threads else ()
+
+    def raw_counts(self) -> Counter[tuple[int, int]]:
+        """Selected samples per (thread ref, stack id); thread ref is -1 unless ``threads``."""
+        cols = self.profile.trace.columns
+        if self.options.threads:
+            return Counter(zip(self._column(cols.thread), self._column(cols.stack)))
+        return Counter((-1, s) for s in self._column(cols.stack))
+
+    def stack_counts(self, lines: bool = True) -> dict[tuple[int, ...], int]:
+        """Selected samples per distinct frame-id stack, root first.
+
+        With ``threads`` each stack starts with its thread's root frame. Stacks that
+        symbolize alike (two offsets on one line; any lines of a function when not
+        ``lines``) are merged. The counts add up to ``len(self)``.
+        """
+        prof = self.profile
+        out: dict[tuple[int, ...], int] = {}
+        for (thread, sid), n in self.raw_counts().items():
+            key = prof.stack(sid, lines)
+            if thread >= 0:
+                key = (prof.thread_frame(thread),) + key
+            out[key] = out.get(key, 0) + n
+        return out
+
+    def stack_of(self, thread_ref: int, stack_id: int, lines: bool = True) -> tuple[int, ...]:
+        """The rooted frame-id stack of one sample (for per-sample formats)."""
+        return self.root(thread_ref) + self.profile.stack(stack_id, lines)
+
+
+def select(profile: Profile, options: FilterOptions) -> Selection:
+    """The samples of ``profile`` that ``options`` keep.
+
+    Raises UsageError when ``--thread`` names no thread of the trace (a typo should not
+    silently give an empty profile). An empty selection is returned as such: whether that
+    is an error is the command's call.
+    """
+    tr = profile.trace
+    cols = tr.columns
+    n = len(cols)
+    lo, hi = 0, n
+    # Times never decrease (the writer clamps dt at 0), so the window is a slice.
+    if options.start_s is not None:
+        lo = bisect_left(tr.times, _ns(options.start_s))
+    if options.until_s is not None:
+        hi = max(lo, bisect_left(tr.times, _ns(options.until_s)))
+    masks = []
+    if not options.idle or options.gil:
+        ok = bytes(
+            int((options.idle or not f & FLAG_IDLE) and (not options.gil or bool(f & FLAG_GIL)))
+            for f in range(256)
+        )
+        masks.append(map(ok.__getitem__, cols.flags[lo:hi]))
+    if options.thread_ids:
+        wanted = set(options.thread_ids)
+        refs = {r for r, t in tr.threads.items() if t.native_tid in wanted}
+        if not refs:
+            known = ", ".join(
+                f"{t.native_tid} ({t.name})"
+                for t in tr.threads.values()
+                if t.native_tid is not None
+            )
+            raise UsageError(
+                f"--thread: no thread with TID {', '.join(map(str, options.thread_ids))} "
+                f"in {tr.path} (threads: {known or 'none with a TID'})"
+            )
+        masks.append(map(refs.__contains__, cols.thread[lo:hi]))
+    if not masks:
+        return Selection(profile, options, range(lo, hi))
+    keep = masks[0] if len(masks) == 1 else map(and_, *masks)
+    return Selection(profile, options, array("q", compress(range(lo, hi), keep)))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def filter_options(f: F) -> F:
+    """Add the shared filter options to a click command; it receives ``filters=FilterOptions``.
+
+    Used by ``convert``, ``top`` and ``diff`` so that the options are spelled, documented
+    and validated once.
+    """
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs["filters"] = FilterOptions(
+            threads=kwargs.pop("threads"),
+            idle=kwargs.pop("idle"),
+            gil=kwargs.pop("gil"),
+            start_s=kwargs.pop("from_s"),
+            until_s=kwargs.pop("until_s"),
+            thread_ids=tuple(kwargs.pop("thread_ids")),
+        )
+        return f(*args, **kwargs)
+
+    decorators = [
+        click.option(
+            "--threads/--no-threads",
+            default=False,
+            help="Separate stacks per thread, each rooted at a 'thread NAME (TID)' frame.",
+        ),
+        click.option("--idle", is_flag=True, help="Keep idle samples (dropped by default)."),
+        click.option("--gil", is_flag=True, help="Keep only samples whose thread held the GIL."),
+        click.option(
+            "--from",
+            "from_s",
+            type=float,
+            metavar="SECONDS",
+            help="Start of the time window, in seconds from the start of the recording.",
+        ),
+        click.option(
+            "--until",
+            "until_s",
+            type=float,
+            metavar="SECONDS",
+            help="End of the time window (exclusive), in seconds from the start.",
+        ),
+        click.option(
+            "--thread",
+            "thread_ids",
+            type=click.IntRange(min=0),
+            multiple=True,
+            metavar="TID",
+            help="Keep only this native thread id (repeatable).",
+        ),
+    ]
+    for deco in reversed(decorators):
+        wrapper = deco(wrapper)
+    return wrapper  # type: ignore[return-value]
