@@ -247,3 +247,24 @@ def filter_options(f: F) -> F:
     for deco in reversed(decorators):
         wrapper = deco(wrapper)
     return wrapper  # type: ignore[return-value]
+
+
+def explain_empty(profile: Profile, options: FilterOptions) -> str:
+    """Why a selection came out empty, in one line, for a command's error message."""
+    tr = profile.trace
+    n = len(tr)
+    if not n:
+        return f"{tr.path} holds no samples"
+    flags = tr.columns.flags
+    idle = sum(1 for f in flags if f & FLAG_IDLE)
+    gil = sum(1 for f in flags if f & FLAG_GIL)
+    why = []
+    if not options.idle and idle:
+        why.append(f"{idle:,} idle (kept only with --idle)")
+    if options.gil:
+        why.append(f"{gil:,} holding the GIL")
+    if options.start_s is not None or options.until_s is not None:
+        last = tr.times[-1] / NS
+        why.append(f"samples span 0-{last:.3f} s")
+    detail = f": {'; '.join(why)}" if why else ""
+    return f"no samples match the filters ({n:,} in the trace{detail})"
