@@ -1,0 +1,87 @@
+"""The process being recorded: launching it, naming it, and facts for the trace header.
+
+Reads go through /proc/PID/..., so a target in another mount namespace is described by
+what it sees, not by our own filesystem.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+
+from flamekit.errors import TargetError, UsageError
+
+
+def check_exists(pid: int) -> None:
+    """Raise a clear TargetError unless ``pid`` names a live process we can look at."""
+    if pid <= 0:
+        raise UsageError(f"--pid {pid}: a process id is a positive number")
+    if not os.path.exists(f"/proc/{pid}"):
+        raise TargetError(f"no process with pid {pid} (check the pid with ps or pgrep)")
+
+
+def cmdline(pid: int) -> tuple[str, ...]:
+    """The process's argv, or () when it can't be read (gone, or a kernel thread)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return ()
+    return tuple(a.decode("utf-8", "replace") for a in raw.split(b"\0") if a)
+
+
+def ppid(pid: int) -> int:
+    """The parent's pid, 0 if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return int(data[data.rfind(b")") + 2 :].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def short_name(pid: int) -> str:
+    """A name for output files: the script if the target runs one, else the executable."""
+    args = cmdline(pid)
+    for a in args[1:]:
+        if a.endswith(".py"):
+            return _safe(os.path.splitext(os.path.basename(a))[0])
+    if args:
+        return _safe(os.path.basename(args[0]))
+    return "python"
+
+
+def _safe(name: str) -> str:
+    kept = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return kept.strip("._")[:40] or "python"
+
+
+def default_output(pid: int, when: float | None = None) -> str:
+    """``flamekit-<name>-<pid>-<time>.fkt`` in the current directory."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    return f"flamekit-{short_name(pid)}-{pid}-{stamp}.fkt"
+
+
+def host_facts() -> tuple[str, str]:
+    """(hostname, kernel release) of the recording machine."""
+    return socket.gethostname(), os.uname().release
+
+
+def launch(argv: list[str]) -> subprocess.Popen[bytes]:
+    """Start the command to record, sharing our terminal and process group.
+
+    Same process group, so a Ctrl-C at the terminal reaches the target as it would without
+    flamekit; the recorder forwards only signals sent to itself alone.
+    """
+    if not argv:
+        raise UsageError("nothing to launch: give a command after --, e.g. -- python script.py")
+    try:
+        return subprocess.Popen(argv)
+    except FileNotFoundError:
+        raise UsageError(f"{argv[0]}: command not found") from None
+    except PermissionError:
+        raise UsageError(f"{argv[0]}: permission denied (is it executable?)") from None
+    except OSError as exc:
+        raise TargetError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None

@@ -1,0 +1,74 @@
+"""Small recorder parts: the drift-free schedule, thread run states, output names."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flamekit.record.idle import ThreadStates
+from flamekit.record.launcher import default_output, short_name
+from flamekit.record.schedule import Schedule
+
+
+@given(st.lists(st.integers(0, 5_000_000), min_size=1, max_size=200))
+def test_schedule_never_drifts(lateness):
+    """However late each sample is, tick k stays due at start + k * period, and the next
+    due time is never a whole period in the past."""
+    s = Schedule(1000.0, start_ns=0)
+    due = s.due()
+    for late in lateness:
+        now = due + late
+        due = s.advance(now)
+        assert due == s.k * s.period_ns
+        assert due > now - s.period_ns
+    assert s.missed == s.k - len(lateness)
+
+
+def test_schedule_counts_missed_ticks():
+    s = Schedule(100.0, start_ns=0)  # 10 ms period
+    # 35 ms: ticks at 10 and 20 ms are over a period late and skipped; 30 ms still runs
+    assert s.advance(35_000_000) == 30_000_000
+    assert s.missed == 2
+    assert s.advance(36_000_000) == 40_000_000
+    assert s.missed == 2
+
+
+def test_thread_states_tell_running_from_sleeping():
+    code = (
+        "import threading, time\n"
+        "def spin():\n    while True: pass\n"
+        "threading.Thread(target=spin, daemon=True).start()\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        states = ThreadStates(p.pid)
+        tids = sorted(states.tids())
+        assert len(tids) == 2 and tids[0] == p.pid
+        runs = {t: 0 for t in tids}
+        for _ in range(50):
+            for t in tids:
+                runs[t] += bool(states.running(t))
+            time.sleep(0.002)
+        assert runs[p.pid] <= 5  # the main thread sleeps
+        assert runs[tids[1]] >= 40  # the spinner is on CPU (or runnable) nearly always
+        assert states.running(999_999_999) is None
+    finally:
+        p.kill()
+        p.wait()
+    assert states.running(tids[1]) is None  # gone
+    states.close()
+
+
+def test_default_output_is_named_after_the_script_and_pid():
+    name = short_name(os.getpid())
+    out = default_output(os.getpid(), when=0)
+    assert out.startswith(f"flamekit-{name}-{os.getpid()}-") and out.endswith(".fkt")
+    assert "/" not in out
