@@ -213,15 +213,17 @@ def function_stacks(prof: Profile, stack_ids: Sequence[int]) -> list[tuple[int, 
 
 
 def _symbolize_resolver() -> LineResolver:
-    """Adapt flamekit.symbolize's API to a LineResolver.
+    """A fresh :class:`flamekit.symbolize.Symbolizer`'s ``line_for_code``.
 
     Kept in one place so the rest of the model never depends on the symbolizer's shape.
+    One symbolizer per profile: it decodes each distinct line table once and is dropped
+    with the profile.
     """
     try:
-        from flamekit import symbolize  # noqa: F401
-    except ImportError:  # not landed yet: every frame gets its function's first line
+        from flamekit.symbolize import Symbolizer
+    except ImportError:  # a checkout without the symbolizer: functions' first lines only
         return _first_line
-    return _first_line  # replaced by the real decoder once its API is settled
+    return Symbolizer().line_for_code
 
 
 def _first_line(code: R.Code, offset: int) -> int | None:
