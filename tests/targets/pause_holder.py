@@ -1,0 +1,23 @@
+"""A second recorder for tests/test_pause.py: seize a process and keep it.
+
+Usage: pause_holder.py PID MODE, MODE "paused" (pause once, then sleep holding every
+thread stopped) or "seized" (serve events forever). Prints "held" when done, so the
+test can SIGKILL this process while it holds the target, or check that a second tracer
+is refused.
+"""
+
+import sys
+import time
+
+from flamekit.record.pause import Pauser
+
+pid, mode = int(sys.argv[1]), sys.argv[2]
+pauser = Pauser(pid)
+if mode == "paused":
+    result = pauser.pause()
+    print("held", int(result.complete), flush=True)
+    while True:
+        time.sleep(60)
+print("held 1", flush=True)
+while True:
+    pauser.service(1.0)
