@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -229,3 +230,36 @@ def test_per_stack_cost_not_per_sample(tmp_path: Path):
 
     build_profile(trace, counting)
     assert n <= sum(len(s) for s in trace.stacks.values()) < 20000
+
+
+def test_lines_match_cpythons_own_line_table(tmp_path: Path):
+    """The model's lines (through flamekit.symbolize) agree with ``co_lines`` of this Python."""
+    pytest.importorskip("flamekit.symbolize")
+    import sys
+    import types
+
+    from flamekit.codeformat import format_for_version
+
+    src = "def f(x):\n    y = x + 1\n    if y:\n        return [\n            y,\n        ]\n    return 0\n"
+    code = next(c for c in compile(src, "m.py", "exec").co_consts if isinstance(c, types.CodeType))
+    if not hasattr(code, "co_lines"):
+        pytest.skip("co_lines needs Python 3.10+")
+    want = {}
+    for start, end, line in code.co_lines():
+        for off in range(start, end, 2):
+            want[off] = line
+    p = tmp_path / "real.fkt"
+    with open(p, "wb") as f:
+        w = TraceWriter(f, R.Header("test", 0, 0, 100.0, 1))
+        table = code.co_linetable
+        fmt = format_for_version(*sys.version_info[:2])
+        w.write(R.Code(1, 1, 1, "f", "f", "m.py", code.co_firstlineno, table, fmt))
+        w.write(R.Thread(0, 1, 1, None, "Main", 0))
+        sids = {off: w.stack_id(((1, off),)) for off in want}
+        for sid in sids.values():
+            w.sample(1, 0, sid)
+        w.close("duration")
+    prof = build_profile(load(p))
+    for off, sid in sids.items():
+        (fid,) = prof.stacks[sid]
+        assert prof.frames[fid].line == want[off], off
