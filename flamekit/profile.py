@@ -190,7 +190,7 @@ def build_profile(trace: Trace, resolve_line: LineResolver | None = None) -> Pro
                 fid = prof.intern(
                     Frame(
                         code.name,
-                        code.qualname or code.name,
+                        code.name if code.qualname is None else code.qualname,
                         code.filename,
                         line,
                         PYTHON,

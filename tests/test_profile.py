@@ -143,7 +143,9 @@ def test_stacks_symbolize_root_first_with_names_intact(spec: Spec):
         want = [
             Frame(
                 trace.codes[ref].name,
-                trace.codes[ref].qualname or trace.codes[ref].name,
+                trace.codes[ref].name
+                if trace.codes[ref].qualname is None
+                else trace.codes[ref].qualname,
                 trace.codes[ref].filename,
                 fake_lines(trace.codes[ref], off),
             )
