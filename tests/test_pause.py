@@ -316,6 +316,24 @@ def test_exec_is_reported(procs):
     assert proc.stdout.read() == "after exec\n"
 
 
+def test_process_whose_main_thread_ended(procs, tmp_path):
+    path = tmp_path / "count"
+    proc = spawn("pause_lone_threads.py", path, 1.0)
+    procs.append(proc)
+    time.sleep(0.05)
+    with Pauser(proc.pid) as pauser:
+        assert proc.pid not in pauser.threads and len(pauser.threads) == 2
+        result = pauser.pause()
+        assert result.complete
+        frozen = counter(path)
+        time.sleep(0.01)
+        assert counter(path) == frozen
+        pauser.resume()
+        assert wait_for(lambda: counter(path) > frozen, pauser)
+        totals = drive(pauser, 5.0)
+        assert totals["exited"] and pauser.threads == ()
+
+
 # --------------------------------------------------------------------------- exits
 
 

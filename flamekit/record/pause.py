@@ -198,6 +198,7 @@ class Pauser:
         self._closed = False
         self._exited = False
         self._exit_status: int | None = None
+        self._more = False  # _drain stopped early with events left
         self._msg = ctypes.c_ulong(0)
         self._msg_addr = ctypes.addressof(self._msg)
         if self.pid <= 0:
@@ -331,11 +332,24 @@ class Pauser:
     # ------------------------------------------------------------------ seizing
 
     def _seize_all(self) -> None:
+        status = _status_fields(f"/proc/{self.pid}/status")
+        if not status:
+            raise TargetError(f"no such process: {self.pid}")
+        if status.get("Tgid", str(self.pid)) != str(self.pid):
+            # Seizing would work on that one thread, but the process is what we want.
+            raise TargetError(
+                f"{self.pid} is a thread of process {status['Tgid']}: give the process id"
+            )
         try:
             _ptrace(PTRACE_SEIZE, self.pid, 0, SEIZE_OPTIONS)
         except PtraceError as exc:
-            raise self._seize_error(_errno_of(exc)) from None
-        self._threads[self.pid] = _Thread(self.pid)
+            code = _errno_of(exc)
+            # A main thread that ended on its own (pthread_exit) is a zombie the kernel
+            # refuses to seize, while the other threads run on: trace those.
+            if not (code == errno.EPERM and self._zombie_leader_with_threads()):
+                raise self._seize_error(code) from None
+        else:
+            self._threads[self.pid] = _Thread(self.pid)
         # Threads started by a not-yet-seized thread are not followed automatically:
         # list again until a listing shows nothing new.
         for _ in range(1000):
@@ -343,12 +357,22 @@ class Pauser:
                 tids = [int(name) for name in os.listdir(f"/proc/{self.pid}/task")]
             except OSError:
                 return  # gone already: the exit will be reported by waitpid
-            new = [tid for tid in tids if tid not in self._threads]
+            new = [tid for tid in tids if tid not in self._threads and tid != self.pid]
             if not new:
+                if not self._threads:
+                    raise TargetError(f"process {self.pid} has exited")
                 return
             for tid in new:
                 self._seize_thread(tid)
         raise TargetError(f"process {self.pid} creates threads faster than they can be seized")
+
+    def _zombie_leader_with_threads(self) -> bool:
+        if _status_fields(f"/proc/{self.pid}/status").get("State", "")[:1] != "Z":
+            return False
+        try:
+            return len(os.listdir(f"/proc/{self.pid}/task")) > 1
+        except OSError:
+            return False
 
     def _seize_thread(self, tid: int) -> None:
         try:
@@ -428,15 +452,23 @@ class Pauser:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            signal.sigtimedwait(sigset, min(remaining, slice_))
+            if not self._more:
+                signal.sigtimedwait(sigset, min(remaining, slice_))
             self._drain()
         if sweep and not done():
             # Last sweep over each tid: also drops tids that vanished without a report.
             self._scan(list(self._threads))
 
     def _drain(self) -> None:
-        """Handle every event already reported, asking the kernel who has one."""
-        while self._threads:
+        """Handle the events already reported, asking the kernel who has one.
+
+        Bounded, so a target flooding itself with signals cannot keep us here past a
+        deadline; ``self._more`` then tells :meth:`_wait` to come back without sleeping.
+        """
+        self._more = False
+        for _ in range(4 * len(self._threads) + 64):
+            if not self._threads:
+                return
             try:
                 info = os.waitid(os.P_ALL, 0, _WAITID_PEEK)
             except ChildProcessError:
@@ -451,6 +483,7 @@ class Pauser:
             # line: ask each of ours instead.
             self._scan(list(self._threads))
             return
+        self._more = True
 
     def _scan(self, tids: list[int]) -> None:
         for tid in tids:
@@ -510,7 +543,9 @@ class Pauser:
     def _gone(self, tid: int, status: int | None) -> None:
         if self._threads.pop(tid, None) is not None:
             self._events.exited_threads.append(tid)
-        if tid == self.pid and not self._exited:
+        # The main thread is reported last, once every other thread is gone; without it
+        # (it ended early and could not be seized) the last thread going means the end.
+        if (tid == self.pid or not self._threads) and not self._exited:
             self._exited = True
             self._exit_status = status
             self._events.exited = True
