@@ -165,14 +165,15 @@ class ElfImage:
         return out
 
 
-_VERSION_STRING = re.compile(rb"\0([23])\.(\d{1,2})\.(\d{1,2})(?:[abc]\d+|rc\d+)?\+?\0")
+_VERSION_STRING = re.compile(rb"(?<![\d.])([23])\.(\d{1,2})\.(\d{1,2})(?:[abc]\d+|rc\d+)?\+?\0")
 
 
 def scan_version_strings(data: bytes, minor_hint: tuple[int, int] | None = None) -> list[tuple]:
     """Candidate ``(major, minor, micro)`` from NUL-terminated "X.Y.Z" strings in ``data``.
 
-    CPython keeps PY_VERSION ("3.8.18") as a string literal; other libraries' version
-    strings can look alike, so candidates matching ``minor_hint`` come first.
+    CPython keeps PY_VERSION ("3.8.18") as a string literal, which the linker may merge
+    into the tail of a longer one (".../versions/3.8.18"); other version strings can look
+    alike, so candidates matching ``minor_hint`` come first.
     """
     found: dict[tuple[int, int, int], int] = {}
     for m in _VERSION_STRING.finditer(data):

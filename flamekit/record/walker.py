@@ -56,6 +56,11 @@ PTHREAD_TID_OFFSET = 0x2D0
 #: Offsets beyond this are not believable for real bytecode (a torn read).
 MAX_OFFSET = 1 << 26
 _USER_SPACE_END = 1 << 47
+#: Frames outside the data stack (shims on the C stack, generators) remembered per thread
+#: and prefetched with the data stack next time.
+MAX_OUTSIDE = 16
+#: Frame objects closer than this are read as one range (bytes are cheaper than iovecs).
+MERGE_GAP = 1536
 
 
 class ThreadStack(NamedTuple):
@@ -160,6 +165,8 @@ class StackWalker:
         self._interps: list[int] = []
         self._tstates: list[list[int]] = []
         self._chains: dict[int, list[int]] = {}  # tstate -> frame addresses last time
+        self._outside: dict[int, list[int]] = {}  # tstate -> frames outside its data stack
+        self._cframe_off = lay.cframe_current_frame
         self._legacy_tids: dict[tuple[int, int], int | None] = {}
 
     @staticmethod
@@ -366,70 +373,89 @@ class StackWalker:
         return out
 
     def _forget_dead_threads(self, live: set[int]) -> None:
-        if len(self._chains) > len(live):
-            for t in [t for t in self._chains if t not in live]:
-                del self._chains[t]
+        for cache in (self._chains, self._outside):
+            if len(cache) > len(live):
+                for t in [t for t in cache if t not in live]:
+                    del cache[t]
 
     # 3.11+ ---------------------------------------------------------------------------
 
     def _walk_interpreter_frames(
         self, parsed: list[list]
     ) -> list[tuple[list[tuple[int, int]], bool, str | None]]:
-        lay = self.layout
-        cframe_off = lay.cframe_current_frame
+        """One vectored read for all threads: the _PyCFrame word (3.11/3.12), the used part
+        of the current data-stack chunk, and the frames found outside it last time (C-stack
+        shims, generators); then each chain is walked in that buffer."""
+        cframe_off = self._cframe_off
+        flen = self._flen
+        outside = self._outside
         ranges: list[tuple[int, int]] = []
-        plan = []  # per thread: (has cframe read, region length)
+        plan = []
         for p in parsed:
             frame, chunk, top = p[3], p[5], p[6]
-            need_cframe = cframe_off is not None and frame != 0 and not _bad(frame)
+            need_cframe = cframe_off is not None and frame and not _bad(frame)
             if need_cframe:
-                ranges.append((frame + cframe_off, 8))  # type: ignore[operator]
+                ranges.append((frame + cframe_off, 8))
             size = top - chunk
-            if chunk and not _bad(chunk) and 0 < size <= MAX_REGION:
-                ranges.append((chunk, size))
-            else:
+            if not (chunk and not _bad(chunk) and 0 < size <= MAX_REGION):
                 size = 0
-            plan.append((need_cframe, size))
-        try:
-            data = self.memory.read_ranges(ranges) if ranges else b""
-        except ReadError:
-            data = None  # one range failed: fall back to per-thread reads below
+            if size:
+                ranges.append((chunk, size))
+            extra = outside.get(p[1], ())
+            ranges += [(a, flen) for a in extra]
+            plan.append((need_cframe, size, extra))
+        data, complete = self.memory.read_ranges_partial(ranges) if ranges else (b"", 0)
         out = []
         pos = 0
-        for p, (need_cframe, size) in zip(parsed, plan):
+        n = 0  # ranges consumed
+        for p, (need_cframe, size, extra) in zip(parsed, plan):
             frame = p[3]
-            region = b""
-            try:
-                if need_cframe:
-                    if data is not None:
-                        (frame,) = struct.unpack_from("<Q", data, pos)
-                        pos += 8
-                    else:
-                        frame = self._read_ptr(frame + cframe_off)  # type: ignore[operator]
-                elif cframe_off is not None:
-                    frame = 0
-                if size:
-                    if data is not None:
-                        region = data[pos : pos + size]
-                        pos += size
-                    else:
-                        try:
-                            region = self.memory.read(p[5], size)
-                        except ReadError:
-                            region = b""
-            except ReadError as e:
-                out.append(([], False, f"cannot read the current frame: {e}"))
+            if need_cframe:
+                if n < complete:
+                    (frame,) = struct.unpack_from("<Q", data, pos)
+                else:
+                    try:
+                        frame = self._read_ptr(frame + cframe_off)
+                    except ReadError as e:
+                        frame = -1
+                        err = f"cannot read the current frame: {e}"
+                pos += 8
+                n += 1
+            elif cframe_off is not None:
+                frame = 0
+            region_pos = -1
+            if size:
+                if n < complete:
+                    region_pos = pos
+                pos += size
+                n += 1
+            known: dict[int, int] = {}
+            for a in extra:
+                if n < complete:
+                    known[a] = pos
+                pos += flen
+                n += 1
+            if frame == -1:
+                out.append(([], False, err))
                 continue
-            out.append(self._walk_iframes(frame, p[5] if region else 0, region))
+            out.append(self._walk_iframes(p[1], frame, p[5], data, region_pos, size, known))
         return out
 
     def _walk_iframes(
-        self, addr: int, base: int, region: bytes
+        self,
+        tstate: int,
+        addr: int,
+        chunk: int,
+        data: bytes,
+        region_pos: int,
+        size: int,
+        known: dict[int, int],
     ) -> tuple[list[tuple[int, int]], bool, str | None]:
+        """Follow ``previous`` from ``addr``. Frames inside [chunk, chunk+size) are in
+        ``data`` at ``region_pos``; ``known`` maps other prefetched frames to offsets."""
         frames: list[tuple[int, int]] = []
         append = frames.append
         flen = self._flen
-        limit = base + len(region) - flen
         unpack = self._frame_struct.unpack_from
         identity = self._fidx_identity
         fidx = self._fidx
@@ -438,31 +464,41 @@ class StackWalker:
         tag_mask = self._tag_mask
         adaptive = self._adaptive
         none = self._none
-        depth = 0
-        max_depth = self.max_depth
-        extra: list[tuple[int, bytes]] = []
-        next_chunk = -1  # unknown until the current chunk's header is looked at
+        end = _USER_SPACE_END
+        if region_pos >= 0:
+            lo = chunk
+            hi = chunk + size - flen
+            shift = chunk - region_pos
+        else:
+            lo, hi, shift = 1, 0, 0
+        extra: list[tuple[int, bytes]] = []  # older chunks loaded during this walk
+        next_chunk = -1  # unknown until needed
+        outside: list[int] = []
         error = None
-        read = self.memory.read
-        while addr:
-            if depth >= max_depth:
-                return frames, True, None
-            depth += 1
-            if addr & 7 or addr >= _USER_SPACE_END:
-                error = f"bad frame pointer {addr:#x}"
+        truncated = False
+        for _ in range(self.max_depth):
+            if not addr:
                 break
-            if base <= addr <= limit:
-                t = unpack(region, addr - base)
+            if lo <= addr <= hi:
+                t = unpack(data, addr - shift)
             else:
                 t = None
-                for b, d in extra:
-                    if b <= addr <= b + len(d) - flen:
-                        t = unpack(d, addr - b)
+                pos = known.get(addr)
+                if pos is not None:
+                    t = unpack(data, pos)
+                    outside.append(addr)
+                if t is None:
+                    if addr & 7 or addr >= end:
+                        error = f"bad frame pointer {addr:#x}"
                         break
+                    for b, d in extra:
+                        if b <= addr <= b + len(d) - flen:
+                            t = unpack(d, addr - b)
+                            break
                 if t is None:
                     if next_chunk == -1:
-                        next_chunk = self._chunk_previous(region) if region else 0
-                    while t is None and next_chunk:
+                        next_chunk = self._chunk_previous(data, region_pos) if size else 0
+                    while next_chunk:
                         got = self._load_chunk(next_chunk)
                         if got is None:
                             next_chunk = 0
@@ -471,16 +507,17 @@ class StackWalker:
                         extra.append((b, d))
                         if b <= addr <= b + len(d) - flen:
                             t = unpack(d, addr - b)
+                            break
                 if t is None:
                     try:
-                        t = unpack(read(addr, flen), 0)
+                        t = unpack(self.memory.read(addr, flen), 0)
                     except ReadError:
                         error = f"cannot read frame at {addr:#x}"
                         break
+                    outside.append(addr)
             if not identity:
                 t = (t[fidx[0]], t[fidx[1]], t[fidx[2]], t[fidx[3]])
-            code, prev, instr, owner = t
-            addr = prev
+            code, addr, instr, owner = t
             if owner >= skip_owner:
                 continue  # a C-stack / interpreter shim, not a Python call
             if tag_bits:
@@ -489,7 +526,7 @@ class StackWalker:
                 code &= tag_mask
             if code == none:
                 continue
-            if code & 7 or code < 0x10000 or code >= _USER_SPACE_END:
+            if code & 7 or not 0x10000 <= code < end:
                 error = f"bad code pointer {code:#x}"
                 break
             off = instr - code - adaptive
@@ -499,13 +536,19 @@ class StackWalker:
                 error = f"implausible instruction pointer {instr:#x}"
                 break
             append((code, off))
-        return frames, False, error
+        else:
+            truncated = addr != 0
+        if outside:
+            self._outside[tstate] = outside[:MAX_OUTSIDE]
+        elif tstate in self._outside:
+            del self._outside[tstate]
+        return frames, truncated, error
 
-    def _chunk_previous(self, region: bytes) -> int:
+    def _chunk_previous(self, data: bytes, pos: int) -> int:
         lay = self.layout
-        if len(region) < lay.chunk_data:  # type: ignore[operator]
+        if pos < 0 or len(data) < pos + lay.chunk_data:  # type: ignore[operator]
             return 0
-        (prev,) = struct.unpack_from("<Q", region, lay.chunk_previous)  # type: ignore[arg-type]
+        (prev,) = struct.unpack_from("<Q", data, pos + lay.chunk_previous)  # type: ignore[operator]
         return prev
 
     def _load_chunk(self, chunk: int) -> tuple[int, bytes, int] | None:
@@ -527,27 +570,49 @@ class StackWalker:
 
     # <= 3.10 -------------------------------------------------------------------------
 
+    def _prefetch(self, addrs: list[int]) -> dict[int, tuple[bytes, int]]:
+        """Read the frame spans at ``addrs`` in one vectored read, merging neighbours.
+
+        Frame objects of similar size come from the same allocator pools, so most of a
+        chain sits in a few runs of memory: one iovec per run beats one per frame.
+        """
+        if not addrs:
+            return {}
+        flen = self._flen
+        fstart = self._fstart
+        starts = sorted({a + fstart for a in addrs})
+        spans: list[tuple[int, int]] = []
+        lo = starts[0]
+        hi = lo + flen
+        for s in starts:
+            if s - hi > MERGE_GAP:
+                spans.append((lo, hi - lo))
+                lo = s
+            hi = s + flen
+        spans.append((lo, hi - lo))
+        data, k = self.memory.read_ranges_partial(spans)
+        out: dict[int, tuple[bytes, int]] = {}
+        pos = 0
+        i = 0
+        for lo, length in spans[:k]:
+            while i < len(starts) and starts[i] < lo + length:
+                out[starts[i] - fstart] = (data, pos + starts[i] - lo)
+                i += 1
+            pos += length
+        return out
+
     def _walk_object_frames(
         self, parsed: list[list]
     ) -> list[tuple[list[tuple[int, int]], bool, str | None]]:
         # Prefetch, for every thread, the rest of last walk's chain from the current top.
-        flen = self._flen
-        fstart = self._fstart
         want: list[int] = []
         for p in parsed:
             chain = self._chains.get(p[1])
             top = p[3]
             if chain and top in chain:
-                want.extend(chain[chain.index(top) :])
-        cache: dict[int, tuple[bytes, int]] = {}
-        if want:
-            data, k = self.memory.read_uniform([a + fstart for a in want], flen)
-            for n in range(k):
-                cache[want[n]] = (data, n * flen)
-        out = []
-        for p in parsed:
-            out.append(self._walk_oframes(p[1], p[3], cache))
-        return out
+                want += chain[chain.index(top) :]
+        cache = self._prefetch(want)
+        return [self._walk_oframes(p[1], p[3], cache) for p in parsed]
 
     def _walk_oframes(
         self, tstate: int, addr: int, cache: dict[int, tuple[bytes, int]]
@@ -555,6 +620,7 @@ class StackWalker:
         frames: list[tuple[int, int]] = []
         append = frames.append
         chain: list[int] = []
+        keep = chain.append
         unpack = self._frame_struct.unpack_from
         fidx = self._fidx
         identity = self._fidx_identity
@@ -563,44 +629,44 @@ class StackWalker:
         frame_type = self._frame_type
         scale = self._lasti_scale
         old = self._chains.get(tstate)
-        read = self.memory.read
-        depth = 0
+        end = _USER_SPACE_END
         error = None
         truncated = False
-        while addr:
-            if depth >= self.max_depth:
-                truncated = True
-                break
-            depth += 1
-            if _bad(addr):
-                error = f"bad frame pointer {addr:#x}"
+        for _ in range(self.max_depth):
+            if not addr:
                 break
             hit = cache.get(addr)
-            if hit is None and old and addr in old:
-                # Back on a known chain below some new frames: prefetch the rest.
-                rest = old[old.index(addr) :]
-                data, k = self.memory.read_uniform([a + fstart for a in rest], flen)
-                for n in range(k):
-                    cache[rest[n]] = (data, n * flen)
-                hit = cache.get(addr)
-                old = None
-            try:
-                t = unpack(*hit) if hit is not None else unpack(read(addr + fstart, flen), 0)
-            except ReadError:
-                error = f"cannot read frame at {addr:#x}"
-                break
+            if hit is None:
+                if addr & 7 or not 0x10000 <= addr < end:
+                    error = f"bad frame pointer {addr:#x}"
+                    break
+                if old and addr in old:
+                    # Back on a known chain below some new frames: prefetch the rest.
+                    cache.update(self._prefetch(old[old.index(addr) :]))
+                    old = None
+                    hit = cache.get(addr)
+            if hit is not None:
+                t = unpack(*hit)
+            else:
+                try:
+                    t = unpack(self.memory.read(addr + fstart, flen), 0)
+                except ReadError:
+                    error = f"cannot read frame at {addr:#x}"
+                    break
             if not identity:
                 t = (t[fidx[0]], t[fidx[1]], t[fidx[2]], t[fidx[3]])
             ob_type, back, code, lasti = t
             if ob_type != frame_type:
                 error = f"not a frame object at {addr:#x}"
                 break
-            if _bad(code):
+            if code & 7 or not 0x10000 <= code < end:
                 error = f"bad code pointer {code:#x}"
                 break
-            chain.append(addr)
+            keep(addr)
             append((code, lasti * scale if lasti >= 0 else NOT_STARTED))
             addr = back
+        else:
+            truncated = addr != 0
         self._chains[tstate] = chain
         return frames, truncated, error
 

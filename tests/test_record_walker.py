@@ -1,0 +1,432 @@
+"""The out-of-process stack walker against every real interpreter on this machine.
+
+Each interpreter runs tests/targets/walk_target.py, which parks threads at known places
+(a sleeper three calls deep, a GIL-holding spinner, non-ASCII function and file names,
+a 500-deep recursion) and prints its thread ids when ready. The walker must find exactly
+those stacks: names, files, first lines, line numbers (through flamekit.symbolize), the
+GIL holder and the kernel tids, without any help from the target.
+
+A missing interpreter is a failure (tests/pythons.py raises), never a skip.
+
+Run ``python tests/test_record_walker.py --bench`` for microseconds per walk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pytest
+
+from flamekit.errors import TargetError
+from flamekit.record.code import CodeReader
+from flamekit.record.interpreter import PythonTarget, open_target
+from flamekit.record.layout import layout_from_table
+from flamekit.record.memory import ProcessGoneError, ProcessMemory, ReadError
+from flamekit.record.walker import StackWalker, ThreadStack
+from flamekit.symbolize import line_for_offset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pythons import Interpreter, recordable  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+TARGET = HERE / "targets" / "walk_target.py"
+UNICODE_MODULE = HERE / "targets" / "módulo_函数.py"
+ROOT = HERE.parent
+
+INTERPRETERS = recordable()
+THREADING_TAIL = ["run", "_bootstrap_inner", "_bootstrap"]
+
+
+def marks(path: Path) -> dict[str, int]:
+    """{'MARK name': line} and {'def name': line} for a target source file."""
+    out = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        m = re.search(r"# MARK:(\S+)", line)
+        if m:
+            out[m.group(1)] = n
+        m = re.match(r"def (\w+)\(", line)
+        if m:
+            out["def " + m.group(1)] = n
+    return out
+
+
+TARGET_LINES = marks(TARGET)
+UNICODE_LINES = marks(UNICODE_MODULE)
+
+
+def read_line(proc: subprocess.Popen, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            return proc.stdout.readline()
+        if proc.poll() is not None:
+            break
+    err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
+    raise AssertionError(f"target did not get ready (exit {proc.poll()}): {err}")
+
+
+def start(interp: Interpreter, *args: str) -> tuple[subprocess.Popen, dict]:
+    proc = subprocess.Popen(
+        [interp.path, str(TARGET), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    try:
+        return proc, json.loads(read_line(proc, 30))
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait()
+    for f in (proc.stdin, proc.stdout, proc.stderr):
+        if f:
+            f.close()
+
+
+@dataclass
+class Running:
+    interp: Interpreter
+    proc: subprocess.Popen
+    info: dict
+    target: PythonTarget
+    reader: CodeReader
+    stacks: dict[str, ThreadStack]  #: by thread name ("main", "sleeper", ...)
+
+    def names(self, stack: ThreadStack) -> list[str]:
+        return [self.reader.read_code(c).name for c, _ in stack.frames]
+
+
+def settled_walk(target: PythonTarget, info: dict, tries: int = 50) -> dict[str, ThreadStack]:
+    """Walk until every parked thread shows its expected leaf (they may still be on the way)."""
+    reader = CodeReader(target)
+    idents = {"main": info["main"], **{k: v[0] for k, v in info["threads"].items()}}
+    leaves = {
+        "main": "main_idle",
+        "sleeper": "level3",
+        "unicode": "𠀀_ucs4",
+        "deep": "recurse",
+        "spinner": "spin",
+    }
+    walker = StackWalker(target)
+    last = None
+    for _ in range(tries):
+        by_id = {t.thread_id: t for t in walker.walk()}
+        last = by_id
+        named = {name: by_id.get(ident) for name, ident in idents.items()}
+        if (
+            all(
+                t is not None and t.frames and reader.read_code(t.frames[0][0]).name == leaves[n]
+                for n, t in named.items()
+            )
+            and len(named["deep"].frames) >= 500
+        ):  # type: ignore[union-attr]
+            return named  # type: ignore[return-value]
+        time.sleep(0.05)
+    raise AssertionError(f"threads never settled: {last}")
+
+
+@pytest.fixture(scope="module", params=INTERPRETERS, ids=str)
+def running(request: pytest.FixtureRequest):
+    interp: Interpreter = request.param
+    proc, info = start(interp)
+    target = open_target(proc.pid)
+    try:
+        stacks = settled_walk(target, info)
+        yield Running(interp, proc, info, target, CodeReader(target), stacks)
+    finally:
+        target.close()
+        stop(proc)
+
+
+# -- attaching ------------------------------------------------------------------------
+
+
+def test_version_and_layout(running: Running) -> None:
+    t = running.target
+    assert t.version[:2] == running.interp.version
+    assert t.layout.version == running.interp.version
+    if t.version >= (3, 13):
+        assert t.layout.source.startswith("_Py_DebugOffsets")
+    else:
+        assert t.layout.source.startswith("CPython")
+    if running.interp.id.startswith("3.") and running.interp.version < (3, 14):
+        # pyenv builds: the micro version comes from Py_Version or the PY_VERSION string.
+        assert running.interp.path.split("/versions/")[1].startswith(t.version_string)
+
+
+def test_debug_offsets_agree_with_generated_table(running: Running) -> None:
+    """On 3.13 the live _Py_DebugOffsets and the offsetof() table must say the same."""
+    if running.interp.version != (3, 13):
+        return
+    live = running.target.layout
+    table = layout_from_table((3, 13))
+    for f in fields(live):
+        if f.name != "source":
+            assert getattr(live, f.name) == getattr(table, f.name), f.name
+
+
+# -- stacks ---------------------------------------------------------------------------
+
+
+def test_every_thread_found(running: Running) -> None:
+    walked = StackWalker(running.target).walk()
+    ids = {t.thread_id for t in walked}
+    expected = {running.info["main"], *(v[0] for v in running.info["threads"].values())}
+    assert ids == expected
+    assert all(t.error is None and not t.truncated for t in walked)
+
+
+EXPECTED = {
+    "main": ["main_idle", "main", "<module>"],
+    "sleeper": ["level3", "level2", "level1"] + THREADING_TAIL,
+    "unicode": ["𠀀_ucs4", "函数_cjk", "fé_latin"] + THREADING_TAIL,
+    "spinner": ["spin"] + THREADING_TAIL,
+    "deep": ["recurse"] * 500 + THREADING_TAIL,
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_stack_names_files_and_first_lines(running: Running, name: str) -> None:
+    stack = running.stacks[name]
+    codes = [running.reader.read_code(c) for c, _ in stack.frames]
+    assert [c.name for c in codes] == EXPECTED[name]
+    for c in codes:
+        if c.name in THREADING_TAIL:
+            assert c.filename.endswith("threading.py")
+            source = Path(c.filename).read_text(encoding="utf-8").splitlines()
+            assert source[c.firstlineno - 1].lstrip().startswith(f"def {c.name}(")
+        elif c.name == "<module>":
+            assert c.filename == str(TARGET)
+            assert c.firstlineno == 1
+        elif name == "unicode":
+            assert c.filename == str(UNICODE_MODULE)
+            assert c.firstlineno == UNICODE_LINES["def " + c.name]
+        else:
+            assert c.filename == str(TARGET)
+            assert c.firstlineno == TARGET_LINES["def " + c.name]
+        if running.interp.version >= (3, 11):
+            expected_qual = f"Thread.{c.name}" if c.name in THREADING_TAIL else c.name
+            assert c.qualname == expected_qual
+        else:
+            assert c.qualname is None
+
+
+def lines_of(running: Running, stack: ThreadStack) -> list[int | None]:
+    out = []
+    for code, offset in stack.frames:
+        c = running.reader.read_code(code)
+        out.append(line_for_offset(c.linetable, c.linetable_format, c.firstlineno, offset))
+    return out
+
+
+def test_line_numbers(running: Running) -> None:
+    L, U = TARGET_LINES, UNICODE_LINES
+    s = running.stacks
+    assert lines_of(running, s["main"])[0] == L["main-wait"]
+    assert lines_of(running, s["sleeper"])[:3] == [
+        L["sleeper-sleep"],
+        L["def level2"] + 1,
+        L["def level1"] + 1,
+    ]
+    assert lines_of(running, s["unicode"])[:3] == [
+        U["ucs4-sleep"],
+        U["def 函数_cjk"] + 1,
+        U["def fé_latin"] + 1,
+    ]
+    deep = lines_of(running, s["deep"])
+    assert deep[0] == L["recurse-sleep"]
+    assert deep[1:500] == [L["recurse-call"]] * 499
+    assert lines_of(running, s["spinner"])[0] in (L["spin-loop"], L["spin-body"])
+    for stack in s.values():
+        assert None not in lines_of(running, stack)
+
+
+def test_offsets_follow_the_convention(running: Running) -> None:
+    """Byte offsets, even, non-negative for started frames, inside the bytecode."""
+    for stack in running.stacks.values():
+        for _, offset in stack.frames:
+            assert offset >= 0 and offset % 2 == 0
+
+
+def test_main_line_is_the_call(running: Running) -> None:
+    source = TARGET.read_text(encoding="utf-8").splitlines()
+    line = lines_of(running, running.stacks["main"])[1]
+    assert line is not None and source[line - 1].strip() == "main_idle()"
+
+
+# -- threads --------------------------------------------------------------------------
+
+
+def test_gil_holder_is_the_spinner(running: Running) -> None:
+    walker = StackWalker(running.target)
+    spinner = running.info["threads"]["spinner"][0]
+    for _ in range(20):
+        holders = [t.thread_id for t in walker.walk() if t.holds_gil]
+        if holders == [spinner]:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"GIL holders {holders}, expected the spinner {spinner}")
+
+
+def test_native_tids(running: Running) -> None:
+    pid = running.info["pid"]
+    tasks = {int(x) for x in os.listdir(f"/proc/{pid}/task")}
+    expected = {running.info["main"]: running.info["main_native"]}
+    expected.update({v[0]: v[1] for v in running.info["threads"].values()})
+    walked = StackWalker(running.target).walk()
+    assert {t.thread_id: t.native_tid for t in walked} == expected
+    assert {t.native_tid for t in walked} <= tasks
+    assert expected[running.info["main"]] == pid
+
+
+# -- robustness -----------------------------------------------------------------------
+
+
+def test_depth_cap_truncates(running: Running) -> None:
+    walker = StackWalker(running.target, max_depth=100)
+    deep_id = running.info["threads"]["deep"][0]
+    deep = next(t for t in walker.walk() if t.thread_id == deep_id)
+    assert deep.truncated and len(deep.frames) == 100 and deep.error is None
+    sleeper_id = running.info["threads"]["sleeper"][0]
+    sleeper = next(t for t in walker.walk() if t.thread_id == sleeper_id)
+    assert not sleeper.truncated
+
+
+def test_repeated_walks_are_stable(running: Running) -> None:
+    """The caches (speculative thread list, chain prefetch) must not change answers."""
+    walker = StackWalker(running.target)
+    parked = {running.info["threads"][n][0] for n in ("sleeper", "unicode", "deep")}
+    first = {t.thread_id: t.frames for t in walker.walk() if t.thread_id in parked}
+    for _ in range(20):
+        again = {t.thread_id: t.frames for t in walker.walk() if t.thread_id in parked}
+        assert again == first
+
+
+def test_fingerprints(running: Running) -> None:
+    reader = running.reader
+    codes = sorted({c for s in running.stacks.values() for c, _ in s.frames})
+    fps = reader.fingerprints(codes)
+    assert fps == [reader.read_code(c).fingerprint for c in codes]
+    assert all(fp is not None for fp in fps)
+    # Not a code object: a thread state; unmapped: page zero. Mixed in one call.
+    tstate = running.stacks["main"].tstate
+    mixed = reader.fingerprints([codes[0], tstate, 0x1000, codes[-1]])
+    assert mixed == [fps[0], None, None, fps[-1]]
+    with pytest.raises(ReadError):
+        reader.read_code(tstate)
+
+
+# -- targets that cannot be profiled ----------------------------------------------------
+
+
+def test_no_such_process() -> None:
+    with pytest.raises(TargetError, match="no such process"):
+        open_target(2**22 + 12345)
+
+
+def test_not_python() -> None:
+    proc = subprocess.Popen(["sleep", "100"])
+    try:
+        time.sleep(0.05)
+        with pytest.raises(TargetError, match="not a CPython process"):
+            open_target(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_process_exits_while_attached() -> None:
+    interp = INTERPRETERS[-1]
+    proc, _ = start(interp, "bench-sleep", "5")
+    target = open_target(proc.pid)
+    walker = StackWalker(target)
+    assert walker.walk()
+    stop(proc)
+    with pytest.raises(ProcessGoneError):
+        walker.walk()
+    target.close()
+
+
+def test_memory_reads() -> None:
+    """Vectored reads of this very process (any live pid works)."""
+    data = bytes(range(256)) * 64
+    buf = bytearray(data)
+    import ctypes
+
+    addr = ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
+    with ProcessMemory(os.getpid()) as mem:
+        assert mem.read(addr + 10, 5) == data[10:15]
+        assert mem.read_ranges([(addr, 4), (addr + 300, 3)]) == data[:4] + data[300:303]
+        got, n = mem.read_uniform([addr, addr + 8, 0x1000, addr], 8)
+        assert n == 2 and got == data[:16]
+        got, n = mem.read_ranges_partial([(addr, 2), (0x1000, 8)])
+        assert n == 1 and got == data[:2]
+        with pytest.raises(ReadError):
+            mem.read(0x1000, 8)
+
+
+def test_layout_table_is_reproducible() -> None:
+    """tools/gen_layouts.py --check: the committed table is what the headers give."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "gen_layouts.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+
+
+# -- benchmark ------------------------------------------------------------------------
+
+
+def bench(depth: int = 50, walks: int = 3000) -> None:
+    """CPU microseconds per walk of a ``depth``-deep stack, per interpreter."""
+    for interp in INTERPRETERS:
+        for mode in ("bench-sleep", "bench"):
+            proc, _ = start(interp, mode, str(depth))
+            try:
+                time.sleep(0.2)
+                target = open_target(proc.pid)
+                walker = StackWalker(target)
+                reader = CodeReader(target)
+                stacks = walker.walk()
+                codes = sorted({c for s in stacks for c, _ in s.frames})
+                c0 = time.process_time()
+                for _ in range(walks):
+                    walker.walk()
+                c1 = time.process_time()
+                for _ in range(walks):
+                    reader.fingerprints(codes)
+                c2 = time.process_time()
+                print(
+                    f"{interp.id:11} {mode:11} {len(stacks[0].frames):3} frames: "
+                    f"walk {(c1 - c0) / walks * 1e6:6.1f} us, "
+                    f"fingerprints of {len(codes)} codes {(c2 - c1) / walks * 1e6:5.1f} us "
+                    "(CPU time)"
+                )
+                target.close()
+            finally:
+                stop(proc)
+
+
+if __name__ == "__main__":
+    if "--bench" in sys.argv:
+        bench()
+    else:
+        sys.exit(pytest.main([__file__, *sys.argv[1:]]))
