@@ -1,0 +1,284 @@
+"""The diff model: two filtered profiles matched frame by frame, as counts per stack.
+
+Two recordings never share code refs, addresses or instruction offsets (another run,
+another interpreter, another machine), so frames are matched by what a person would call
+"the same function": its qualified name and its file, and at ``--lines`` granularity its
+source line as well. Everything after matching is arithmetic on sample counts, so the
+model stores only the merged stacks ``(frame keys, root first) -> (count a, count b)``
+and derives the ranking from them.
+
+A few details make recordings of the *same code* in different settings match:
+
+* Python before 3.11 records no ``co_qualname``, so a method is ``run`` there and
+  ``Worker.run`` on 3.11+. When either side lacks qualified names, both sides match on
+  the plain name.
+* The standard library and installed packages live under version- and machine-specific
+  prefixes (``/usr/lib/python3.11/json/decoder.py`` vs ``.../python3.12/json/...``).
+  The matching key (never the displayed label) drops those prefixes.
+* ``--threads`` roots stacks at the thread; TIDs differ from run to run, so thread roots
+  match by the thread's name.
+
+Shares are fractions of each side's *selected* samples, so recordings of different
+lengths or sampling rates compare.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Union
+
+from flamekit.filters import Selection
+from flamekit.profile import EMPTY, PYTHON, THREAD, Frame
+
+#: A frame's matching identity. ``("python", function, file key, line or None)``,
+#: ``("thread", thread name)`` or ``("empty",)``.
+Key = tuple[Union[str, int, None], ...]
+#: A matched stack: frame keys, root (outermost) first.
+StackKey = tuple[Key, ...]
+
+_SITE = re.compile(r"^.*/(?:site|dist)-packages/")
+_STDLIB = re.compile(r"^.*/lib/(?:pypy|python)\d+(?:\.\d+)?[a-z]*/")
+
+
+def file_key(path: str) -> str:
+    """The part of a file name that identifies it across interpreters and machines.
+
+    Installed packages become ``<site-packages>/pkg/mod.py`` and the standard library
+    ``<stdlib>/json/decoder.py``; anything else (the program's own files) is kept as is,
+    since there is no way to tell two checkouts of the same project apart from two
+    projects.
+    """
+    m = _SITE.match(path)
+    if m:
+        return "<site-packages>/" + path[m.end() :]
+    m = _STDLIB.match(path)
+    if m:
+        return "<stdlib>/" + path[m.end() :]
+    return path
+
+
+@dataclass(frozen=True)
+class Side:
+    """What the header says about one side: which file, how long, how many samples."""
+
+    path: str
+    duration_ns: int
+    samples: int  #: samples in the trace
+    selected: int  #: samples the filters kept: the denominator of every share
+    python_version: str
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Row:
+    """One matched frame (a function, or a line with ``--lines``) and its counts.
+
+    ``self_*``: samples where it was the innermost frame; ``total_*``: samples where it
+    was anywhere on the stack, once per sample however deep the recursion. Shares are
+    percentages of each side's selected samples; differences are b minus a, in
+    percentage points (positive: it takes a larger share in b, i.e. it grew).
+    """
+
+    key: Key
+    frame: Frame
+    self_a: int
+    self_b: int
+    total_a: int
+    total_b: int
+    n_a: int
+    n_b: int
+
+    @property
+    def status(self) -> str:
+        """``both``, ``added`` (only in b) or ``removed`` (only in a)."""
+        if self.total_a and self.total_b:
+            return "both"
+        return "added" if self.total_b else "removed"
+
+    @property
+    def self_pct_a(self) -> float:
+        return 100.0 * self.self_a / self.n_a
+
+    @property
+    def self_pct_b(self) -> float:
+        return 100.0 * self.self_b / self.n_b
+
+    @property
+    def total_pct_a(self) -> float:
+        return 100.0 * self.total_a / self.n_a
+
+    @property
+    def total_pct_b(self) -> float:
+        return 100.0 * self.total_b / self.n_b
+
+    @property
+    def self_diff(self) -> float:
+        """Change in self share, b - a, in percentage points."""
+        return self.self_pct_b - self.self_pct_a
+
+    @property
+    def total_diff(self) -> float:
+        """Change in total (inclusive) share, b - a, in percentage points."""
+        return self.total_pct_b - self.total_pct_a
+
+
+@dataclass
+class Diff:
+    """Two selections matched: per merged stack the sample count on each side.
+
+    ``frames`` gives each key the frame to display (b's where b has it, so labels show
+    the newer file paths); ``lines`` says which granularity the keys have.
+    """
+
+    a: Side
+    b: Side
+    lines: bool
+    frames: dict[Key, Frame]
+    stacks: dict[StackKey, tuple[int, int]]
+
+    def label(self, key: Key) -> str:
+        """The display label of a key: ``function (file[:line])`` or the synthetic name."""
+        return self.frames[key].label()
+
+    def rows(self, by: str = "self") -> list[Row]:
+        """Every matched frame, most changed first (see :func:`rank`)."""
+        return rank(self, by)
+
+
+def _side(sel: Selection) -> Side:
+    tr = sel.profile.trace
+    return Side(tr.path, tr.duration_ns, len(tr), len(sel), tr.header.python_version, tr.truncated)
+
+
+def _has_qualnames(sel: Selection) -> bool:
+    """Whether the recording carries qualified names (Python 3.11+ records them)."""
+    return any(c.qualname is not None for c in sel.profile.trace.codes.values())
+
+
+def _matched_counts(
+    sel: Selection, lines: bool, by_qualname: bool
+) -> tuple[dict[StackKey, int], dict[Key, Frame]]:
+    """A selection's sample counts per matched stack, and a frame for each key seen."""
+    prof = sel.profile
+    frame_keys: dict[int, Key] = {}
+    frames: dict[Key, Frame] = {}
+
+    def key_of(fid: int) -> Key:
+        k = frame_keys.get(fid)
+        if k is None:
+            f = prof.frames[fid]
+            if f.kind == PYTHON:
+                k = (PYTHON, f.qualname if by_qualname else f.name, file_key(f.file), f.line)
+            else:
+                k = (f.kind,)  # the empty-stack frame; thread roots are keyed below
+            frame_keys[fid] = k
+            frames.setdefault(k, f)
+        return k
+
+    thread_keys: dict[int, Key] = {}
+
+    def thread_key(ref: int) -> Key:
+        k = thread_keys.get(ref)
+        if k is None:
+            t = prof.trace.threads.get(ref)
+            name = t.name if t is not None and t.name is not None else "?"
+            k = thread_keys[ref] = (THREAD, name)
+            label = f"thread {name}"
+            frames.setdefault(k, Frame(label, label, "", None, THREAD))
+        return k
+
+    out: dict[StackKey, int] = {}
+    stack_keys: dict[int, tuple[Key, ...]] = {}
+    for (thread, sid), n in sel.raw_counts().items():
+        sk = stack_keys.get(sid)
+        if sk is None:
+            sk = stack_keys[sid] = tuple(key_of(f) for f in prof.stack(sid, lines))
+        if thread >= 0:
+            sk = (thread_key(thread),) + sk
+        out[sk] = out.get(sk, 0) + n
+    return out, frames
+
+
+def build_diff(sel_a: Selection, sel_b: Selection, lines: bool = False) -> Diff:
+    """Match two selections' frames and count each merged stack on both sides.
+
+    ``lines``: match and report source lines (``function (file:line)``) rather than
+    functions. Both selections must be non-empty (a share of nothing is undefined); the
+    command reports an empty selection before getting here.
+    """
+    if not len(sel_a) or not len(sel_b):
+        raise ValueError("build_diff needs a non-empty selection on both sides")
+    by_qualname = _has_qualnames(sel_a) and _has_qualnames(sel_b)
+    counts_a, frames_a = _matched_counts(sel_a, lines, by_qualname)
+    counts_b, frames_b = _matched_counts(sel_b, lines, by_qualname)
+    frames = {**frames_a, **frames_b}  # b's frame wins where both have one
+    stacks: dict[StackKey, tuple[int, int]] = {}
+    for sk in counts_a.keys() | counts_b.keys():
+        stacks[sk] = (counts_a.get(sk, 0), counts_b.get(sk, 0))
+    return Diff(_side(sel_a), _side(sel_b), lines, frames, stacks)
+
+
+def frame_counts(
+    stacks: Iterable[tuple[StackKey, tuple[int, int]]],
+) -> dict[Key, list[int]]:
+    """Per key: [self a, self b, total a, total b], totals counting a sample once."""
+    acc: dict[Key, list[int]] = {}
+    for sk, (ca, cb) in stacks:
+        leaf = sk[-1]
+        c = acc.get(leaf)
+        if c is None:
+            c = acc[leaf] = [0, 0, 0, 0]
+        c[0] += ca
+        c[1] += cb
+        for k in set(sk):
+            c = acc.get(k)
+            if c is None:
+                c = acc[k] = [0, 0, 0, 0]
+            c[2] += ca
+            c[3] += cb
+    return acc
+
+
+def rank(diff: Diff, by: str = "self") -> list[Row]:
+    """Every matched frame as a Row, ranked by the size of the change in its share.
+
+    ``by`` "self" ranks by the change in self share (where the time itself went: the
+    default, since a caller's total moves with every callee), "total" by the change in
+    inclusive share. Ties go to the larger change of the other kind, then the larger
+    share, then the label, so the order is deterministic.
+    """
+    if by not in ("self", "total"):
+        raise ValueError(f"rank by 'self' or 'total', not {by!r}")
+    n_a, n_b = diff.a.selected, diff.b.selected
+    rows = [
+        Row(k, diff.frames[k], sa, sb, ta, tb, n_a, n_b)
+        for k, (sa, sb, ta, tb) in frame_counts(diff.stacks.items()).items()
+    ]
+    labels = {r.key: r.frame.label() for r in rows}
+    if by == "self":
+        rows.sort(
+            key=lambda r: (
+                -abs(r.self_diff),
+                -abs(r.total_diff),
+                -max(r.self_pct_a, r.self_pct_b),
+                labels[r.key],
+                repr(r.key),
+            )
+        )
+    else:
+        rows.sort(
+            key=lambda r: (
+                -abs(r.total_diff),
+                -abs(r.self_diff),
+                -max(r.total_pct_a, r.total_pct_b),
+                labels[r.key],
+                repr(r.key),
+            )
+        )
+    return rows
+
+
+#: Kinds of frame a key can have (re-exported for the outputs).
+KINDS = (PYTHON, THREAD, EMPTY)
