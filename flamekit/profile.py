@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from flamekit.symbolize import Symbolizer
 from flamekit.trace import Trace
 from flamekit.trace import records as R
 
@@ -219,12 +220,4 @@ def _symbolize_resolver() -> LineResolver:
     One symbolizer per profile: it decodes each distinct line table once and is dropped
     with the profile.
     """
-    try:
-        from flamekit.symbolize import Symbolizer
-    except ImportError:  # a checkout without the symbolizer: functions' first lines only
-        return _first_line
     return Symbolizer().line_for_code
-
-
-def _first_line(code: R.Code, offset: int) -> int | None:
-    return code.firstlineno

@@ -236,7 +236,6 @@ def test_per_stack_cost_not_per_sample(tmp_path: Path):
 
 def test_lines_match_cpythons_own_line_table(tmp_path: Path):
     """The model's lines (through flamekit.symbolize) agree with ``co_lines`` of this Python."""
-    pytest.importorskip("flamekit.symbolize")
     import sys
     import types
 
