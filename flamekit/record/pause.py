@@ -243,8 +243,13 @@ class Pauser:
 
     @property
     def job_stopped(self) -> bool:
-        """True while the target is stopped by job control (SIGSTOP and friends)."""
-        return any(t.state == _LISTEN for t in self._threads.values())
+        """True while every thread is stopped by job control (SIGSTOP and friends).
+
+        The sampler may skip samples then: the stacks cannot change.
+        """
+        return bool(self._threads) and all(
+            t.state == _LISTEN or (t.state == _STOP and t.group) for t in self._threads.values()
+        )
 
     def pause(self, timeout: float = 0.05) -> PauseResult:
         """Stop every thread and return once all are stopped, or after ``timeout`` s.
