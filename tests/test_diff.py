@@ -440,7 +440,7 @@ def _recorded_on(tmp_path: Path, minor: int) -> Path:
 def test_recordings_on_310_311_and_312_of_the_same_code_match_line_by_line(tmp_path: Path):
     traces = {m: _recorded_on(tmp_path, m) for m in (10, 11, 12)}
     offsets = set()
-    for m, p in traces.items():
+    for p in traces.values():
         offsets.add(tuple(sorted(off for s in load(p).stacks.values() for _, off in s)))
     assert len(offsets) > 1  # the interpreters really do put these lines at other offsets
     for a in traces.values():
