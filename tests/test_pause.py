@@ -243,6 +243,30 @@ def test_signals_are_passed_on_and_job_control_works(procs, tmp_path):
     assert alarms > 0.5 * (counts["elapsed"] - stopped_for) / 0.01, (counts, stopped_for)
 
 
+def test_events_still_handled_when_another_thread_may_take_sigchld(procs, tmp_path):
+    """A recorder thread that leaves SIGCHLD unblocked can steal the wake-up: slower, not lost."""
+    state = tmp_path / "state"
+    proc = spawn("pause_signals.py", state, 1.0, 5)
+    procs.append(proc)
+    stop = threading.Event()
+    bystander = threading.Thread(target=stop.wait)  # started before the Pauser blocks SIGCHLD
+    bystander.start()
+    try:
+        seen: dict = {}
+        with Pauser(proc.pid) as pauser:
+            assert pauser._slice_idle < 0.01  # the slow path is the one under test
+            for i in range(5):
+                os.kill(proc.pid, signal.SIGUSR1)
+                assert wait_for(lambda i=i: counter(state, 2) == i + 1, pauser, totals=seen)
+            drive(pauser, 20.0, totals=seen)
+            assert seen["exited"]
+    finally:
+        stop.set()
+        bystander.join()
+    counts = json.loads(proc.stdout.readline())
+    assert counts["usr1"] == 5 and counts["reaped"] == counts["forked"] == 5
+
+
 def test_signal_held_while_paused_is_delivered_on_close(procs, tmp_path):
     state = tmp_path / "state"
     proc = spawn("pause_signals.py", state, 2.0, 0)
