@@ -305,7 +305,7 @@ def test_seizing_a_stopped_process_keeps_it_stopped(procs, tmp_path):
     path = tmp_path / "count"
     proc = spawn("pause_threads.py", 2, path)
     procs.append(proc)
-    os.kill(proc.pid, signal.SIGSTOP)
+    os.kill(proc.pid, signal.SIGTSTP)  # what ^Z sends; SIGSTOP is covered above
     assert wait_until(lambda: set(states(proc.pid).values()) == {"T"})
     with Pauser(proc.pid) as pauser:
         assert wait_for(lambda: pauser.job_stopped, pauser)
@@ -333,6 +333,18 @@ def test_thread_churn(procs):
     assert int(out[1]) > 400, "the target should start hundreds of threads a second"
     assert totals["new"] == int(out[1]), "every new thread is followed"
     assert totals["rounds"] > 1000
+
+
+def test_target_spawning_subprocesses(procs):
+    proc = spawn("pause_spawn.py", 1.0)
+    procs.append(proc)
+    with Pauser(proc.pid) as pauser:
+        totals = drive(pauser, 20.0)
+        assert totals["exited"]
+        assert os.waitstatus_to_exitcode(totals["exit_status"]) == 0
+    out = proc.stdout.read().split()
+    assert out[0] == "runs" and int(out[1]) > 20
+    assert totals["signals"].count(signal.SIGCHLD) >= 1  # children's exits, passed on
 
 
 def test_exec_is_reported(procs):
@@ -463,6 +475,11 @@ def test_already_traced(procs, tmp_path):
     message = str(info.value)
     assert f"already traced by process {holder.pid} (python" in message
     assert "\n" not in message
+    other = spawn("pause_threads.py", 1, tmp_path / "count2")
+    procs.append(other)
+    with Pauser(other.pid):
+        with pytest.raises(TargetError, match=rf"^process {other.pid} is already traced by this"):
+            Pauser(other.pid)
 
 
 def test_permission_denied(procs, tmp_path):

@@ -431,9 +431,11 @@ class Pauser:
             return TargetError(f"cannot trace process {pid}: {os.strerror(code)}")
         tracer = int(status.get("TracerPid", "0") or 0)
         if tracer:
-            tgid = _status_fields(f"/proc/{tracer}/status").get("Tgid", str(tracer))
+            tgid = int(_status_fields(f"/proc/{tracer}/status").get("Tgid", tracer))
+            if tgid == os.getpid():
+                return TargetError(f"process {pid} is already traced by this process")
             return TargetError(
-                f"process {pid} is already traced by process {tgid} ({_comm(tracer)}): "
+                f"process {pid} is already traced by process {tgid} ({_comm(tgid)}): "
                 "detach that debugger or profiler first"
             )
         if status.get("State", "")[:1] in "ZX":
