@@ -4,19 +4,24 @@
 ``render`` and ``checksum``. Mode ``B``: 30% in ``parse``, 35% each in the other two.
 
 Shares are set by wall-clock time, not by amounts of work, so they hold on any machine
-and any Python version: the program runs in 20 ms rounds, and in each round every phase
+and any Python version: the program runs in rounds, and in each round every phase
 busy-loops *inside its own function* (the clock check included) until its slice of the
 round is used up. A sampler therefore finds ``parse`` as the innermost Python frame for
 its slice of every round, whatever one loop iteration costs. The true difference
 between the modes is parse: 30 - 70 = -40 points, render and checksum +20 each.
+
+Round lengths vary at random between 5 and 15 ms (seeded, so runs repeat): a fixed round
+would be in step with a sampler's fixed period (20 ms rounds under a 100 Hz sampler hit
+the same two instants of every round) and the measured shares would be aliases.
 """
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 
-ROUND_S = 0.020
+ROUND_S = (0.005, 0.015)
 #: mode -> (parse, render, checksum) shares of each round
 MODES = {"A": (0.70, 0.15, 0.15), "B": (0.30, 0.35, 0.35)}
 TEXT = "alpha=1, beta=22, gamma=333, delta=4444, epsilon=55555"
@@ -58,6 +63,7 @@ def checksum(until: float) -> int:
 def run(mode: str, seconds: float) -> int:
     """Rounds of parse, render and checksum in the mode's proportions, for ``seconds``."""
     p, r, _ = MODES[mode]
+    rng = random.Random(5)
     total = 0
     clock = time.perf_counter
     end = clock() + seconds
@@ -65,9 +71,10 @@ def run(mode: str, seconds: float) -> int:
         start = clock()
         if start >= end:
             return total
-        total += parse(start + p * ROUND_S)
-        total += render(start + (p + r) * ROUND_S)
-        total += checksum(start + ROUND_S)
+        length = rng.uniform(*ROUND_S)
+        total += parse(start + p * length)
+        total += render(start + (p + r) * length)
+        total += checksum(start + length)
 
 
 def main() -> None:
