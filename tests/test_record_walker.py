@@ -333,6 +333,55 @@ def test_fingerprints(running: Running) -> None:
         reader.read_code(tstate)
 
 
+def test_code_address_reuse_changes_the_fingerprint(running: Running) -> None:
+    """A code object freed and another allocated at its address: the fingerprint says so."""
+    proc, info = start(running.interp, "reuse")
+    target = open_target(proc.pid)
+    try:
+        reader = CodeReader(target)
+        address = info["address"]
+        before = reader.read_code(address)
+        assert (before.name, before.filename) == ("alpha", "alpha_file.py")
+        assert reader.fingerprint(address) == before.fingerprint
+        assert proc.stdin is not None
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert json.loads(read_line(proc, 30)) == {"reused": True}
+        after = reader.fingerprint(address)
+        assert after is not None and after != before.fingerprint
+        code = reader.read_code(address)
+        assert code.name == "gamma" and code.filename.startswith("other")
+        assert code.fingerprint == after
+    finally:
+        target.close()
+        stop(proc)
+
+
+def test_torn_reads_of_a_churning_target(running: Running) -> None:
+    """Walking a running target whose stacks and threads change all the time: never an
+    exception, never a hang; incomplete stacks are reported, and they are rare."""
+    proc, info = start(running.interp, "churn")
+    target = open_target(proc.pid)
+    try:
+        walker = StackWalker(target)
+        reader = CodeReader(target)
+        walks = threads = 0
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            stacks = walker.walk()
+            walks += 1
+            threads += len(stacks)
+            for s in stacks:
+                assert len(s.frames) <= walker.max_depth
+            codes = sorted({c for s in stacks for c, _ in s.frames})
+            reader.fingerprints(codes)  # never raises for garbage addresses
+        assert walks > 20 and threads > walks
+        assert walker.errors <= threads // 4, (walker.errors, threads)
+    finally:
+        target.close()
+        stop(proc)
+
+
 # -- targets that cannot be profiled ----------------------------------------------------
 
 
@@ -390,6 +439,142 @@ def test_layout_table_is_reproducible() -> None:
         text=True,
     )
     assert out.returncode == 0, out.stderr
+
+
+# -- synthetic processes: corrupt and cyclic chains ---------------------------------------
+
+
+class FakeMemory:
+    """Sparse fake address space: what the walker sees of a process we build by hand."""
+
+    def __init__(self, base: int, size: int) -> None:
+        self.base = base
+        self.mem = bytearray(size)
+
+    def put(self, addr: int, fmt: str, *values: int) -> None:
+        import struct
+
+        struct.pack_into("<" + fmt, self.mem, addr - self.base, *values)
+
+    def read(self, addr: int, size: int) -> bytes:
+        off = addr - self.base
+        if off < 0 or off + size > len(self.mem):
+            raise ReadError(f"unmapped {addr:#x}", addr)
+        return bytes(self.mem[off : off + size])
+
+    def read_ranges_partial(self, ranges):
+        out = []
+        for a, n in ranges:
+            try:
+                out.append(self.read(a, n))
+            except ReadError:
+                break
+        return b"".join(out), len(out)
+
+    def read_ranges(self, ranges):
+        data, n = self.read_ranges_partial(ranges)
+        if n != len(ranges):
+            raise ReadError("unmapped", 0)
+        return data
+
+    def read_uniform(self, addrs, size):
+        return self.read_ranges_partial([(a, size) for a in addrs])
+
+    def close(self) -> None:
+        pass
+
+
+BASE = 0x5500_0000_0000
+CODE_TYPE, FRAME_TYPE, NONE = BASE + 0x100, BASE + 0x200, BASE + 0x300
+RUNTIME, INTERP, TSTATE = BASE + 0x1000, BASE + 0x10000, BASE + 0x20000
+F1, F2, F3, CODE = BASE + 0x30000, BASE + 0x31000, BASE + 0x32000, BASE + 0x40000
+
+
+def synthetic(version: tuple[int, int]) -> tuple[FakeMemory, PythonTarget]:
+    """runtime -> one interpreter -> one thread -> frames F1 -> F2 -> F3, code CODE."""
+    lay = layout_from_table(version)
+    mem = FakeMemory(BASE, 0x50000)
+    mem.put(RUNTIME + lay.runtime_interpreters_head, "Q", INTERP)
+    mem.put(INTERP + lay.interp_next, "Q", 0)
+    mem.put(INTERP + lay.interp_threads_head, "Q", TSTATE)
+    mem.put(TSTATE + lay.tstate_next, "Q", 0)
+    mem.put(TSTATE + lay.tstate_thread_id, "Q", 0x7777_0000)
+    mem.put(TSTATE + lay.tstate_frame, "Q", F1)
+    mem.put(CODE + lay.ob_type, "Q", CODE_TYPE)
+    if lay.runtime_gil_locked is not None:
+        mem.put(RUNTIME + lay.runtime_gil_locked, "i", 1)
+        mem.put(RUNTIME + lay.runtime_gil_last_holder, "Q", TSTATE)
+    for frame, back in ((F1, F2), (F2, F3), (F3, 0)):
+        if lay.frame_objects:
+            mem.put(frame + lay.ob_type, "Q", FRAME_TYPE)
+            mem.put(frame + lay.frame_instr, "i", 5)
+        else:
+            mem.put(frame + lay.frame_instr, "Q", CODE + lay.code_adaptive + 10)
+        mem.put(frame + lay.frame_back, "Q", back)
+        mem.put(frame + lay.frame_code, "Q", CODE)
+    target = PythonTarget(
+        pid=os.getpid(),
+        memory=mem,  # type: ignore[arg-type]
+        binary="synthetic",
+        version=(*version, 0),
+        layout=lay,
+        runtime=RUNTIME,
+        interp_head=None,
+        symbols={"PyCode_Type": CODE_TYPE, "PyFrame_Type": FRAME_TYPE, "_Py_NoneStruct": NONE},
+    )
+    return mem, target
+
+
+@pytest.mark.parametrize("version", [(3, 10), (3, 13)], ids=["frame-objects", "interp-frames"])
+def test_synthetic_chain(version: tuple[int, int]) -> None:
+    mem, target = synthetic(version)
+    (stack,) = StackWalker(target).walk()
+    assert stack.frames == [(CODE, 10)] * 3
+    assert stack.error is None and not stack.truncated
+    assert stack.thread_id == 0x7777_0000
+    if version == (3, 10):
+        assert stack.holds_gil
+
+
+@pytest.mark.parametrize("version", [(3, 10), (3, 13)], ids=["frame-objects", "interp-frames"])
+def test_cyclic_chain_is_cut(version: tuple[int, int]) -> None:
+    mem, target = synthetic(version)
+    mem.put(F3 + target.layout.frame_back, "Q", F1)  # F1 -> F2 -> F3 -> F1 -> ...
+    walker = StackWalker(target, max_depth=100)
+    for _ in range(3):  # the prefetching second walk must not loop either
+        (stack,) = walker.walk()
+        assert stack.truncated and len(stack.frames) == 100
+
+
+@pytest.mark.parametrize("version", [(3, 10), (3, 13)], ids=["frame-objects", "interp-frames"])
+@pytest.mark.parametrize(
+    "where, value, message",
+    [
+        ("back", 0x1235, "bad frame pointer"),
+        ("back", BASE + 0x60000, "cannot read frame"),
+        ("back", 0xFFFF_FFFF_FFFF_FFF8, "bad frame pointer"),
+        ("code", 0x7, "bad code pointer"),
+        ("code", 0xFFFF_FFFF_FFFF_FFF0, "bad code pointer"),
+    ],
+)
+def test_corrupt_chain_is_reported(version, where: str, value: int, message: str) -> None:
+    mem, target = synthetic(version)
+    lay = target.layout
+    mem.put(F2 + (lay.frame_back if where == "back" else lay.frame_code), "Q", value)
+    walker = StackWalker(target)
+    (stack,) = walker.walk()
+    assert stack.error is not None and message in stack.error
+    assert stack.frames[0] == (CODE, 10)
+    assert walker.errors == 1
+
+
+def test_shim_frames_are_skipped() -> None:
+    mem, target = synthetic((3, 13))
+    lay = target.layout
+    mem.put(F2 + lay.frame_owner, "B", 3)  # FRAME_OWNED_BY_CSTACK
+    mem.put(F2 + lay.frame_code, "Q", NONE)
+    (stack,) = StackWalker(target).walk()
+    assert stack.frames == [(CODE, 10)] * 2
 
 
 # -- benchmark ------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from flamekit.errors import TargetError
 
 #: The most iovecs the kernel takes in one process_vm_readv call (UIO_MAXIOV).
 IOV_MAX = 1024
+_ADDRESS_END = 1 << 63
 
 
 class ReadError(TargetError):
@@ -177,6 +178,8 @@ class ProcessMemory:
                 data = os.pread(fd, size, address)
             except OSError as e:
                 raise self._translate(e, address, size) from None
+            except OverflowError:
+                raise ReadError(f"bad range {address:#x}+{size}", address) from None
             if len(data) != size:
                 if not data and not os.path.exists(f"/proc/{self.pid}"):
                     raise gone_error(self.pid)
@@ -185,7 +188,7 @@ class ProcessMemory:
         return self._vm_read_single(address, size)
 
     def _vm_read_single(self, address: int, size: int) -> bytes:
-        if address < 0 or size < 0:
+        if not 0 <= address < _ADDRESS_END or not 0 <= size < _ADDRESS_END:
             raise ReadError(f"bad range {address:#x}+{size}", address)
         self._grow(size)
         iov = self._iov
@@ -219,8 +222,10 @@ class ProcessMemory:
         if n == 0:
             return b"", 0
         if n <= IOV_MAX:
-            iov = self._iov
-            iov[0 : 2 * n] = array.array("Q", itertools.chain.from_iterable(ranges))
+            try:
+                self._iov[0 : 2 * n] = array.array("Q", itertools.chain.from_iterable(ranges))
+            except OverflowError:
+                return self._pread_ranges_checked(ranges)
             return self._readv(n, [length for _, length in ranges])
         out = []
         done = 0
@@ -253,9 +258,22 @@ class ProcessMemory:
                     break
             return b"".join(out), done
         iov = self._iov
-        iov[0 : 2 * n : 2] = array.array("Q", addresses)
+        try:
+            iov[0 : 2 * n : 2] = array.array("Q", addresses)
+        except OverflowError:
+            return self._pread_ranges_checked([(a, size) for a in addresses])
         iov[1 : 2 * n : 2] = array.array("Q", (size,)) * n
         return self._readv(n, None, size)
+
+    def _pread_ranges_checked(self, ranges: Sequence[tuple[int, int]]) -> tuple[bytes, int]:
+        """The slow path for ranges with impossible addresses (garbage pointers)."""
+        out = []
+        for address, size in ranges:
+            try:
+                out.append(self.read(address, size))
+            except ReadError:
+                break
+        return b"".join(out), len(out)
 
     def _readv(self, n: int, lengths: list[int] | None, size: int = 0) -> tuple[bytes, int]:
         total = size * n if lengths is None else sum(lengths)

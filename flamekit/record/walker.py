@@ -6,24 +6,22 @@ ids, whether it holds the GIL, and its frames innermost first as
 :mod:`flamekit.codeformat`. Version differences come from the target's
 :class:`~flamekit.record.layout.Layout`; the code below never tests a version number.
 
-Speed is the point (a sample every millisecond, in Python), so a walk costs a handful
-of system calls however deep the stacks are:
+Speed is the point (a sample every millisecond, in Python), so in the steady state a
+walk is ONE system call, however many threads and frames there are. It reads, in one
+``process_vm_readv``, everything the previous walk found: the interpreters head, each
+interpreter and thread state, the GIL words, and each thread's frames (on 3.11+ the used
+part of its current data-stack chunk plus some slack, and frames found outside it such as
+C-stack shims and generators; on 3.10 and older the frame objects of its last chain,
+neighbours merged into one range). Then it checks that the chain still links up the
+same way; whatever changed is re-read (the thread list link by link; a thread's frames
+with one more vectored read for all threads; frames not seen before one by one).
 
-1. the thread list: one vectored read fetches the interpreters head, every interpreter
-   and thread state seen last time, and the GIL words; if the chain still links up the
-   same way (it nearly always does) that is the whole list, else it is re-read link by
-   link;
-2. the frames: on 3.11+ frames live in per-thread "data stack" chunks, so the used part
-   of each thread's current chunk is read in one go (all threads in one call) and walked
-   in local memory; frames elsewhere (generators, older chunks) are read as needed. On
-   3.10 and older, frames are separate heap objects: the chain seen last time for that
-   thread is prefetched in one vectored read and only new frames are read one by one.
-
-The target is usually running while we read (nonblocking mode, or between ptrace stops
-of other threads), so anything can be torn: every pointer is checked before use, a
-chain is cut at ``max_depth`` frames (reported as ``truncated``), and a thread whose
-stack cannot be read completely comes back with ``error`` set and the frames read so far.
-Only a vanished process raises (ProcessGoneError).
+One call is also what keeps a walk consistent when the target runs while we read
+(nonblocking mode): thread state and frames are copied microseconds apart, not a whole
+Python loop apart. Anything can still be torn, so every pointer is checked before use,
+a chain is cut at ``max_depth`` frames (``truncated``), and a thread whose stack cannot
+be read completely comes back with ``error`` set and the frames read so far. Only a
+vanished process raises (ProcessGoneError).
 """
 
 from __future__ import annotations
@@ -35,13 +33,7 @@ from typing import NamedTuple
 from flamekit.codeformat import NOT_STARTED
 from flamekit.record.code import _struct_at
 from flamekit.record.interpreter import PythonTarget
-from flamekit.record.layout import (
-    GIL_CURRENT_SYMBOL,
-    GIL_INTERP,
-    GIL_RUNTIME,
-    INSTR_POINTER,
-    LASTI_UNITS,
-)
+from flamekit.record.layout import GIL_CURRENT_SYMBOL, GIL_INTERP, GIL_RUNTIME, LASTI_UNITS
 from flamekit.record.memory import ProcessGoneError, ReadError
 
 #: Default cap on frames per thread: deeper chains are cut and flagged ``truncated``.
@@ -51,16 +43,24 @@ MAX_THREADS = 100_000
 MAX_INTERPRETERS = 1024
 #: Largest data-stack region read in one piece (bigger means a corrupt pointer).
 MAX_REGION = 8 << 20
+#: Extra bytes of data stack read beyond last walk's top, so a stack that grew a little
+#: is still inside the speculative read.
+REGION_SLACK = 2048
+#: Frames outside the data stack (shims on the C stack, generators) remembered per thread
+#: and prefetched next time.
+MAX_OUTSIDE = 16
+#: Frame objects closer than this are read as one range (bytes are cheaper than iovecs).
+MERGE_GAP = 1536
+#: Older data-stack chunks loaded per thread and walk (a corrupt list could be cyclic).
+MAX_CHUNKS = 64
 #: glibc (x86_64, 2.2x-2.3x): offset of the kernel tid inside struct pthread.
 PTHREAD_TID_OFFSET = 0x2D0
 #: Offsets beyond this are not believable for real bytecode (a torn read).
 MAX_OFFSET = 1 << 26
 _USER_SPACE_END = 1 << 47
-#: Frames outside the data stack (shims on the C stack, generators) remembered per thread
-#: and prefetched with the data stack next time.
-MAX_OUTSIDE = 16
-#: Frame objects closer than this are read as one range (bytes are cheaper than iovecs).
-MERGE_GAP = 1536
+
+Frames = list[tuple[int, int]]
+WalkResult = tuple[Frames, bool, "str | None"]
 
 
 class ThreadStack(NamedTuple):
@@ -69,7 +69,7 @@ class ThreadStack(NamedTuple):
     thread_id: int  #: threading.get_ident() in the target (the pthread_t)
     native_tid: int | None  #: kernel tid; None if it could not be established
     holds_gil: bool
-    frames: list[tuple[int, int]]  #: (code address, instruction offset), innermost first
+    frames: Frames  #: (code address, instruction offset), innermost first
     truncated: bool  #: the chain was longer than max_depth (or cyclic) and was cut
     error: str | None  #: why ``frames`` is incomplete, if it is
     tstate: int  #: address of the PyThreadState (stable while the thread lives)
@@ -78,6 +78,23 @@ class ThreadStack(NamedTuple):
 
 def _bad(p: int) -> bool:
     return p & 7 != 0 or p <= 0xFFFF or p >= _USER_SPACE_END
+
+
+class _Snapshot:
+    """What the first read of a walk returned: the thread list and the prefetched frames."""
+
+    __slots__ = ("threads", "gil", "data", "spec", "frame_cache", "prefetched")
+
+    def __init__(self) -> None:
+        self.threads: list[tuple[int, int, bytes]] = []  # (interp, tstate, tstate bytes)
+        self.gil: dict[int, int] = {}  # interp -> tstate holding its GIL (0: none)
+        self.data = b""
+        #: 3.11+: tstate -> (cframe addr, its pos, chunk, region pos, region len, outside)
+        #: where outside maps frame address -> pos; pos -1 = not read
+        self.spec: dict[int, tuple[int, int, int, int, int, dict[int, int]]] = {}
+        #: <= 3.10: frame address -> (buffer, pos)
+        self.frame_cache: dict[int, tuple[bytes, int]] = {}
+        self.prefetched = False  #: frames of last walk's chains were read with the list
 
 
 class StackWalker:
@@ -115,7 +132,7 @@ class StackWalker:
         self._tstate_struct, idx = _struct_at(present, 0)
         self._tstate_len = max(o + struct.calcsize("<" + c) for o, c in present)
         # For each of the 7 logical fields, its index in the unpacked tuple or -1.
-        self._tidx = []
+        self._tidx: list[int] = []
         j = 0
         for o, _ in tfields:
             if o >= 0:
@@ -159,14 +176,16 @@ class StackWalker:
         self._tag_bits = lay.code_tag_bits
         self._skip_owner = lay.owner_skip_from if lay.owner_skip_from is not None else 256
         self._adaptive = lay.code_adaptive or 0
-        self._pointer_instr = lay.instr_kind == INSTR_POINTER
+        self._cframe_off = lay.cframe_current_frame
+        self._frame_objects = lay.frame_objects
 
         # Caches between walks.
         self._interps: list[int] = []
         self._tstates: list[list[int]] = []
-        self._chains: dict[int, list[int]] = {}  # tstate -> frame addresses last time
-        self._outside: dict[int, list[int]] = {}  # tstate -> frames outside its data stack
-        self._cframe_off = lay.cframe_current_frame
+        #: <= 3.10: tstate -> frame addresses of its last chain
+        self._chains: dict[int, list[int]] = {}
+        #: 3.11+: tstate -> (cframe addr, chunk, bytes to read, frames outside the chunk)
+        self._spec: dict[int, tuple[int, int, int, list[int]]] = {}
         self._legacy_tids: dict[tuple[int, int], int | None] = {}
 
     @staticmethod
@@ -178,16 +197,37 @@ class StackWalker:
 
     def walk(self) -> list[ThreadStack]:
         """Every thread of every interpreter, with its stack. See ThreadStack."""
-        threads, gil = self._thread_list()
-        if not threads:
+        snap = self._read_fast()
+        if snap is None:
+            snap = self._read_slow()
+        if not snap.threads:
             return []
-        out = self._walk_frames(threads, gil)
-        for t in out:
+        out = self._walk_frames(snap)
+        self._forget_dead_threads({t.tstate for t in out})
+        for n, t in enumerate(out):
             if t.error is not None:
-                self.errors += 1
+                # Most often a torn read of a running thread: look once more, right now.
+                again = self._retry(t)
+                if again is not None and again.error is None:
+                    out[n] = again
+                else:
+                    self.errors += 1
         return out
 
-    # -- thread list -------------------------------------------------------------------
+    def _retry(self, stack: ThreadStack) -> ThreadStack | None:
+        """The stack of one thread, read afresh (thread state, then its frames)."""
+        try:
+            raw = self.memory.read(stack.tstate, self._tstate_len)
+        except ReadError:
+            return None
+        snap = _Snapshot()
+        snap.threads = [(stack.interp, stack.tstate, raw)]
+        (again,) = self._walk_frames(snap)
+        if again.thread_id != stack.thread_id:
+            return None  # the thread state now belongs to another thread
+        return again._replace(holds_gil=stack.holds_gil)
+
+    # -- the first read: thread list plus speculation ------------------------------------
 
     def _gil_ranges(self, interps: list[int]) -> list[tuple[int, int]]:
         lay = self.layout
@@ -197,66 +237,133 @@ class StackWalker:
                 g = self._interp_gil.get(i)
                 if g is None:
                     g = self._read_ptr(i + lay.interp_ceval_gil)  # type: ignore[operator]
+                    if _bad(g):
+                        raise ReadError(f"bad GIL pointer {g:#x}", g)
                     self._interp_gil[i] = g
                 out.append(self._pair_range(g, lay.gil_last_holder, lay.gil_locked))  # type: ignore[arg-type]
             return out
         return [self._gil_range] if self._gil_range is not None else []
 
-    def _thread_list(self) -> tuple[list[tuple[int, int, bytes]], dict[int, int]]:
-        """[(interp, tstate, tstate bytes)] and {interp: GIL holder tstate or 0}.
+    def _thread_spec(self, t: int, ranges: list[tuple[int, int]]) -> tuple | None:
+        """Append the ranges that prefetch thread ``t``'s frames; return how to find them."""
+        if self._frame_objects:
+            chain = self._chains.get(t)
+            if not chain:
+                return None
+            spans, starts = self._merge(chain)
+            n0 = len(ranges)
+            ranges += spans
+            return (n0, spans, starts)
+        s = self._spec.get(t)
+        if s is None:
+            return None
+        cframe, chunk, length, outside = s
+        n0 = len(ranges)
+        if cframe:
+            ranges.append((cframe + self._cframe_off, 8))  # type: ignore[operator]
+        if chunk:
+            ranges.append((chunk, length))
+        flen = self._flen
+        ranges += [(a, flen) for a in outside]
+        return (n0, cframe, chunk, length, outside)
 
-        Tries the speculative one-read version first, then the link-by-link one.
+    def _read_fast(self) -> _Snapshot | None:
+        """The one-read walk start, valid when the thread list has not changed.
+
+        Each thread's frames are read right after its thread state, so the two are
+        copied as close together in time as the kernel allows.
         """
-        got = self._thread_list_fast()
-        if got is None:
-            got = self._thread_list_slow()
-        return got
-
-    def _thread_list_fast(self) -> tuple[list[tuple[int, int, bytes]], dict[int, int]] | None:
         interps = self._interps
         if not interps:
             return None
         tstates = self._tstates
         ilen = self._interp_len
         tlen = self._tstate_len
-        gil_ranges = self._gil_ranges(interps)
+        try:
+            gil_ranges = self._gil_ranges(interps)
+        except ReadError:
+            return None
         ranges = [(self._head_addr, 8)]
         ranges += [(i + self._interp_lo, ilen) for i in interps]
         ranges += gil_ranges
-        for ts in tstates:
-            ranges += [(t, tlen) for t in ts]
+        slots = []  # per thread: (interp, tstate, its range index, spec)
+        for n, ts in enumerate(tstates):
+            for t in ts:
+                slots.append((interps[n], t, len(ranges), None))
+                ranges.append((t, tlen))
+                spec = self._thread_spec(t, ranges)
+                if spec is not None:
+                    slots[-1] = slots[-1][:3] + (spec,)
         data, k = self.memory.read_ranges_partial(ranges)
-        if k != len(ranges):
+        if not slots or k <= slots[-1][2]:
             return None
+        at = [0] * (len(ranges) + 1)
+        pos = 0
+        for i, (_, length) in enumerate(ranges):
+            at[i] = pos
+            pos += length
         (head,) = struct.unpack_from("<Q", data, 0)
         if head != interps[0]:
             return None
-        pos = 8
-        heads = []
         for n, _ in enumerate(interps):
-            nxt, first = self._unpack_interp(data, pos)
-            expected_next = interps[n + 1] if n + 1 < len(interps) else 0
-            if nxt != expected_next:
+            nxt, first = self._unpack_interp(data, at[1 + n])
+            if nxt != (interps[n + 1] if n + 1 < len(interps) else 0):
                 return None
-            expected_first = tstates[n][0] if tstates[n] else 0
-            if first != expected_first:
+            if first != (tstates[n][0] if tstates[n] else 0):
                 return None
-            heads.append(first)
-            pos += ilen
-        gil = self._parse_gil(data, pos, gil_ranges, interps)
-        pos += sum(r[1] for r in gil_ranges)
-        out = []
+        snap = _Snapshot()
+        snap.data = data
+        snap.prefetched = True
+        snap.gil = self._parse_gil(data, at[1 + len(interps)], gil_ranges, interps)
         nxt_i = self._tidx[0]
         unpack = self._tstate_struct.unpack_from
-        for n, ts in enumerate(tstates):
-            for j, t in enumerate(ts):
-                raw = data[pos : pos + tlen]
-                nxt = unpack(raw, 0)[nxt_i]
-                if nxt != (ts[j + 1] if j + 1 < len(ts) else 0):
+        out = snap.threads
+        j = 0
+        for ts in tstates:
+            for m, t in enumerate(ts):
+                interp, _, r, spec = slots[j]
+                j += 1
+                p = at[r]
+                if unpack(data, p)[nxt_i] != (ts[m + 1] if m + 1 < len(ts) else 0):
                     return None
-                out.append((interps[n], t, raw))
-                pos += tlen
-        return out, gil
+                out.append((interp, t, data[p : p + tlen]))
+                if spec is not None:
+                    self._place(snap, t, spec, ranges, at, k)
+        return snap
+
+    def _place(
+        self, snap: _Snapshot, t: int, spec: tuple, ranges: list, at: list[int], k: int
+    ) -> None:
+        """Record where thread ``t``'s prefetched frames landed (ranges < k were read)."""
+        data = snap.data
+        if self._frame_objects:
+            n0, spans, starts = spec
+            cache = snap.frame_cache
+            fstart = self._fstart
+            i = 0
+            for r, (lo, length) in enumerate(spans, n0):
+                if r >= k:
+                    break
+                base = at[r]
+                while i < len(starts) and starts[i] < lo + length:
+                    cache[starts[i] - fstart] = (data, base + starts[i] - lo)
+                    i += 1
+            return
+        n0, cframe, chunk, length, outside = spec
+        r = n0
+        cpos = rpos = -1
+        if cframe:
+            cpos = at[r] if r < k else -1
+            r += 1
+        if chunk:
+            rpos = at[r] if r < k else -1
+            r += 1
+        known = {}
+        for a in outside:
+            if r < k:
+                known[a] = at[r]
+            r += 1
+        snap.spec[t] = (cframe, cpos, chunk, rpos, length, known)
 
     def _unpack_interp(self, data: bytes, pos: int) -> tuple[int, int]:
         (nxt,) = struct.unpack_from("<Q", data, pos + self._interp_next)
@@ -296,11 +403,13 @@ class StackWalker:
         (v,) = struct.unpack("<Q", self.memory.read(addr, 8))
         return v
 
-    def _thread_list_slow(self) -> tuple[list[tuple[int, int, bytes]], dict[int, int]]:
+    def _read_slow(self) -> _Snapshot:
+        """The thread list link by link (first walk, or after threads came or went)."""
         mem = self.memory
+        snap = _Snapshot()
         interps: list[int] = []
         tstates: list[list[int]] = []
-        out = []
+        out = snap.threads
         try:
             interp = self._read_ptr(self._head_addr)
             while interp and len(interps) < MAX_INTERPRETERS:
@@ -322,34 +431,27 @@ class StackWalker:
         except ReadError:
             # Torn list (a thread exiting as we read): use what we have, retry next time.
             self._interps, self._tstates = [], []
-            return out, {}
+            return snap
         self._interps, self._tstates = interps, tstates
-        gil: dict[int, int] = {}
         if interps:
-            ranges = self._gil_ranges(interps)
             try:
+                ranges = self._gil_ranges(interps)
                 data = mem.read_ranges(ranges) if ranges else b""
-                gil = self._parse_gil(data, 0, ranges, interps)
+                snap.gil = self._parse_gil(data, 0, ranges, interps)
             except ReadError:
-                gil = {}
-        return out, gil
+                pass
+        return snap
 
     # -- frames ------------------------------------------------------------------------
 
-    def _walk_frames(
-        self, threads: list[tuple[int, int, bytes]], gil: dict[int, int]
-    ) -> list[ThreadStack]:
+    def _walk_frames(self, snap: _Snapshot) -> list[ThreadStack]:
         lay = self.layout
         ti = self._tidx
         unpack = self._tstate_struct.unpack_from
+        gil = snap.gil
         parsed = []
-        for interp, t, raw in threads:
+        for interp, t, raw in snap.threads:
             v = unpack(raw, 0)
-            thread_id = v[ti[1]]
-            frame = v[ti[2]]
-            native = v[ti[3]] if ti[3] >= 0 else None
-            chunk = v[ti[4]] if ti[4] >= 0 else 0
-            top = v[ti[5]] if ti[5] >= 0 else 0
             if ti[6] >= 0:
                 word = v[ti[6]]
                 if lay.holds_gil_bit is not None:
@@ -358,102 +460,137 @@ class StackWalker:
                     holds = word == 1
             else:
                 holds = gil.get(interp, 0) == t
-            parsed.append([interp, t, thread_id, frame, native, chunk, top, holds])
-
-        if lay.frame_objects:
-            stacks = self._walk_object_frames(parsed)
+            parsed.append(
+                (
+                    interp,
+                    t,
+                    v[ti[1]],  # thread id
+                    v[ti[2]],  # frame (3.11/3.12: cframe)
+                    v[ti[3]] if ti[3] >= 0 else None,  # native tid
+                    v[ti[4]] if ti[4] >= 0 else 0,  # datastack chunk
+                    v[ti[5]] if ti[5] >= 0 else 0,  # datastack top
+                    holds,
+                )
+            )
+        if self._frame_objects:
+            cache = snap.frame_cache
+            late = not snap.prefetched
+            stacks = [self._walk_oframes(p[1], p[3], cache, late) for p in parsed]
             natives = self._legacy_native_tids(parsed)
         else:
-            stacks = self._walk_interpreter_frames(parsed)
+            stacks = self._walk_interpreter_frames(parsed, snap)
             natives = [p[4] for p in parsed]
-        out = []
-        for p, (frames, truncated, error), native in zip(parsed, stacks, natives):
-            out.append(ThreadStack(p[2], native, p[7], frames, truncated, error, p[1], p[0]))
-        self._forget_dead_threads({p[1] for p in parsed})
+        out = [
+            ThreadStack(p[2], native, p[7], frames, truncated, error, p[1], p[0])
+            for p, (frames, truncated, error), native in zip(parsed, stacks, natives)
+        ]
         return out
 
     def _forget_dead_threads(self, live: set[int]) -> None:
-        for cache in (self._chains, self._outside):
+        for cache in (self._chains, self._spec):
             if len(cache) > len(live):
                 for t in [t for t in cache if t not in live]:
-                    del cache[t]
+                    del cache[t]  # type: ignore[attr-defined]
 
     # 3.11+ ---------------------------------------------------------------------------
 
-    def _walk_interpreter_frames(
-        self, parsed: list[list]
-    ) -> list[tuple[list[tuple[int, int]], bool, str | None]]:
-        """One vectored read for all threads: the _PyCFrame word (3.11/3.12), the used part
-        of the current data-stack chunk, and the frames found outside it last time (C-stack
-        shims, generators); then each chain is walked in that buffer."""
-        cframe_off = self._cframe_off
-        flen = self._flen
-        outside = self._outside
+    def _walk_interpreter_frames(self, parsed: list[tuple], snap: _Snapshot) -> list[WalkResult]:
+        """Use the prefetched current frame and data stack where they are still right;
+        read the rest for all threads in one more call; then walk each chain."""
+        cf_off = self._cframe_off
+        data = snap.data
+        spec = snap.spec
         ranges: list[tuple[int, int]] = []
-        plan = []
+        jobs = []
         for p in parsed:
-            frame, chunk, top = p[3], p[5], p[6]
-            need_cframe = cframe_off is not None and frame and not _bad(frame)
-            if need_cframe:
-                ranges.append((frame + cframe_off, 8))
+            t, frame, chunk, top = p[1], p[3], p[5], p[6]
+            s = spec.get(t)
+            cframe = 0
+            need_cframe = False
+            if cf_off is not None:
+                cframe = frame if frame and not _bad(frame) else 0
+                frame = 0
+                if cframe:
+                    if s is not None and s[0] == cframe and s[1] >= 0:
+                        (frame,) = struct.unpack_from("<Q", data, s[1])
+                    else:
+                        need_cframe = True
+                        ranges.append((cframe + cf_off, 8))
             size = top - chunk
             if not (chunk and not _bad(chunk) and 0 < size <= MAX_REGION):
                 size = 0
+            rpos = -1
+            need_region = False
             if size:
-                ranges.append((chunk, size))
-            extra = outside.get(p[1], ())
-            ranges += [(a, flen) for a in extra]
-            plan.append((need_cframe, size, extra))
-        data, complete = self.memory.read_ranges_partial(ranges) if ranges else (b"", 0)
+                if s is not None and s[2] == chunk and s[3] >= 0 and size <= s[4]:
+                    rpos = s[3]
+                else:
+                    need_region = True
+                    ranges.append((chunk, size))
+            known = s[5] if s is not None else {}
+            jobs.append([t, cframe, frame, need_cframe, chunk, size, rpos, need_region, known])
+        data2 = b""
+        done = 0
+        if ranges:
+            data2, done = self.memory.read_ranges_partial(ranges)
         out = []
         pos = 0
-        n = 0  # ranges consumed
-        for p, (need_cframe, size, extra) in zip(parsed, plan):
-            frame = p[3]
+        r = 0
+        for t, cframe, frame, need_cframe, chunk, size, rpos, need_region, known in jobs:
+            error = None
             if need_cframe:
-                if n < complete:
-                    (frame,) = struct.unpack_from("<Q", data, pos)
+                if r < done:
+                    (frame,) = struct.unpack_from("<Q", data2, pos)
                 else:
                     try:
-                        frame = self._read_ptr(frame + cframe_off)
+                        frame = self._read_ptr(cframe + cf_off)  # type: ignore[operator]
                     except ReadError as e:
-                        frame = -1
-                        err = f"cannot read the current frame: {e}"
+                        error = f"cannot read the current frame: {e}"
                 pos += 8
-                n += 1
-            elif cframe_off is not None:
-                frame = 0
-            region_pos = -1
-            if size:
-                if n < complete:
-                    region_pos = pos
+                r += 1
+            buf = data
+            if need_region:
+                buf = data2
+                rpos = pos if r < done else -1
                 pos += size
-                n += 1
-            known: dict[int, int] = {}
-            for a in extra:
-                if n < complete:
-                    known[a] = pos
-                pos += flen
-                n += 1
-            if frame == -1:
-                out.append(([], False, err))
+                r += 1
+            if error is not None:
+                out.append(([], False, error))
                 continue
-            out.append(self._walk_iframes(p[1], frame, p[5], data, region_pos, size, known))
+            result, outside = self._walk_iframes(frame, chunk, buf, rpos, size, data, known)
+            out.append(result)
+            self._remember(t, cframe, chunk, buf, rpos, size, outside)
         return out
+
+    def _remember(
+        self, t: int, cframe: int, chunk: int, buf: bytes, rpos: int, size: int, outside: list
+    ) -> None:
+        """What to prefetch for this thread next time."""
+        length = 0
+        if size:
+            cap = MAX_REGION
+            lay = self.layout
+            if rpos >= 0:
+                (total,) = struct.unpack_from("<Q", buf, rpos + lay.chunk_size)  # type: ignore[operator]
+                if size <= total <= MAX_REGION:
+                    cap = total
+            length = min(size + REGION_SLACK, cap)
+        self._spec[t] = (cframe, chunk if length else 0, length, outside[:MAX_OUTSIDE])
 
     def _walk_iframes(
         self,
-        tstate: int,
         addr: int,
         chunk: int,
-        data: bytes,
-        region_pos: int,
+        buf: bytes,
+        rpos: int,
         size: int,
+        kbuf: bytes,
         known: dict[int, int],
-    ) -> tuple[list[tuple[int, int]], bool, str | None]:
+    ) -> tuple[WalkResult, list[int]]:
         """Follow ``previous`` from ``addr``. Frames inside [chunk, chunk+size) are in
-        ``data`` at ``region_pos``; ``known`` maps other prefetched frames to offsets."""
-        frames: list[tuple[int, int]] = []
+        ``buf`` at ``rpos`` (-1: not read); ``known`` maps other prefetched frames to
+        positions in ``kbuf``. Also returns the frames found outside the chunk."""
+        frames: Frames = []
         append = frames.append
         flen = self._flen
         unpack = self._frame_struct.unpack_from
@@ -465,10 +602,10 @@ class StackWalker:
         adaptive = self._adaptive
         none = self._none
         end = _USER_SPACE_END
-        if region_pos >= 0:
+        if rpos >= 0:
             lo = chunk
             hi = chunk + size - flen
-            shift = chunk - region_pos
+            shift = chunk - rpos
         else:
             lo, hi, shift = 1, 0, 0
         extra: list[tuple[int, bytes]] = []  # older chunks loaded during this walk
@@ -480,14 +617,14 @@ class StackWalker:
             if not addr:
                 break
             if lo <= addr <= hi:
-                t = unpack(data, addr - shift)
+                t = unpack(buf, addr - shift)
             else:
                 t = None
                 pos = known.get(addr)
                 if pos is not None:
-                    t = unpack(data, pos)
+                    t = unpack(kbuf, pos)
                     outside.append(addr)
-                if t is None:
+                else:
                     if addr & 7 or addr >= end:
                         error = f"bad frame pointer {addr:#x}"
                         break
@@ -495,26 +632,29 @@ class StackWalker:
                         if b <= addr <= b + len(d) - flen:
                             t = unpack(d, addr - b)
                             break
-                if t is None:
-                    if next_chunk == -1:
-                        next_chunk = self._chunk_previous(data, region_pos) if size else 0
-                    while next_chunk:
-                        got = self._load_chunk(next_chunk)
-                        if got is None:
-                            next_chunk = 0
+                    if t is None:
+                        if next_chunk == -1:
+                            next_chunk = self._chunk_previous(buf, rpos)
+                        while next_chunk:
+                            if len(extra) >= MAX_CHUNKS:
+                                next_chunk = 0
+                                break
+                            got = self._load_chunk(next_chunk)
+                            if got is None:
+                                next_chunk = 0
+                                break
+                            b, d, next_chunk = got
+                            extra.append((b, d))
+                            if b <= addr <= b + len(d) - flen:
+                                t = unpack(d, addr - b)
+                                break
+                    if t is None:
+                        try:
+                            t = unpack(self.memory.read(addr, flen), 0)
+                        except ReadError:
+                            error = f"cannot read frame at {addr:#x}"
                             break
-                        b, d, next_chunk = got
-                        extra.append((b, d))
-                        if b <= addr <= b + len(d) - flen:
-                            t = unpack(d, addr - b)
-                            break
-                if t is None:
-                    try:
-                        t = unpack(self.memory.read(addr, flen), 0)
-                    except ReadError:
-                        error = f"cannot read frame at {addr:#x}"
-                        break
-                    outside.append(addr)
+                        outside.append(addr)
             if not identity:
                 t = (t[fidx[0]], t[fidx[1]], t[fidx[2]], t[fidx[3]])
             code, addr, instr, owner = t
@@ -538,17 +678,13 @@ class StackWalker:
             append((code, off))
         else:
             truncated = addr != 0
-        if outside:
-            self._outside[tstate] = outside[:MAX_OUTSIDE]
-        elif tstate in self._outside:
-            del self._outside[tstate]
-        return frames, truncated, error
+        return (frames, truncated, error), outside
 
-    def _chunk_previous(self, data: bytes, pos: int) -> int:
+    def _chunk_previous(self, buf: bytes, rpos: int) -> int:
         lay = self.layout
-        if pos < 0 or len(data) < pos + lay.chunk_data:  # type: ignore[operator]
+        if rpos < 0 or len(buf) < rpos + lay.chunk_data:  # type: ignore[operator]
             return 0
-        (prev,) = struct.unpack_from("<Q", data, pos + lay.chunk_previous)  # type: ignore[operator]
+        (prev,) = struct.unpack_from("<Q", buf, rpos + lay.chunk_previous)  # type: ignore[operator]
         return prev
 
     def _load_chunk(self, chunk: int) -> tuple[int, bytes, int] | None:
@@ -570,14 +706,12 @@ class StackWalker:
 
     # <= 3.10 -------------------------------------------------------------------------
 
-    def _prefetch(self, addrs: list[int]) -> dict[int, tuple[bytes, int]]:
-        """Read the frame spans at ``addrs`` in one vectored read, merging neighbours.
+    def _merge(self, addrs: list[int]) -> tuple[list[tuple[int, int]], list[int]]:
+        """Frame spans at ``addrs`` as few ranges: (ranges, sorted span starts).
 
         Frame objects of similar size come from the same allocator pools, so most of a
         chain sits in a few runs of memory: one iovec per run beats one per frame.
         """
-        if not addrs:
-            return {}
         flen = self._flen
         fstart = self._fstart
         starts = sorted({a + fstart for a in addrs})
@@ -590,34 +724,28 @@ class StackWalker:
                 lo = s
             hi = s + flen
         spans.append((lo, hi - lo))
+        return spans, starts
+
+    def _prefetch(self, addrs: list[int]) -> dict[int, tuple[bytes, int]]:
+        """Frame address -> (buffer, pos) for ``addrs``, in one vectored read."""
+        spans, starts = self._merge(addrs)
         data, k = self.memory.read_ranges_partial(spans)
         out: dict[int, tuple[bytes, int]] = {}
         pos = 0
         i = 0
         for lo, length in spans[:k]:
             while i < len(starts) and starts[i] < lo + length:
-                out[starts[i] - fstart] = (data, pos + starts[i] - lo)
+                out[starts[i] - self._fstart] = (data, pos + starts[i] - lo)
                 i += 1
             pos += length
         return out
 
-    def _walk_object_frames(
-        self, parsed: list[list]
-    ) -> list[tuple[list[tuple[int, int]], bool, str | None]]:
-        # Prefetch, for every thread, the rest of last walk's chain from the current top.
-        want: list[int] = []
-        for p in parsed:
-            chain = self._chains.get(p[1])
-            top = p[3]
-            if chain and top in chain:
-                want += chain[chain.index(top) :]
-        cache = self._prefetch(want)
-        return [self._walk_oframes(p[1], p[3], cache) for p in parsed]
-
     def _walk_oframes(
-        self, tstate: int, addr: int, cache: dict[int, tuple[bytes, int]]
-    ) -> tuple[list[tuple[int, int]], bool, str | None]:
-        frames: list[tuple[int, int]] = []
+        self, tstate: int, addr: int, cache: dict[int, tuple[bytes, int]], late: bool
+    ) -> WalkResult:
+        """Follow ``f_back`` from ``addr``; frames in ``cache`` are already read. ``late``:
+        nothing was prefetched, so on meeting last walk's chain, read its rest at once."""
+        frames: Frames = []
         append = frames.append
         chain: list[int] = []
         keep = chain.append
@@ -628,7 +756,7 @@ class StackWalker:
         fstart = self._fstart
         frame_type = self._frame_type
         scale = self._lasti_scale
-        old = self._chains.get(tstate)
+        old = self._chains.get(tstate) if late else None
         end = _USER_SPACE_END
         error = None
         truncated = False
@@ -641,7 +769,7 @@ class StackWalker:
                     error = f"bad frame pointer {addr:#x}"
                     break
                 if old and addr in old:
-                    # Back on a known chain below some new frames: prefetch the rest.
+                    # No prefetch this walk, but back on a known chain: read its rest.
                     cache.update(self._prefetch(old[old.index(addr) :]))
                     old = None
                     hit = cache.get(addr)
@@ -670,7 +798,7 @@ class StackWalker:
         self._chains[tstate] = chain
         return frames, truncated, error
 
-    def _legacy_native_tids(self, parsed: list[list]) -> list[int | None]:
+    def _legacy_native_tids(self, parsed: list[tuple]) -> list[int | None]:
         """Kernel tids for versions whose tstate has none: read from glibc's pthread.
 
         ``thread_id`` is the pthread_t, a pointer to glibc's struct pthread, whose

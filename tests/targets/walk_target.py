@@ -70,7 +70,65 @@ def main_idle():
     sys.stdin.readline()  # MARK:main-wait
 
 
+def churn_worker(seed):
+    import random
+
+    rnd = random.Random(seed)
+
+    def dive(n):
+        if n > 0:
+            return dive(n - 1)
+        return sum(range(rnd.randint(1, 50)))
+
+    while True:
+        dive(rnd.randint(0, 80))
+        g = (i for i in range(3))  # generator frames outside the data stack
+        for _ in g:
+            dive(rnd.randint(0, 5))
+
+
+def churn_spawner():
+    while True:
+        t = threading.Thread(target=lambda: sum(range(1000)))
+        t.start()
+        t.join()
+
+
+def churn():
+    """Threads that call, return and come and go as fast as they can (torn reads)."""
+    for seed in range(3):
+        threading.Thread(target=churn_worker, args=(seed,), daemon=True).start()
+    threading.Thread(target=churn_spawner, daemon=True).start()
+    print(json.dumps({"pid": os.getpid()}), flush=True)
+    sys.stdin.readline()
+
+
+def reuse():
+    """Free a code object and allocate another at the same address (for fingerprints)."""
+    ns = {}
+    first = compile("def alpha():\n    return 1\n", "alpha_file.py", "exec")
+    code = [c for c in first.co_consts if hasattr(c, "co_code")][0]
+    address = id(code)
+    print(json.dumps({"pid": os.getpid(), "address": address}), flush=True)
+    sys.stdin.readline()
+    del first, code
+    for i in range(100000):
+        other = compile("def gamma():\n    return 1\n", "other" + str(i) + ".py", "exec")
+        found = [c for c in other.co_consts if hasattr(c, "co_code")][0]
+        if id(found) == address:
+            break
+    else:
+        found = None
+    ns["found"] = found
+    print(json.dumps({"reused": found is not None}), flush=True)
+    sys.stdin.readline()
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "churn":
+        return churn()
+    if len(sys.argv) > 1 and sys.argv[1] == "reuse":
+        return reuse()
     if len(sys.argv) > 2 and sys.argv[1] in ("bench", "bench-sleep"):
         print(json.dumps({"pid": os.getpid()}), flush=True)
         (bench_spin if sys.argv[1] == "bench" else bench_sleep)(int(sys.argv[2]))
