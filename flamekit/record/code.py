@@ -88,9 +88,12 @@ class CodeReader:
         self.layout = lay
         sym = target.symbols
         self.code_type = sym.get("PyCode_Type", 0)
-        self.str_type = sym.get("PyUnicode_Type") or sym.get("PyString_Type", 0)
-        self.bytes_type = sym.get("PyBytes_Type") or sym.get("PyString_Type", 0)
         self.py2 = lay.version[0] == 2
+        if self.py2:  # names, files and line tables are all 8-bit str objects
+            self.str_type = self.bytes_type = sym.get("PyString_Type", 0)
+        else:
+            self.str_type = sym.get("PyUnicode_Type", 0)
+            self.bytes_type = sym.get("PyBytes_Type", 0)
 
         start, length = lay.code_span()
         self.span_start = start

@@ -59,8 +59,8 @@ PTHREAD_TID_OFFSET = 0x2D0
 MAX_OFFSET = 1 << 26
 _USER_SPACE_END = 1 << 47
 
-Frames = list[tuple[int, int]]
-WalkResult = tuple[Frames, bool, "str | None"]
+Frame = tuple[int, int]
+WalkResult = tuple[tuple[Frame, ...], bool, "str | None"]
 
 
 class ThreadStack(NamedTuple):
@@ -69,7 +69,7 @@ class ThreadStack(NamedTuple):
     thread_id: int  #: threading.get_ident() in the target (the pthread_t)
     native_tid: int | None  #: kernel tid; None if it could not be established
     holds_gil: bool
-    frames: Frames  #: (code address, instruction offset), innermost first
+    frames: tuple[Frame, ...]  #: (code address, instruction offset), innermost first
     truncated: bool  #: the chain was longer than max_depth (or cyclic) and was cut
     error: str | None  #: why ``frames`` is incomplete, if it is
     tstate: int  #: address of the PyThreadState (stable while the thread lives)
@@ -555,7 +555,7 @@ class StackWalker:
                 pos += size
                 r += 1
             if error is not None:
-                out.append(([], False, error))
+                out.append(((), False, error))
                 continue
             result, outside = self._walk_iframes(frame, chunk, buf, rpos, size, data, known)
             out.append(result)
@@ -590,7 +590,7 @@ class StackWalker:
         """Follow ``previous`` from ``addr``. Frames inside [chunk, chunk+size) are in
         ``buf`` at ``rpos`` (-1: not read); ``known`` maps other prefetched frames to
         positions in ``kbuf``. Also returns the frames found outside the chunk."""
-        frames: Frames = []
+        frames: list[Frame] = []
         append = frames.append
         flen = self._flen
         unpack = self._frame_struct.unpack_from
@@ -678,7 +678,7 @@ class StackWalker:
             append((code, off))
         else:
             truncated = addr != 0
-        return (frames, truncated, error), outside
+        return (tuple(frames), truncated, error), outside
 
     def _chunk_previous(self, buf: bytes, rpos: int) -> int:
         lay = self.layout
@@ -745,7 +745,7 @@ class StackWalker:
     ) -> WalkResult:
         """Follow ``f_back`` from ``addr``; frames in ``cache`` are already read. ``late``:
         nothing was prefetched, so on meeting last walk's chain, read its rest at once."""
-        frames: Frames = []
+        frames: list[Frame] = []
         append = frames.append
         chain: list[int] = []
         keep = chain.append
@@ -796,7 +796,7 @@ class StackWalker:
         else:
             truncated = addr != 0
         self._chains[tstate] = chain
-        return frames, truncated, error
+        return tuple(frames), truncated, error
 
     def _legacy_native_tids(self, parsed: list[tuple]) -> list[int | None]:
         """Kernel tids for versions whose tstate has none: read from glibc's pthread.

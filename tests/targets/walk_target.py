@@ -1,11 +1,19 @@
+# -*- coding: utf-8 -*-
 """A target for tests/test_record_walker.py: threads parked at known places.
 
 Prints one JSON line when every thread is in place, then waits until stdin closes.
 Threads: a sleeper three calls deep, a spinner holding the GIL, a thread in functions
 with non-ASCII names, a 500-deep recursion, and the main thread. With argument
 "bench N": only the main thread, N calls deep, spinning (or "bench-sleep N": sleeping).
+Runs on CPython 2.7 and 3.6+ (2.7 has no non-ASCII identifiers: no "unicode" thread).
 """
 
+# ruff: noqa: UP004, UP009, UP010, UP036, B009 -- this file also runs on CPython 2.7
+
+from __future__ import print_function  # MARK:first-statement
+
+import ctypes
+import importlib
 import json
 import os
 import sys
@@ -57,13 +65,36 @@ def bench_sleep(n):
     time.sleep(1000)
 
 
+def gettid():
+    if hasattr(threading, "get_native_id"):
+        return threading.get_native_id()
+    return ctypes.CDLL(None).syscall(186)  # SYS_gettid on x86_64 (2.7, 3.6, 3.7)
+
+
+class Ready(object):
+    """An Event whose set() also notes the kernel tid of the thread that set it."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.tid = None
+
+    def set(self):
+        self.tid = gettid()
+        self.event.set()
+
+
 def start(name, target, *args):
-    ready = threading.Event()
+    ready = Ready()
     t = threading.Thread(target=target, args=args + (ready,), name=name)
     t.daemon = True
     t.start()
-    ready.wait()
-    return t
+    ready.event.wait()
+    return t, ready.tid
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
 
 
 def main_idle():
@@ -96,10 +127,11 @@ def churn_spawner():
 
 def churn():
     """Threads that call, return and come and go as fast as they can (torn reads)."""
-    for seed in range(3):
-        threading.Thread(target=churn_worker, args=(seed,), daemon=True).start()
-    threading.Thread(target=churn_spawner, daemon=True).start()
-    print(json.dumps({"pid": os.getpid()}), flush=True)
+    workers = [threading.Thread(target=churn_worker, args=(seed,)) for seed in range(3)]
+    for t in workers + [threading.Thread(target=churn_spawner)]:
+        t.daemon = True
+        t.start()
+    emit({"pid": os.getpid()})
     sys.stdin.readline()
 
 
@@ -109,7 +141,7 @@ def reuse():
     first = compile("def alpha():\n    return 1\n", "alpha_file.py", "exec")
     code = [c for c in first.co_consts if hasattr(c, "co_code")][0]
     address = id(code)
-    print(json.dumps({"pid": os.getpid(), "address": address}), flush=True)
+    emit({"pid": os.getpid(), "address": address})
     sys.stdin.readline()
     del first, code
     for i in range(100000):
@@ -120,7 +152,7 @@ def reuse():
     else:
         found = None
     ns["found"] = found
-    print(json.dumps({"reused": found is not None}), flush=True)
+    emit({"reused": found is not None})
     sys.stdin.readline()
 
 
@@ -130,25 +162,23 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == "reuse":
         return reuse()
     if len(sys.argv) > 2 and sys.argv[1] in ("bench", "bench-sleep"):
-        print(json.dumps({"pid": os.getpid()}), flush=True)
+        emit({"pid": os.getpid()})
         (bench_spin if sys.argv[1] == "bench" else bench_sleep)(int(sys.argv[2]))
         return
-    import módulo_函数
-
-    threads = [
-        start("sleeper", level1),
-        start("unicode", módulo_函数.fé_latin),
-        start("deep", recurse, 500),
-        start("spinner", spin),
-    ]
+    threads = [start("sleeper", level1)]
+    if sys.version_info[0] >= 3:
+        unicode_module = importlib.import_module("módulo_函数")
+        threads.append(start("unicode", getattr(unicode_module, "fé_latin")))
+    threads.append(start("deep", recurse, 500))
+    threads.append(start("spinner", spin))
     info = {
         "pid": os.getpid(),
-        "main": threading.get_ident(),
-        "main_native": threading.get_native_id(),
-        "threads": {t.name: [t.ident, t.native_id] for t in threads},
+        "main": threading.current_thread().ident,
+        "main_native": gettid(),
+        "threads": dict((t.name, [t.ident, tid]) for t, tid in threads),
     }
     time.sleep(0.05)  # let every thread get from ready.set() into its blocking call
-    print(json.dumps(info), flush=True)
+    emit(info)
     main_idle()
 
 
