@@ -458,6 +458,38 @@ def test_not_python() -> None:
         proc.wait()
 
 
+def test_permission_denied_says_what_to_do() -> None:
+    """An unprivileged user attaching to root's process gets one line with remedies."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root, to run the attacher as 'nobody'")
+    proc, _ = start(INTERPRETERS[-1], "bench-sleep", "2")
+    code = (
+        "from flamekit.record.interpreter import open_target\n"
+        "from flamekit.errors import TargetError\n"
+        f"try: open_target({proc.pid})\n"
+        "except TargetError as e: print(e)\n"
+    )
+    # /root is private, so 'nobody' runs the system python with flamekit on its path.
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    try:
+        out = subprocess.run(
+            ["/usr/bin/python3.11", "-c", code],
+            capture_output=True,
+            text=True,
+            user="nobody",
+            group="nogroup",
+            extra_groups=[],
+            cwd="/",
+            env={"PYTHONPATH": f"{ROOT}:{site}"},
+            timeout=30,
+        )
+    finally:
+        stop(proc)
+    assert out.stdout.startswith(f"permission denied reading the memory of pid {proc.pid}")
+    assert "ptrace_scope" in out.stdout and "CAP_SYS_PTRACE" in out.stdout
+    assert out.stdout.count("\n") == 1
+
+
 def test_process_exits_while_attached() -> None:
     interp = INTERPRETERS[-1]
     proc, _ = start(interp, "bench-sleep", "5")
