@@ -27,7 +27,7 @@ class Progress:
         if self.quiet:
             return
         now = time.monotonic()
-        if not force and now - self._last < self.interval:
+        if not force and (now - self._last < self.interval or elapsed_s < 0.5):
             return
         self._last = now
         rate = ticks / elapsed_s if elapsed_s > 0 else 0.0

@@ -1,0 +1,126 @@
+"""``flamekit record``: sample a running or launched Python process into an FKT trace."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import click
+
+from flamekit.errors import OutputError, UsageError
+
+
+def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        raise click.BadParameter(f"must be a positive number, got {value}")
+    return value
+
+
+@click.command("record", context_settings={"ignore_unknown_options": False})
+@click.option("-p", "--pid", type=int, help="Attach to this running process.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Trace file to write (default: flamekit-<name>-<pid>-<time>.fkt).",
+)
+@click.option(
+    "-d",
+    "--duration",
+    type=float,
+    callback=_positive,
+    help="Stop after this many seconds (default: until the target exits or Ctrl-C).",
+)
+@click.option(
+    "-r",
+    "--rate",
+    type=float,
+    default=100.0,
+    show_default=True,
+    callback=_positive,
+    help="Samples per second.",
+)
+@click.option(
+    "--nonblocking",
+    is_flag=True,
+    help="Read without pausing the target (less overhead, stacks may be torn).",
+)
+@click.option("--gil", "gil_only", is_flag=True, help="Record only the thread holding the GIL.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress line.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def command(
+    pid: int | None,
+    output: str | None,
+    duration: float | None,
+    rate: float,
+    nonblocking: bool,
+    gil_only: bool,
+    quiet: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Sample a Python process from outside and write an FKT trace.
+
+    Attach with -p PID, or launch a command after --:
+
+        flamekit record -p 1234 -o run.fkt
+
+        flamekit record -o run.fkt -- python script.py ARGS...
+    """
+    from flamekit.record import launcher
+    from flamekit.record.sampler import Recorder, RecordOptions, attach
+
+    if (pid is None) == (not command):
+        raise UsageError(
+            "give either -p PID to attach or a command after -- to launch, not both"
+            if pid is not None
+            else "nothing to record: give -p PID or a command after --"
+        )
+    if rate > 100_000:
+        raise UsageError(f"--rate {rate:g}: at most 100000 samples per second")
+    options = RecordOptions(
+        rate_hz=rate, duration_s=duration, pausing=not nonblocking, gil_only=gil_only, quiet=quiet
+    )
+    child = launcher.launch(list(command)) if command else None
+    target_pid = child.pid if child is not None else pid
+    assert target_pid is not None
+    try:
+        target = attach(target_pid, launched=child)
+    except BaseException:
+        if child is not None and child.poll() is None:
+            child.terminate()
+            child.wait()
+        raise
+    path = output or launcher.default_output(target_pid)
+    try:
+        out = open(path, "wb")
+    except OSError as exc:
+        target.close()
+        raise OutputError(f"{path}: cannot write the trace: {exc.strerror or exc}") from None
+    try:
+        with out:
+            result = Recorder(target, out, options, launched=child).run()
+    except OSError as exc:
+        raise OutputError(
+            f"{path}: cannot write the trace: {exc.strerror or exc} (what was "
+            "written so far is readable as a truncated trace)"
+        ) from None
+    finally:
+        target.close()
+    how = {
+        "duration": "duration reached",
+        "target-exited": "target exited",
+        "interrupted": "interrupted",
+        "error": f"error: {result.error}",
+    }[result.reason]
+    rate_eff = result.ticks / result.duration_s if result.duration_s > 0 else 0.0
+    click.echo(
+        f"flamekit: wrote {path}: {result.samples:,} samples in {result.duration_s:.2f} s "
+        f"({rate_eff:,.1f} Hz effective, {result.errors:,} sampling errors; {how})",
+        err=True,
+    )
+    if result.child_status is not None and result.child_status != 0:
+        click.echo(f"flamekit: the command exited with status {result.child_status}", err=True)
+    if result.reason == "error":
+        raise SystemExit(1)
+    if not os.path.getsize(path):
+        raise OutputError(f"{path}: nothing was written")

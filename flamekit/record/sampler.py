@@ -1,0 +1,419 @@
+"""The sampling loop: on a drift-free schedule, read every thread's stack, write samples.
+
+Per tick: note which threads are on CPU (from /proc, before pausing: a paused thread
+always looks asleep), pause the target (unless nonblocking), walk all stacks, check the
+code objects they name, resume, then write one sample per thread. Between ticks the
+pauser services the target (signals passed on, job control kept, new threads followed).
+
+The loop is the only part with side effects on the target; everything it learns goes
+into the trace writer.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+from flamekit import __version__
+from flamekit.errors import FlamekitError, TargetError
+from flamekit.record import launcher
+from flamekit.record.code import CodeInfo, CodeReader
+from flamekit.record.codes import CodeRefs
+from flamekit.record.idle import ThreadStates
+from flamekit.record.interpreter import PythonTarget, open_target
+from flamekit.record.memory import ProcessGoneError, ReadError
+from flamekit.record.pause import Events, Pauser
+from flamekit.record.progress import Progress
+from flamekit.record.schedule import Schedule
+from flamekit.record.threadnames import ThreadNames
+from flamekit.record.walker import StackWalker, ThreadStack
+from flamekit.trace import records as R
+from flamekit.trace.writer import TraceWriter
+
+#: Innermost functions that mean "waiting", for threads whose run state /proc can't tell.
+IDLE_FRAMES = frozenset(
+    {
+        ("threading.py", "wait"),
+        ("threading.py", "_wait_for_tstate_lock"),
+        ("threading.py", "join"),
+        ("selectors.py", "select"),
+        ("queue.py", "get"),
+        ("socket.py", "accept"),
+        ("socket.py", "recv"),
+        ("subprocess.py", "_try_wait"),
+        ("connection.py", "_recv"),
+        ("base_events.py", "_run_once"),
+    }
+)
+
+_SI_USER = 0  # siginfo si_code: sent by kill() from a process (not the terminal)
+_SI_QUEUE = -1
+
+
+@dataclass
+class RecordOptions:
+    """What ``flamekit record`` was asked for."""
+
+    rate_hz: float = 100.0
+    duration_s: float | None = None
+    pausing: bool = True
+    gil_only: bool = False
+    quiet: bool = False
+
+
+@dataclass
+class RecordResult:
+    """How a recording went, for the closing summary line."""
+
+    reason: str
+    samples: int
+    errors: int
+    ticks: int
+    missed: int
+    duration_s: float
+    child_status: int | None = None
+    error: str | None = None
+
+
+def attach(
+    pid: int, launched: subprocess.Popen[bytes] | None = None, wait_s: float = 10.0
+) -> PythonTarget:
+    """Open ``pid`` as a CPython target.
+
+    A launched command may start as a wrapper (a shell script, pyenv's shims) that execs
+    the interpreter, so for a launched child we retry until it is Python, it exits, or
+    ``wait_s`` passes.
+    """
+    if launched is None:
+        launcher.check_exists(pid)
+        return open_target(pid)
+    deadline = time.monotonic() + wait_s
+    delay = 0.002
+    while True:
+        try:
+            return open_target(pid)
+        except TargetError:
+            if launched.poll() is not None:
+                raise TargetError(
+                    f"{' '.join(launcher.cmdline(pid)) or 'the command'} exited (status "
+                    f"{launched.returncode}) before flamekit could attach to it"
+                ) from None
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+class Recorder:
+    """Records one target into one trace writer. Call :meth:`run` once."""
+
+    def __init__(
+        self,
+        target: PythonTarget,
+        out,
+        options: RecordOptions,
+        launched: subprocess.Popen[bytes] | None = None,
+    ) -> None:
+        self.target = target
+        self.pid = target.pid
+        self.options = options
+        self.launched = launched
+        self.start_ns = time.monotonic_ns()
+        host, kernel = launcher.host_facts()
+        header = R.Header(
+            flamekit_version=__version__,
+            start_wall_ns=time.time_ns(),
+            start_monotonic_ns=self.start_ns,
+            rate_hz=float(options.rate_hz),
+            pid=self.pid,
+            cmdline=launcher.cmdline(self.pid),
+            python_version=target.version_string,
+            hostname=host,
+            kernel=kernel,
+            mode={
+                "pausing": options.pausing,
+                "gil_only": options.gil_only,
+                "launched": launched is not None,
+                "subprocesses": False,
+            },
+        )
+        self.writer = TraceWriter(out, header)
+        self.writer.write(R.Process(self.pid, launcher.ppid(self.pid), header.cmdline, 0))
+        self._open_readers(target)
+        self.states = ThreadStates(self.pid)
+        self.threads: dict[tuple[int, int], int] = {}  # (tstate, thread id) -> thread ref
+        self.thread_tids: dict[int, int | None] = {}  # thread ref -> native tid
+        self.unnamed: set[int] = set()  # thread refs whose name is not known yet
+        #: thread ref -> (native tid, python thread id, first seen ns since origin)
+        self.thread_meta: dict[int, tuple[int | None, int, int]] = {}
+        self._next_name_try = 0
+        self._name_backoff = 0.05
+        self.errors = 0
+        self.ticks = 0
+
+    def _open_readers(self, target: PythonTarget) -> None:
+        self.target = target
+        self.walker = StackWalker(target)
+        self.code_reader = CodeReader(target)
+        self.codes = CodeRefs(self.code_reader, self._write_code)
+        self.names = ThreadNames(target, self.code_reader)
+
+    def _write_code(self, ref: int, info: CodeInfo) -> None:
+        self.writer.write(
+            R.Code(
+                ref,
+                self.pid,
+                info.address,
+                info.name,
+                info.qualname,
+                info.filename,
+                info.firstlineno,
+                info.linetable,
+                info.linetable_format,
+            )
+        )
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run(self) -> RecordResult:
+        opts = self.options
+        schedule = Schedule(opts.rate_hz, self.start_ns)
+        end_ns = None if opts.duration_s is None else self.start_ns + int(opts.duration_s * 1e9)
+        progress = Progress(quiet=opts.quiet)
+        pauser: Pauser | None = None
+        reason, error = "interrupted", None
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            if opts.pausing:
+                pauser = Pauser(self.pid)
+            due = schedule.due()
+            while True:
+                now = time.monotonic_ns()
+                if end_ns is not None and now >= end_ns:
+                    reason = "duration"
+                    break
+                if now < due:
+                    wait_s = (min(due, end_ns or due) - now) / 1e9
+                    if pauser is not None:
+                        ended = self._on_events(pauser.service(wait_s))
+                    else:
+                        ended = self._wait_nonblocking(wait_s)
+                    if ended:
+                        reason = ended
+                        break
+                    if self._interrupted():
+                        break
+                    continue
+                if self._interrupted():
+                    break
+                ended = self._tick(pauser)
+                if ended:
+                    reason = ended
+                    break
+                due = schedule.advance(time.monotonic_ns())
+                self.writer.tick()
+                progress.update(
+                    (time.monotonic_ns() - self.start_ns) / 1e9,
+                    self.writer.samples,
+                    self.ticks,
+                    self.errors,
+                )
+        except FlamekitError as exc:
+            reason, error = "error", str(exc)
+        finally:
+            if pauser is not None:
+                if pauser.paused:
+                    pauser.resume()
+                pauser.close()
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            progress.finish()
+            self.states.close()
+        child_status = self._child_status(pauser)
+        end_now = time.monotonic_ns()
+        try:
+            self.writer.close(reason, error=error, errors=self.errors, end_ns=end_now)
+        except OSError as exc:
+            raise TargetError(f"cannot finish the trace: {exc.strerror or exc}") from None
+        return RecordResult(
+            reason,
+            self.writer.samples,
+            self.errors,
+            self.ticks,
+            schedule.missed,
+            (end_now - self.start_ns) / 1e9,
+            child_status,
+            error,
+        )
+
+    def _tick(self, pauser: Pauser | None) -> str | None:
+        """Take one sample of every thread; returns an end reason when the target is gone."""
+        running: dict[int, bool | None] = {}
+        if pauser is not None:
+            # Before pausing: a thread stopped by ptrace always looks asleep, and one just
+            # resumed looks runnable, so this is the only moment /proc tells the truth.
+            states = self.states
+            running = {tid: states.running(tid) for tid in pauser.threads}
+            result = pauser.pause()
+            if self._on_events(result.events):
+                pauser.resume()
+                return "target-exited"
+            if not result.stopped and pauser.exited:
+                return "target-exited"
+        try:
+            t_ns = time.monotonic_ns()
+            try:
+                stacks = self.walker.walk()
+            except ProcessGoneError:
+                return "target-exited"
+            checked = self._check_codes(stacks)
+        finally:
+            if pauser is not None:
+                pauser.resume()
+        self.ticks += 1
+        self._write_samples(t_ns, stacks, checked, running)
+        return None
+
+    def _check_codes(self, stacks: list[ThreadStack]) -> list[list[int] | None]:
+        out = []
+        for st in stacks:
+            if st.error is not None or not st.frames:
+                out.append(None if st.error is not None else [])
+                continue
+            try:
+                out.append(self.codes.refs([a for a, _ in st.frames]))
+            except ReadError:
+                out.append(None)
+        return out
+
+    def _write_samples(
+        self,
+        t_ns: int,
+        stacks: list[ThreadStack],
+        refs: list[list[int] | None],
+        running: dict[int, bool | None],
+    ) -> None:
+        w = self.writer
+        gil_only = self.options.gil_only
+        pausing = self.options.pausing
+        new = False
+        for st, code_refs in zip(stacks, refs):
+            if code_refs is None:
+                self.errors += 1
+                continue
+            if gil_only and not st.holds_gil:
+                continue
+            key = (st.tstate, st.thread_id)
+            ref = self.threads.get(key)
+            if ref is None:
+                ref = self._new_thread(key, st, t_ns)
+                new = True
+            frames = tuple(zip(code_refs, [o for _, o in st.frames]))
+            state = None
+            if st.native_tid:
+                state = (
+                    running[st.native_tid]
+                    if st.native_tid in running
+                    else (None if pausing else self.states.running(st.native_tid))
+                )
+            idle = (not state) if state is not None else self._looks_idle(st)
+            w.sample(t_ns, ref, w.stack_id(frames), gil=st.holds_gil, idle=idle)
+        if new or self.unnamed:
+            self._name_threads(t_ns, force=new)
+
+    def _new_thread(self, key: tuple[int, int], st: ThreadStack, t_ns: int) -> int:
+        ref = len(self.threads)
+        self.threads[key] = ref
+        self.thread_tids[ref] = st.native_tid
+        self.thread_meta[ref] = (st.native_tid, st.thread_id, t_ns - self.start_ns)
+        self.writer.write(
+            R.Thread(ref, self.pid, st.native_tid, st.thread_id, None, t_ns - self.start_ns)
+        )
+        self.unnamed.add(ref)
+        return ref
+
+    def _name_threads(self, t_ns: int, force: bool) -> None:
+        """Look up names of threads not yet named: at once for new threads, then with
+        back-off (a name can be set after the thread started), never on every sample."""
+        if not force and t_ns < self._next_name_try:
+            return
+        ids = {self.thread_meta[r][1]: r for r in self.unnamed}
+        found = self.names.lookup(list(ids))
+        for tid, name in found.items():
+            ref = ids.get(tid)
+            if ref is None or not name:
+                continue
+            native, py_id, first = self.thread_meta[ref]
+            self.writer.write(R.Thread(ref, self.pid, native, py_id, name, first))
+            self.unnamed.discard(ref)
+        self._name_backoff = 0.05 if force else min(self._name_backoff * 2, 2.0)
+        self._next_name_try = t_ns + int(self._name_backoff * 1e9)
+
+    def _looks_idle(self, st: ThreadStack) -> bool:
+        if not st.frames:
+            return True
+        info = self.codes.info(st.frames[0][0])
+        if info is None:
+            return False
+        return (os.path.basename(info.filename), info.name) in IDLE_FRAMES
+
+    # -- between ticks ----------------------------------------------------------------
+
+    def _on_events(self, ev: Events) -> str | None:
+        if ev.exited:
+            return "target-exited"
+        if ev.execed:
+            return self._reopen_after_exec()
+        return None
+
+    def _reopen_after_exec(self) -> str | None:
+        """The target replaced its program: follow it if it is still CPython."""
+        try:
+            target = open_target(self.pid)
+        except TargetError:
+            return "target-exited"
+        self.target.close()
+        self._open_readers(target)
+        return None
+
+    def _wait_nonblocking(self, wait_s: float) -> str | None:
+        if self.launched is not None and self.launched.poll() is not None:
+            return "target-exited"
+        if not os.path.exists(f"/proc/{self.pid}"):
+            return "target-exited"
+        if wait_s > 0:
+            time.sleep(wait_s)
+        return None
+
+    def _interrupted(self) -> bool:
+        """Ctrl-C or SIGTERM, polled once a tick (both are blocked while recording).
+
+        A SIGINT sent to the recorder alone (kill -INT) is passed on to a launched
+        child; one from the terminal already reached the child through its process group.
+        """
+        info = signal.sigtimedwait({signal.SIGINT, signal.SIGTERM}, 0)
+        if info is None:
+            return False
+        if (
+            self.launched is not None
+            and info.si_signo == signal.SIGINT
+            and info.si_code in (_SI_USER, _SI_QUEUE)
+        ):
+            try:
+                os.kill(self.pid, signal.SIGINT)
+            except OSError:
+                pass
+        return True
+
+    def _child_status(self, pauser: Pauser | None) -> int | None:
+        if self.launched is None:
+            return None
+        status = pauser.exit_status if pauser is not None else None
+        if status is not None:
+            return os.waitstatus_to_exitcode(status)
+        try:
+            return self.launched.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            return None
