@@ -29,7 +29,12 @@ from flamekit.errors import TargetError
 from flamekit.record.code import CodeReader
 from flamekit.record.elf import ElfImage
 from flamekit.record.interpreter import PythonTarget, open_target
-from flamekit.record.layout import layout_from_table
+from flamekit.record.layout import (
+    GIL_UNKNOWN,
+    layout_for_release,
+    layout_from_table,
+    without_gil,
+)
 from flamekit.record.memory import ProcessGoneError, ProcessMemory, ReadError
 from flamekit.record.walker import StackWalker, ThreadStack
 from flamekit.symbolize import line_for_offset
@@ -655,6 +660,16 @@ def test_corrupt_chain_is_reported(version, where: str, value: int, message: str
     assert stack.error is not None and message in stack.error
     assert stack.frames[0] == (CODE, 10)
     assert walker.errors == 1
+
+
+def test_unverified_gil_offsets_report_no_holder() -> None:
+    """3.7.0-3.7.3 moved the GIL words: such builds walk normally, with no GIL holder."""
+    assert layout_for_release((3, 7, 2)).gil_mode == GIL_UNKNOWN
+    assert layout_for_release((3, 7, 16)).gil_mode != GIL_UNKNOWN
+    mem, target = synthetic((3, 10))
+    target.layout = without_gil(target.layout)
+    (stack,) = StackWalker(target).walk()
+    assert stack.frames == ((CODE, 10),) * 3 and not stack.holds_gil
 
 
 def test_shim_frames_are_skipped() -> None:

@@ -19,8 +19,8 @@ from flamekit.record.elf import ElfImage, scan_version_strings
 from flamekit.record.layout import (
     DEBUG_READ_SIZE,
     Layout,
+    layout_for_release,
     layout_from_debug_offsets,
-    layout_from_table,
     supported_minors,
 )
 from flamekit.record.memory import ProcessMemory, ReadError
@@ -146,7 +146,7 @@ def _from_elf(
                 f"{layout.version[0]}.{layout.version[1]}"
             )
     else:
-        layout = layout_from_table(minor)
+        layout = layout_for_release(version)
 
     interp_head = None
     if runtime is None:

@@ -35,6 +35,7 @@ GIL_RUNTIME = "runtime"  #: _PyRuntime.ceval.gil.{locked,last_holder} (3.7-3.11)
 GIL_INTERP = "interp"  #: *interp->ceval.gil -> {locked,last_holder} (3.12)
 GIL_STATUS_BIT = "status-bit"  #: tstate->_status.holds_gil (3.13)
 GIL_TSTATE_INT = "tstate-int"  #: tstate->holds_gil (3.14)
+GIL_UNKNOWN = "unknown"  #: no trustworthy source for this build: nobody is reported
 
 
 @dataclass(frozen=True)
@@ -405,5 +406,30 @@ def layout_from_debug_offsets(raw: bytes, source: str = "") -> Layout:
     return layout
 
 
-def with_source(layout: Layout, source: str) -> Layout:
-    return replace(layout, source=source)
+def without_gil(layout: Layout) -> Layout:
+    """``layout`` with the GIL words dropped (for builds whose GIL offsets are unverified)."""
+    return replace(
+        layout,
+        gil_mode=GIL_UNKNOWN,
+        runtime_gil_locked=None,
+        runtime_gil_last_holder=None,
+        interp_ceval_gil=None,
+        gil_locked=None,
+        gil_last_holder=None,
+        holds_gil_offset=None,
+        holds_gil_bit=None,
+    )
+
+
+#: Patch releases whose layout differs from the table's build in fields the GIL check
+#: reads (py-spy and the fact sheet: gilstate and the GIL words moved at 3.7.4).
+GIL_UNVERIFIED = {(3, 7): range(0, 4)}
+
+
+def layout_for_release(version: tuple[int, int, int]) -> Layout:
+    """The table layout for ``major.minor.micro``, minus fields not valid for that micro."""
+    layout = layout_from_table(version[:2])
+    micros = GIL_UNVERIFIED.get(version[:2])
+    if micros is not None and version[2] in micros:
+        layout = without_gil(layout)
+    return layout
