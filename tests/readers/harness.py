@@ -31,6 +31,26 @@ SPEEDSCOPE_SCHEMA = NODE_MODULES / "speedscope" / "dist" / "release" / "file-for
 CHROMIUM = os.environ.get("FLAMEKIT_CHROMIUM", "/usr/bin/chromium")
 
 
+def shared_file(relative: str) -> Path | None:
+    """A file of the project's shared/ folder (``$FLAMEKIT_SHARED``, or beside the checkout)."""
+    env = os.environ.get("FLAMEKIT_SHARED")
+    bases = [Path(env)] if env else []
+    bases += [p / "shared" for p in HERE.parents] + [Path("/work/shared")]
+    for base in bases:
+        if (base / relative).is_file():
+            return base / relative
+    return None
+
+
+def speedscope_schema() -> dict[str, Any]:
+    """speedscope's file-format JSON schema: the npm package's copy, else shared/data's."""
+    path = SPEEDSCOPE_SCHEMA if SPEEDSCOPE_SCHEMA.is_file() else None
+    path = path or shared_file("data/speedscope-file-format-schema.json")
+    if path is None:
+        missing("speedscope's file-format-schema.json (npm package speedscope)")
+    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[union-attr]
+
+
 def missing(what: str) -> None:
     """Skip the calling test because a reader is missing; fail instead under CI."""
     msg = f"{what} not installed (run tests/readers/install_formats.sh)"
