@@ -231,8 +231,8 @@ class Recorder:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             progress.finish()
             self.states.close()
-        child_status = self._child_status(pauser)
         end_now = time.monotonic_ns()
+        child_status = self._child_status(pauser, reason)
         try:
             self.writer.close(reason, error=error, errors=self.errors, end_ns=end_now)
         except OSError as exc:
@@ -407,13 +407,19 @@ class Recorder:
                 pass
         return True
 
-    def _child_status(self, pauser: Pauser | None) -> int | None:
+    def _child_status(self, pauser: Pauser | None, reason: str) -> int | None:
+        """A launched child's exit code once it has exited; None while it runs on.
+
+        A recording cut short (duration, Ctrl-C) does not wait for the child: after a
+        Ctrl-C from the terminal it is usually exiting too, and otherwise it keeps running
+        as it would have without flamekit.
+        """
         if self.launched is None:
             return None
         status = pauser.exit_status if pauser is not None else None
         if status is not None:
             return os.waitstatus_to_exitcode(status)
         try:
-            return self.launched.wait(timeout=2.0)
+            return self.launched.wait(timeout=2.0 if reason != "duration" else 0.05)
         except subprocess.TimeoutExpired:
             return None

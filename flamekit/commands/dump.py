@@ -1,0 +1,58 @@
+"""``flamekit dump -p PID``: print every thread's current Python stack once."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import click
+
+
+def render_text(pid: int, cmd: str, version: str, threads: list) -> str:
+    lines = [f"Process {pid}: {cmd}", f"Python {version}", ""]
+    for t in threads:
+        state = "idle" if t.idle else "active"
+        if t.holds_gil:
+            state += "+gil"
+        tid = t.native_tid if t.native_tid is not None else "?"
+        name = f' "{t.name}"' if t.name else ""
+        lines.append(f"Thread {tid} (python id {t.thread_id:#x}, {state}):{name}")
+        for f in t.frames:
+            where = f"{f.file}:{f.line}" if f.line is not None else f.file
+            lines.append(f"    {f.function} ({where})")
+        if not t.frames:
+            lines.append("    (no Python frames)")
+        if t.error:
+            lines.append(f"    (stack incomplete: {t.error})")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n")
+
+
+@click.command("dump")
+@click.option("-p", "--pid", type=int, required=True, help="The process to look at.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stacks as JSON.")
+@click.option("--nonblocking", is_flag=True, help="Read without pausing the target.")
+def command(pid: int, as_json: bool, nonblocking: bool) -> None:
+    """Print every thread's current Python stack once, innermost frame first."""
+    from flamekit.record import launcher
+    from flamekit.record.interpreter import open_target
+    from flamekit.record.snapshot import snapshot
+
+    launcher.check_exists(pid)
+    target = open_target(pid)
+    try:
+        threads = snapshot(target, pausing=not nonblocking)
+        version = target.version_string
+    finally:
+        target.close()
+    cmd = " ".join(launcher.cmdline(pid))
+    if as_json:
+        doc = {
+            "pid": pid,
+            "cmdline": launcher.cmdline(pid),
+            "python_version": version,
+            "threads": [asdict(t) for t in threads],
+        }
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_text(pid, cmd, version, threads))
