@@ -96,6 +96,8 @@ class CodeReader:
             self.bytes_type = sym.get("PyBytes_Type", 0)
 
         start, length = lay.code_span()
+        #: A code object's header, as read for fingerprints: ``span_len`` bytes from
+        #: ``address + span_start`` (ob_type through the line-table pointer; no refcount).
         self.span_start = start
         self.span_len = length
         fields = [
@@ -120,7 +122,12 @@ class CodeReader:
 
     # -- identity ----------------------------------------------------------------------
 
-    def _fingerprint(self, buf: bytes, offset: int) -> Fingerprint | None:
+    def fingerprint_from(self, buf: bytes, offset: int) -> Fingerprint | None:
+        """The fingerprint in a header the caller read itself: ``span_len`` bytes from
+        ``address + span_start``, found at ``offset`` in ``buf``. None: not a code object.
+
+        For callers batching their own reads (one vectored read of many headers, or a
+        byte-for-byte comparison of whole headers before decoding any)."""
         t = self._fp_struct.unpack_from(buf, offset)
         i = self._fp_index
         qual = t[i[5]] if self._qual else 0
@@ -128,6 +135,8 @@ class CodeReader:
         if fp[0] != self.code_type:
             return None
         return fp
+
+    _fingerprint = fingerprint_from  # the name the sampler first used
 
     def fingerprints(self, addresses: Sequence[int]) -> list[Fingerprint | None]:
         """Fingerprints of many code objects in one vectored read (see module docs).
@@ -139,7 +148,7 @@ class CodeReader:
         start = self.span_start
         size = self.span_len
         pending = [a + start for a in addresses]
-        fp = self._fingerprint
+        fp = self.fingerprint_from
         while len(out) < n:
             data, k = self.memory.read_uniform(pending[len(out) :], size)
             for j in range(k):
@@ -164,7 +173,7 @@ class CodeReader:
             header = self.memory.read(address + self.span_start, self.span_len)
         except ReadError as e:
             raise CodeError(f"cannot read code object at {address:#x}", address) from e
-        fp = self._fingerprint(header, 0)
+        fp = self.fingerprint_from(header, 0)
         if fp is None:
             raise CodeError(f"no code object at {address:#x}", address)
         _, firstlineno, filename_p, name_p, qual_p, table_p = fp
