@@ -463,6 +463,20 @@ def test_not_python() -> None:
         proc.wait()
 
 
+def test_zombie() -> None:
+    proc = subprocess.Popen(["true"])
+    try:
+        for _ in range(200):
+            with open(f"/proc/{proc.pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.01)
+        with pytest.raises(TargetError, match="not a CPython process"):
+            open_target(proc.pid)
+    finally:
+        proc.wait()
+
+
 def test_permission_denied_says_what_to_do() -> None:
     """An unprivileged user attaching to root's process gets one line with remedies."""
     if os.geteuid() != 0:

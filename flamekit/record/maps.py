@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from flamekit.errors import TargetError
 from flamekit.record.memory import gone_error, permission_error
 
 _DELETED = " (deleted)"
@@ -61,6 +62,10 @@ def exe_path(pid: int) -> str:
     try:
         path = os.readlink(f"/proc/{pid}/exe")
     except FileNotFoundError:
+        if os.path.exists(f"/proc/{pid}"):
+            raise TargetError(
+                f"pid {pid} has no executable (a kernel thread, or a zombie): not a CPython process"
+            ) from None
         raise gone_error(pid) from None
     except PermissionError:
         raise permission_error(pid) from None
