@@ -14,8 +14,12 @@ What goes in, and why:
   split threads. With ``--threads`` the stacks also start at a ``thread NAME (TID)`` frame,
   as in every other format.
 * one ``Function`` per function-level frame: ``name`` the qualified name,
-  ``system_name`` the code object's plain name, ``filename``, ``start_line`` (its
-  ``co_firstlineno``); one ``Location`` per frame with one ``Line`` (function, line; 0
+  ``system_name`` the code object's plain name where it differs (``method`` for
+  ``Class.method``), ``filename``, ``start_line`` (its ``co_firstlineno``). A
+  ``system_name`` equal to ``name`` is left out on purpose: pprof takes such a function
+  for a not-yet-demangled C++ symbol and its demangling heuristics delete anything in
+  ``<...>``, so ``<module>`` or ``<lambda>`` would show as an empty name unless the
+  reader remembered ``-symbolize=none``; one ``Location`` per frame with one ``Line`` (function, line; 0
   at function level or when the line is unknown). Ids start at 1 (0 means "none").
 * one ``Mapping`` for the interpreter, marked as having functions, file names and line
   numbers, so pprof never tries to symbolize addresses (there are none: address 0).
@@ -119,7 +123,9 @@ def build(sel: Selection, opts: ConvertOptions) -> bytes:
     for fn in sorted(functions):
         fr = frames[fn]
         f = Message().number(1, fn + 1).number(2, strings(fr.qualname))
-        f.number(3, strings(fr.name)).number(4, strings(fr.file))
+        if fr.name != fr.qualname:
+            f.number(3, strings(fr.name))
+        f.number(4, strings(fr.file))
         f.number(5, fr.firstlineno or 0)
         out.message(P_FUNCTION, f)
 
