@@ -16,9 +16,10 @@ Fingerprint API::
     fps[i] is None                         # unreadable, or not a code object (anymore)
     fps[i] == known[addrs[i]]              # same code object as when first read
 
-A fingerprint is a tuple ``(ob_type, co_firstlineno, co_filename, co_name,
-co_qualname or 0, co_linetable)``: all set when the code is created and never changed,
-and together they pin down everything the trace stores about it.
+A fingerprint is an opaque tuple of header words, compared with ``==``: ob_type,
+co_firstlineno and the co_filename, co_name, co_qualname (3.11+) and line-table
+pointers, in the layout's field order. All are set when the code is created and never
+change, and together they pin down everything the trace stores about it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from flamekit.record.memory import ReadError
 #: Longest string or line table we copy (a sanity bound against corrupt lengths).
 MAX_OBJECT_BYTES = 1 << 20
 
-Fingerprint = tuple[int, int, int, int, int, int]
+Fingerprint = tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class CodeReader:
             fields.append((lay.code_qualname, "Q"))
         self._fp_struct, idx = _struct_at(fields, start)
         self._fp_index = idx
+        self._type_index = idx[0]
         # Fast path: when the unpack order already is (type, line, file, name[, qual], table)
         self._qual = lay.code_qualname is not None
 
@@ -129,12 +131,9 @@ class CodeReader:
         For callers batching their own reads (one vectored read of many headers, or a
         byte-for-byte comparison of whole headers before decoding any)."""
         t = self._fp_struct.unpack_from(buf, offset)
-        i = self._fp_index
-        qual = t[i[5]] if self._qual else 0
-        fp = (t[i[0]], t[i[1]], t[i[2]], t[i[3]], qual, t[i[4]])
-        if fp[0] != self.code_type:
+        if t[self._type_index] != self.code_type:
             return None
-        return fp
+        return t
 
     _fingerprint = fingerprint_from  # the name the sampler first used
 
@@ -176,7 +175,9 @@ class CodeReader:
         fp = self.fingerprint_from(header, 0)
         if fp is None:
             raise CodeError(f"no code object at {address:#x}", address)
-        _, firstlineno, filename_p, name_p, qual_p, table_p = fp
+        i = self._fp_index
+        firstlineno, filename_p, name_p, table_p = fp[i[1]], fp[i[2]], fp[i[3]], fp[i[4]]
+        qual_p = fp[i[5]] if self._qual else 0
         strings = [filename_p, name_p] + ([qual_p] if lay.code_qualname is not None else [])
         texts, table = self._read_objects(strings, table_p)
         return CodeInfo(
