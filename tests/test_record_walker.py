@@ -399,6 +399,24 @@ def test_code_address_reuse_changes_the_fingerprint(running: Running) -> None:
         stop(proc)
 
 
+def test_non_compact_strings(running: Running) -> None:
+    """str-subclass names (the non-compact PEP 393 layout, data in a separate buffer)."""
+    if running.interp.version < (3, 8):
+        return  # code.replace() is 3.8+; 2.7 has no PEP 393 strings
+    proc, info = start(running.interp, "legacy-string")
+    target = open_target(proc.pid)
+    try:
+        code = CodeReader(target).read_code(info["code"])
+        assert code.name == "sub_fé_函数"
+        assert code.filename == "/tmp/sub_文件_𠀀.py"
+        assert code.qualname == ("q_ß" if running.interp.version >= (3, 11) else None)
+        stack = next(t for t in StackWalker(target).walk() if t.thread_id == info["thread"])
+        assert stack.frames[0][0] == info["code"]
+    finally:
+        target.close()
+        stop(proc)
+
+
 def test_torn_reads_of_a_churning_target(running: Running) -> None:
     """Walking a running target whose stacks and threads change all the time: never an
     exception, never a hang; incomplete stacks are reported, and they are rare."""

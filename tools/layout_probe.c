@@ -68,6 +68,7 @@ int main(void)
     /* Objects */
     OFF("ob_type", PyObject, ob_type);
     OFF("ob_size", PyVarObject, ob_size);
+    OFF("type_flags", PyTypeObject, tp_flags);
 #if PY_MAJOR_VERSION >= 3
     OFF("bytes_data", PyBytesObject, ob_sval);
     OFF("unicode_length", PyASCIIObject, length);

@@ -116,6 +116,9 @@ class CodeReader:
         # Fast path: when the unpack order already is (type, line, file, name[, qual], table)
         self._qual = lay.code_qualname is not None
 
+        self._str_subtypes: dict[int, bool] = {}
+        #: Py_TPFLAGS_UNICODE_SUBCLASS (3.x) / Py_TPFLAGS_STRING_SUBCLASS (2.7)
+        self._subclass_flag = 1 << 27 if self.py2 else 1 << 28
         if not self.py2:
             assert lay.unicode_state is not None and lay.unicode_compact_size is not None
             self._str_header = lay.unicode_compact_size + 8
@@ -238,11 +241,29 @@ class CodeReader:
             pos += nbytes
         return texts, blob[pos : pos + tlen]
 
+    def _is_str_subclass(self, type_address: int) -> bool:
+        """Whether a type is a subclass of str (code objects accept those as names).
+
+        Instances of str subclasses are never compact: their characters live in a separate
+        buffer, which is how the legacy (non-compact) PEP 393 layout still shows up."""
+        known = self._str_subtypes.get(type_address)
+        if known is None:
+            known = False
+            if type_address and not type_address & 7:
+                try:
+                    raw = self.memory.read(type_address + self.layout.type_flags, 8)
+                    known = bool(struct.unpack("<Q", raw)[0] & self._subclass_flag)
+                except ReadError:
+                    known = False
+            if len(self._str_subtypes) < 1024:
+                self._str_subtypes[type_address] = known
+        return known
+
     def _plan_string(self, heads: bytes, off: int, address: int) -> tuple[int, int, str]:
         """(data address, byte length, codec) of the string whose header is at ``off``."""
         lay = self.layout
         (ob_type,) = struct.unpack_from("<Q", heads, off + lay.ob_type)
-        if ob_type != self.str_type:
+        if ob_type != self.str_type and not self._is_str_subclass(ob_type):
             raise CodeError(f"object at {address:#x} is not a str", address)
         if self.py2:
             (size,) = struct.unpack_from("<q", heads, off + lay.ob_size)

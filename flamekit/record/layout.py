@@ -48,6 +48,7 @@ class Layout:
     # Objects and strings
     ob_type: int
     ob_size: int
+    type_flags: int  #: PyTypeObject.tp_flags
     bytes_data: int  #: PyBytesObject.ob_sval (2.7: PyStringObject.ob_sval)
     unicode_length: int | None
     unicode_state: int | None
@@ -261,6 +262,7 @@ def layout_from_table(version: tuple[int, int]) -> Layout:
         source=str(t["source"]),
         ob_type=t["ob_type"],
         ob_size=t["ob_size"],
+        type_flags=t["type_flags"],
         bytes_data=t["bytes_data"],
         unicode_length=g("unicode_length"),
         unicode_state=g("unicode_state"),
@@ -352,6 +354,7 @@ def layout_from_debug_offsets(raw: bytes, source: str = "") -> Layout:
         source=source or f"_Py_DebugOffsets of CPython {version[0]}.{version[1]}",
         ob_type=d["pyobject.ob_type"],
         ob_size=d["bytes.ob_size"],
+        type_flags=d["type.tp_flags"],
         bytes_data=d["bytes.ob_sval"],
         unicode_length=d["unicode.length"],
         unicode_state=d["unicode.state"],

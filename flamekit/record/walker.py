@@ -433,6 +433,7 @@ class StackWalker:
             self._interps, self._tstates = [], []
             return snap
         self._interps, self._tstates = interps, tstates
+        self._interp_gil = {i: g for i, g in self._interp_gil.items() if i in interps}
         if interps:
             try:
                 ranges = self._gil_ranges(interps)

@@ -156,7 +156,31 @@ def reuse():
     sys.stdin.readline()
 
 
+def legacy_string():
+    """A function whose name and file are str-subclass instances: not compact strings."""
+
+    class S(str):
+        pass
+
+    def parked(ready):
+        ready.set()
+        time.sleep(1000)
+
+    parked.__code__ = (
+        parked.__code__.replace(
+            co_name=S("sub_fé_函数"), co_filename=S("/tmp/sub_文件_𠀀.py"), co_qualname=S("q_ß")
+        )
+        if sys.version_info >= (3, 11)
+        else parked.__code__.replace(co_name=S("sub_fé_函数"), co_filename=S("/tmp/sub_文件_𠀀.py"))
+    )
+    t, tid = start("legacy", parked)
+    emit({"pid": os.getpid(), "thread": t.ident, "code": id(parked.__code__)})
+    sys.stdin.readline()
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "legacy-string":
+        return legacy_string()
     if len(sys.argv) > 1 and sys.argv[1] == "churn":
         return churn()
     if len(sys.argv) > 1 and sys.argv[1] == "reuse":
