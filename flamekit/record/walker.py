@@ -16,6 +16,13 @@ neighbours merged into one range). Then it checks that the chain still links up 
 same way; whatever changed is re-read (the thread list link by link; a thread's frames
 with one more vectored read for all threads; frames not seen before one by one).
 
+Code objects are not read during a walk. Frames that are not Python calls are dropped by
+owner (C-stack and interpreter shims, 3.12+) and, on 3.13+, by comparing f_executable
+with ``&_Py_NoneStruct``; every other code pointer is only checked for shape. The full
+``ob_type == &PyCode_Type`` check is part of the per-sample identity check callers run
+anyway (``CodeReader.fingerprints`` / ``fingerprint_from`` return None for anything that
+is not a code object), so it costs no extra read here.
+
 One call is also what keeps a walk consistent when the target runs while we read
 (nonblocking mode): thread state and frames are copied microseconds apart, not a whole
 Python loop apart. Anything can still be torn, so every pointer is checked before use,
