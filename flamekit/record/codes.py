@@ -58,7 +58,7 @@ class CodeRefs:
 
     def _check(self, key: tuple[int, ...], data: bytes) -> list[int] | None:
         size = self._size
-        fp = self.reader._fingerprint
+        fp = self.reader.fingerprint_from
         out = []
         for i, addr in enumerate(key):
             now = fp(data, i * size)
