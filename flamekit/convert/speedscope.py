@@ -27,7 +27,7 @@ ASCII; nothing is dropped or replaced. Optional keys are left out rather than ``
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from flamekit import __version__
 from flamekit.convert._common import (
@@ -182,7 +182,7 @@ def convert(sel: Selection, opts: ConvertOptions) -> Iterator[bytes]:
     return chunked(parts())
 
 
-def _joined(items, every: int = 4096) -> Iterator[str]:
+def _joined(items: Iterable[str], every: int = 4096) -> Iterator[str]:
     """``",".join(items)`` in pieces, so a million samples never make one huge string."""
     buf: list[str] = []
     first = True
