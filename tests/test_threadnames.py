@@ -1,0 +1,253 @@
+"""Thread names read from a live target's memory (flamekit.record.threadnames).
+
+Every interpreter on this machine runs tests/targets/threadnames_named.py, whose threads
+are named in every way a name can be set (non-ASCII of each PEP 393 kind, renamed after
+start, a subclass, an instance dict that exists as a dict, one that outgrew its class's
+shared keys, the default name) plus one thread started with _thread (no name). The
+thread ids come from the stack walker, the expected names from the target itself.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from flamekit.record.code import CodeReader
+from flamekit.record.interpreter import PythonTarget, open_target
+from flamekit.record.threadnames import ThreadNames
+from flamekit.record.walker import StackWalker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pythons import Interpreter, pyenv_root, recordable  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+NAMED = HERE / "targets" / "threadnames_named.py"
+BARE = HERE / "targets" / "threadnames_bare.py"
+
+
+def legacy() -> list[Interpreter]:
+    """pyenv's 2.7, 3.6 and 3.7: the walker records them, so names must work too."""
+    versions = pyenv_root() / "versions"
+    out = []
+    for major, minor in ((2, 7), (3, 6), (3, 7)):
+        found = sorted(versions.glob(f"{major}.{minor}.*/bin/python{major}.{minor}"))
+        if not found:
+            raise RuntimeError(f"CPython {major}.{minor} is missing from {versions}")
+        out.append(Interpreter(f"{major}.{minor}", str(found[-1]), (major, minor)))
+    return out
+
+
+INTERPRETERS = legacy() + recordable()
+
+
+def read_line(proc: subprocess.Popen, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            return proc.stdout.readline()
+        if proc.poll() is not None:
+            break
+    err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
+    raise AssertionError(f"target did not get ready (exit {proc.poll()}): {err}")
+
+
+def launch(argv: list[str]) -> tuple[subprocess.Popen, dict]:
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    try:
+        return proc, json.loads(read_line(proc, 30))
+    except BaseException:
+        stop(proc)
+        raise
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait()
+    for f in (proc.stdin, proc.stdout, proc.stderr):
+        if f:
+            f.close()
+
+
+@dataclass
+class Named:
+    interp: Interpreter
+    proc: subprocess.Popen
+    target: PythonTarget
+    expected: dict[int, str]  #: ident -> name, as the target printed them
+    unnamed: list[int]  #: idents of threads started with _thread
+    walked: list[int]  #: thread ids the stack walker found
+
+    def names(self) -> ThreadNames:
+        return ThreadNames(self.target, CodeReader(self.target))
+
+
+@pytest.fixture(scope="module", params=INTERPRETERS, ids=str)
+def named(request: pytest.FixtureRequest) -> Iterator[Named]:
+    interp: Interpreter = request.param
+    proc, info = launch([interp.path, str(NAMED)])
+    target = open_target(proc.pid)
+    try:
+        walked = [st.thread_id for st in StackWalker(target).walk()]
+        expected = {int(k): v for k, v in info["names"].items()}
+        yield Named(interp, proc, target, expected, info["unnamed"], walked)
+    finally:
+        target.close()
+        stop(proc)
+
+
+def test_walker_sees_every_thread(named: Named) -> None:
+    """The ids the test looks up are the walker's, and they are the target's idents."""
+    assert set(named.expected) | set(named.unnamed) == set(named.walked)
+
+
+def test_every_named_thread_by_walked_id(named: Named) -> None:
+    got = named.names().lookup(named.walked)
+    assert got == named.expected
+    assert got[next(i for i, n in named.expected.items() if n == "MainThread")] == "MainThread"
+
+
+def test_names_of_every_kind_are_there(named: Named) -> None:
+    """The target's names cover each way of storing and setting one (guards the target)."""
+    names = set(named.expected.values())
+    for name in ("alpha", "wörker-λ", "snake-\U0001f40d-four-byte", "café-latin1"):
+        assert name in names
+    assert "renamed-after-start-é" in names and "before-rename" not in names
+    assert {"subclass-worker", "dict-materialized", "combined-dict"} <= names
+    assert any(n.startswith("Thread-") for n in names)
+    assert "long-" + "x" * 200 in names
+
+
+def test_thread_not_started_by_threading_is_absent(named: Named) -> None:
+    assert len(named.unnamed) == 1
+    assert named.names().lookup(named.unnamed) == {}
+
+
+def test_unknown_ids_are_absent(named: Named) -> None:
+    names = named.names()
+    bogus = [1, 12345, max(named.walked) + 4096, 2**63 + 5]
+    assert names.lookup(bogus) == {}
+    got = names.lookup([*bogus, *named.walked])
+    assert got == named.expected
+    assert names.lookup([]) == {}
+    assert names.lookup([-1, 0]) == {}
+
+
+def test_second_lookup_reuses_the_active_dict(named: Named) -> None:
+    """After the first lookup, sys.modules is not walked again: few reads per lookup."""
+    names = named.names()
+    some = list(named.expected)[:3]
+    assert names.lookup(some) == {i: named.expected[i] for i in some}
+    memory = named.target.memory
+    calls = []
+    originals = {}
+    for attr in ("read", "read_ranges_partial", "read_uniform"):
+        originals[attr] = getattr(memory, attr)
+
+        def counted(*a: object, _f=originals[attr], **k: object) -> object:
+            calls.append(1)
+            return _f(*a, **k)
+
+        setattr(memory, attr, counted)
+    try:
+        # Named threads only: on 3.14 a missing one would add the /proc comm fallback.
+        assert names.lookup(list(named.expected)) == named.expected
+    finally:
+        for attr in originals:
+            delattr(memory, attr)  # the instance attribute: back to the class's method
+    # interpreters 2, _active 3, ints 1, objects 1, dicts 3, shared keys 2, values 1,
+    # strings 2 (plus a retry or two): nowhere near a sys.modules walk's dozens.
+    assert len(calls) <= 20, len(calls)
+
+
+def test_comm_fallback_on_314(named: Named) -> None:
+    """3.14 names OS threads; with memory unreadable, comm still gives 15-byte names."""
+    names = named.names()
+    names._setup()
+    names._broken = True  # as if the chain could not be read
+    got = names.lookup(named.walked)
+    if named.interp.version < (3, 14):
+        assert got == {}
+        return
+    by_name = {n: i for i, n in named.expected.items()}
+    assert got[by_name["alpha"]] == "alpha"
+    # Renamed from another thread: the OS name is not updated, so comm is stale. That is
+    # why names come from memory first.
+    assert got[by_name["renamed-after-start-é"]] == "before-rename"
+    assert got[by_name["subclass-worker"]] == "subclass-worker"[:15]
+    assert got[by_name["long-" + "x" * 200]] == ("long-" + "x" * 200)[:15]
+    main = by_name["MainThread"]
+    assert main not in got  # comm of the main thread is the program's name
+    assert not set(got) & set(named.unnamed)
+
+
+def test_process_that_exited(named: Named) -> None:
+    """A target gone between lookups: no exception, no names."""
+    proc, _ = launch([named.interp.path, str(BARE)])
+    target = open_target(proc.pid)
+    try:
+        ids = [st.thread_id for st in StackWalker(target).walk()]
+        names = ThreadNames(target, CodeReader(target))
+        stop(proc)
+        assert names.lookup(ids) == {}
+    finally:
+        target.close()
+
+
+@pytest.mark.parametrize("interp", INTERPRETERS, ids=str)
+def test_threading_never_imported(interp: Interpreter) -> None:
+    flags = ["-E", "-s", "-S"] if interp.version < (3, 0) else ["-I", "-S"]
+    proc, info = launch([interp.path, *flags, str(BARE)])
+    target = open_target(proc.pid)
+    try:
+        assert info["threading"] is False
+        ids = [st.thread_id for st in StackWalker(target).walk()]
+        assert len(ids) == 1
+        names = ThreadNames(target, CodeReader(target))
+        assert names.lookup(ids) == {}
+        assert names.lookup(ids) == {}  # and again, still quietly
+    finally:
+        target.close()
+        stop(proc)
+
+
+def test_garbage_offsets_never_raise(named: Named) -> None:
+    """Wrong offsets read garbage; every check must hold and lookup return quietly."""
+    from dataclasses import replace
+
+    for field, value in (
+        ("interp_modules", 8),
+        ("module_dict", 0),
+        ("dict_keys", 8),
+        ("entry_size", 8),
+        ("long_digits", 0),
+        ("type_dictoffset", 8),
+        ("heap_cached_keys", 8),
+    ):
+        names = named.names()
+        names._setup()
+        assert names.off is not None
+        if getattr(names.off, field) is None:
+            continue
+        names._configure(replace(names.off, **{field: value}))
+        names._from_comm = lambda idents: {}  # type: ignore[method-assign]
+        got = names.lookup(named.walked)
+        assert isinstance(got, dict)
+        for ident, name in got.items():
+            assert named.expected[ident] == name, (field, ident, name)
