@@ -22,13 +22,15 @@ MAX_SNAPSHOTS = 4096
 class CodeRefs:
     """Maps code addresses to trace refs, writing a CODE record for each new code."""
 
-    def __init__(self, reader: CodeReader, emit: Callable[[int, CodeInfo], None]) -> None:
+    def __init__(
+        self, reader: CodeReader, emit: Callable[[int, CodeInfo], None], first_ref: int = 1
+    ) -> None:
         self.reader = reader
         self._emit = emit  # called (ref, info) for each code to write into the trace
         self._refs: dict[int, int] = {}  # address -> current ref
         self._infos: dict[int, CodeInfo] = {}  # address -> what that ref recorded
         self._snap: dict[tuple[int, ...], bytes] = {}
-        self._next = 1
+        self._next = first_ref  #: refs are unique in a trace, also across an exec
         self.reused = 0  #: addresses found holding a different code than recorded
         self.unreadable = 0  #: code addresses that could not be read (torn frames)
         start, size = reader.span_start, reader.span_len
@@ -81,6 +83,11 @@ class CodeRefs:
                 self._emit(ref, info)
             out.append(self._refs[addr])
         return out
+
+    @property
+    def next_ref(self) -> int:
+        """The ref the next new code object will get."""
+        return self._next
 
     def info(self, address: int) -> CodeInfo | None:
         """What was recorded for the code currently mapped at ``address``."""

@@ -51,6 +51,9 @@ IDLE_FRAMES = frozenset(
 
 _SI_USER = 0  # siginfo si_code: sent by kill() from a process (not the terminal)
 _SI_QUEUE = -1
+#: After an exec, how long the new program may take to become an openable CPython
+#: (its loader maps libpython only once it runs) before the recording ends.
+EXEC_WAIT_S = 1.0
 
 
 @dataclass
@@ -153,12 +156,16 @@ class Recorder:
         self._name_backoff = 0.05
         self.errors = 0
         self.ticks = 0
+        self._exec_deadline: float | None = None  # set while following an exec
 
     def _open_readers(self, target: PythonTarget) -> None:
+        old = getattr(self, "codes", None)  # after an exec: code refs must stay unique
         self.target = target
         self.walker = StackWalker(target)
         self.code_reader = CodeReader(target)
-        self.codes = CodeRefs(self.code_reader, self._write_code)
+        self.codes = CodeRefs(
+            self.code_reader, self._write_code, old.next_ref if old is not None else 1
+        )
         self.names = ThreadNames(target, self.code_reader)
 
     def _write_code(self, ref: int, info: CodeInfo) -> None:
@@ -251,15 +258,18 @@ class Recorder:
     def _tick(self, pauser: Pauser | None) -> str | None:
         """Take one sample of every thread; returns an end reason when the target is gone."""
         running: dict[int, bool | None] = {}
+        if self._exec_deadline is not None:
+            return self._reopen_after_exec()  # no sample until the new program is open
         if pauser is not None:
             # Before pausing: a thread stopped by ptrace always looks asleep, and one just
             # resumed looks runnable, so this is the only moment /proc tells the truth.
             states = self.states
             running = {tid: states.running(tid) for tid in pauser.threads}
             result = pauser.pause()
-            if self._on_events(result.events):
-                pauser.resume()
-                return "target-exited"
+            ended = self._on_events(result.events)
+            if ended or self._exec_deadline is not None:
+                pauser.resume()  # after an exec the old readers would read the new program
+                return ended
             if not result.stopped and pauser.exited:
                 return "target-exited"
         try:
@@ -365,15 +375,24 @@ class Recorder:
         if ev.exited:
             return "target-exited"
         if ev.execed:
-            return self._reopen_after_exec()
+            self._exec_deadline = time.monotonic() + EXEC_WAIT_S
         return None
 
     def _reopen_after_exec(self) -> str | None:
-        """The target replaced its program: follow it if it is still CPython."""
+        """The target replaced its program: follow it if it is (or becomes) CPython.
+
+        At the exec stop the new program has not run: its loader has not yet mapped
+        libpython, so a Python about to start cannot be opened. Each tick tries again,
+        the target running meanwhile, until EXEC_WAIT_S has passed.
+        """
         try:
             target = open_target(self.pid)
         except TargetError:
+            assert self._exec_deadline is not None
+            if time.monotonic() < self._exec_deadline and os.path.exists(f"/proc/{self.pid}"):
+                return None
             return "target-exited"
+        self._exec_deadline = None
         self.target.close()
         self._open_readers(target)
         return None
