@@ -10,9 +10,13 @@ round is used up. A sampler therefore finds ``parse`` as the innermost Python fr
 its slice of every round, whatever one loop iteration costs. The true difference
 between the modes is parse: 30 - 70 = -40 points, render and checksum +20 each.
 
-Round lengths vary at random between 5 and 15 ms (seeded, so runs repeat): a fixed round
-would be in step with a sampler's fixed period (20 ms rounds under a 100 Hz sampler hit
-the same two instants of every round) and the measured shares would be aliases.
+Round lengths vary at random between 50 and 150 ms (seeded, so runs repeat): a fixed
+round would be in step with a sampler's fixed period (20 ms rounds under a 100 Hz sampler
+hit the same two instants of every round) and the measured shares would be aliases. The
+rounds are long next to a sampler's pause (about a millisecond with ptrace) and an OS
+time slice: while the target is stopped, wall time runs on but the target stays in its
+current phase, so with phases of a few milliseconds those stops shifted measured shares
+by about 4 points; with phases of 7 ms and more the shift is well under one point.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import random
 import sys
 import time
 
-ROUND_S = (0.005, 0.015)
+ROUND_S = (0.05, 0.15)
 #: mode -> (parse, render, checksum) shares of each round
 MODES = {"A": (0.70, 0.15, 0.15), "B": (0.30, 0.35, 0.35)}
 TEXT = "alpha=1, beta=22, gamma=333, delta=4444, epsilon=55555"
