@@ -1,0 +1,191 @@
+"""The benchmark harness (bench/run.py) must not rot: its smoke mode runs every measure,
+cut down to seconds, and prints a well-formed table for each.
+
+Nothing here asserts speed (speed is never a unit test); only that each measure ran and
+produced figures. py-spy is a bench-only dependency: without it the flamekit side and the
+harness logic still run, and the py-spy rows are simply absent.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import run as bench  # noqa: E402  (bench/run.py)
+
+SECTIONS = {
+    "slowdown": "### 1. Target slowdown",
+    "rate": "### 2a. Effective rate",
+    "rate_sweep": "### 2b. Higher rates",
+    "scaling": "### 3. Scaling",
+    "size": "### 4. Output size",
+    "accuracy": "### 5. Accuracy",
+    "convert": "### 6. Convert throughput",
+    "memory": "### 7. Recorder memory",
+    "targets": "### Targets",
+}
+
+
+def has_pyspy() -> bool:
+    return bench.find_pyspy() is not None
+
+
+def tables(text: str) -> dict[str, list[list[str]]]:
+    """Section heading -> rows (header first) of the markdown table under it; asserts each
+    table is well-formed: a header, a separator, then rows of the header's width."""
+    out: dict[str, list[list[str]]] = {}
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith("### "):
+            continue
+        assert lines[i + 1] == "", line
+        header = lines[i + 2]
+        sep = lines[i + 3]
+        assert header.startswith("| ") and header.endswith(" |"), header
+        cols = [c.strip() for c in header.strip("|").split("|")]
+        assert sep == "|" + "|".join("---" for _ in cols) + "|", sep
+        rows = [cols]
+        for row in lines[i + 4 :]:
+            if not row.startswith("|"):
+                break
+            cells = [c.strip() for c in row.strip("|").split("|")]
+            assert len(cells) == len(cols), (line, row)
+            assert all(cells), (line, row)
+            rows.append(cells)
+        out[line] = rows
+    return out
+
+
+def section(found: dict[str, list[list[str]]], key: str) -> list[list[str]]:
+    heads = [h for h in found if h.startswith(SECTIONS[key])]
+    assert len(heads) == 1, (key, list(found))
+    rows = found[heads[0]]
+    assert len(rows) > 1, f"{key}: the table has no rows"
+    return rows
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+    tmp = tmp_path_factory.mktemp("bench")
+    js, md = tmp / "results.json", tmp / "results.md"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--smoke",
+            "--json",
+            str(js),
+            "--markdown",
+            str(md),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert md.read_text() in proc.stdout
+    return proc.stdout, json.loads(js.read_text())
+
+
+def test_every_measure_has_a_well_formed_table(smoke: tuple[str, dict]) -> None:
+    text, _ = smoke
+    found = tables(text)
+    for key in SECTIONS:
+        section(found, key)
+    assert "- machine: " in text and "- command: python bench/run.py --smoke" in text
+
+
+def test_both_profilers_in_the_comparisons(smoke: tuple[str, dict]) -> None:
+    found = tables(smoke[0])
+    want = {"flamekit", "py-spy"} if has_pyspy() else {"flamekit"}
+    for key in ("slowdown", "rate", "rate_sweep", "scaling", "accuracy"):
+        rows = section(found, key)
+        col = rows[0].index("profiler")
+        assert {r[col] for r in rows[1:]} == want, key
+    for key in ("slowdown", "rate", "rate_sweep", "accuracy"):
+        rows = section(found, key)
+        col = rows[0].index("mode")
+        assert {r[col] for r in rows[1:]} == {"pausing", "nonblocking"}, key
+    outputs = {r[1] for r in section(found, "size")[1:]}
+    assert ".fkt (flamekit)" in outputs
+    assert ("py-spy -f raw" in outputs) == has_pyspy()
+    assert ("py-spy -f speedscope" in outputs) == has_pyspy()
+    tools = {r[0] for r in section(found, "memory")[1:]}
+    assert tools == want
+
+
+def test_every_target_is_judged(smoke: tuple[str, dict]) -> None:
+    found = tables(smoke[0])
+    rows = section(found, "targets")
+    assert [r[0] for r in rows[1:]] == list(bench.TARGET_TEXT.values())
+    for r in rows[1:]:
+        assert r[3] in ("yes", "MISSED", "n/a"), r
+        if r[3] == "n/a":  # only the comparisons need py-spy
+            assert not has_pyspy(), r
+
+
+def test_figures_were_measured(smoke: tuple[str, dict]) -> None:
+    """Each measure produced numbers (not what they are: that is the benchmark's job)."""
+    _, data = smoke
+    res = data["results"]
+    for key in ("slowdown", "rate_sweep", "scaling", "size", "accuracy", "convert", "memory"):
+        assert res.get(key), key
+    for runs in res["slowdown"].values():
+        for key, rs in runs.items():
+            for r in rs:
+                assert r["elapsed"] > 0
+                if key.startswith("flamekit"):
+                    assert r["samples"] > 0, (key, r)
+                    assert r["recorder_cpu_s"] is not None
+    for rs in res["scaling"]["runs"]:
+        for r in rs:
+            assert r["status"] == 0, r
+            assert r["samples_total"] > 0, r
+    for row in res["accuracy"]:
+        assert row["samples"] > 0, row
+        assert row["truth_pct"] == pytest.approx(25, abs=5), row  # the workload's own clock
+    for row in res["convert"]:
+        assert row["exit"] == 0 and row["samples_per_s"] > 0, row
+    fk = [r for r in res["memory"] if r["tool"] == "flamekit"]
+    assert fk and fk[0]["series"] and fk[0]["samples"] > 0
+    for row in res["size"]:
+        assert row["bytes"] and row["samples"], row
+
+
+def test_parsers() -> None:
+    """The harness's readers of the profilers' outputs, on known text."""
+    raw = (
+        "<module> (split.py:70);main (split.py:55);light (split.py:29) 12\n"
+        "<module> (split.py:70);main (split.py:55);heavy (split.py:35) 30\n"
+        "<module> (/x/split.py:70);main (/x/split.py:55);light (/x/split.py:29) 6\n"
+        "garbage\n"
+    )
+    counts = bench.folded_counts(raw)
+    assert sum(counts.values()) == 48
+    leaves = [bench.leaf_function(s.rsplit(";", 1)[-1]) for s in counts]
+    assert leaves == ["light", "heavy", "light"]
+    assert bench.leaf_function("Thread.run (threading.py:1010)") == "run"
+    assert bench.count_between([1, 2, 3, 5, 8], 2, 5) == 3
+    assert bench.median([3.0, float("nan"), 1.0, 2.0]) == 2.0
+    assert bench.fmt(None) == "n/a" and bench.fmt(float("nan")) == "n/a"
+    assert bench._ratio(2.0, 4.0) == "0.50x" and bench._ratio(1.0, None) == "-"
+    t = bench.Table("x", ["a", "b"], [["1", "2"]], ["note"])
+    assert tables(t.markdown()) == {"### x": [["a", "b"], ["1", "2"]]}
+
+
+@pytest.mark.skipif(
+    shutil.which("pyenv") is None and not Path.home().joinpath(".pyenv").exists(),
+    reason="no pyenv on this machine",
+)
+def test_pyenv_python_resolves() -> None:
+    exe = bench.pyenv_python("3.12")
+    assert Path(exe).name == "python3.12" and Path(exe).exists()
