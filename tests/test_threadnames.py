@@ -10,6 +10,7 @@ thread ids come from the stack walker, the expected names from the target itself
 from __future__ import annotations
 
 import json
+import re
 import select
 import subprocess
 import sys
@@ -251,3 +252,43 @@ def test_garbage_offsets_never_raise(named: Named) -> None:
         assert isinstance(got, dict)
         for ident, name in got.items():
             assert named.expected[ident] == name, (field, ident, name)
+
+
+CHURN = HERE / "targets" / "threadnames_churn.py"
+CHURN_NAMES = re.compile(r"(churn-\d+|hot-a|hot-λλ|hot-c{40}|hot-\U0001f40d|spin-\d+-é|MainThread)")
+
+
+def comm_name(interp: Interpreter, name: str) -> bool:
+    """3.14's fallback: a real name cut to the 15 bytes of the OS thread name."""
+    if interp.version < (3, 14) or len(name.encode()) > 15:
+        return False
+    return any(n.startswith(name) for n in ("hot-" + "c" * 40, "hot-λλ"))
+
+
+@pytest.mark.parametrize("interp", INTERPRETERS, ids=str)
+def test_running_target_with_churning_threads(interp: Interpreter) -> None:
+    """Threads come and go and rename themselves while we read, never paused: lookups
+    must not raise, and every name returned must be one the target really uses."""
+    proc, _ = launch([interp.path, str(CHURN)])
+    target = open_target(proc.pid)
+    try:
+        walker = StackWalker(target)
+        names = ThreadNames(target, CodeReader(target))
+        seen: set[str] = set()
+        lookups = 0
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            ids = [st.thread_id for st in walker.walk()]
+            got = names.lookup(ids)
+            lookups += 1
+            for ident, name in got.items():
+                assert ident in ids
+                assert CHURN_NAMES.fullmatch(name) or comm_name(interp, name), name
+            seen.update(got.values())
+        assert "MainThread" in seen
+        assert any(n.startswith("churn-") for n in seen), (lookups, seen)
+        assert any(n.startswith("spin-") for n in seen), (lookups, seen)
+        assert any(n.startswith("hot-") for n in seen), (lookups, seen)
+    finally:
+        target.close()
+        stop(proc)

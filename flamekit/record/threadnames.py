@@ -57,6 +57,10 @@ NAME_ATTRIBUTE = "_name"
 NAME_ATTRIBUTE_BY_VERSION = {(2, 7): "_Thread__name"}
 #: From this version on Thread.start() sets the OS thread name (read back from comm).
 COMM_NAMES_FROM = (3, 14)
+#: A thread found in _active whose name read was torn gets comm only after this many
+#: lookups in a row tore (a race resolves on the next try; a persistent failure not).
+COMM_AFTER_TORN = 3
+MAX_TORN_TRACKED = 4096
 
 #: Table keys that 3.13+ takes from the target's _Py_DebugOffsets instead.
 DEBUG_FIELDS = {
@@ -207,12 +211,25 @@ class _TypeInfo:
     cached_keys: int  #: PyHeapTypeObject.ht_cached_keys (0: none)
 
 
-#: One dict entry: (index in the entries array, stored hash or -1, key, value).
-_Item = tuple[int, int, int, int]
+#: One live dict entry: (index in the entries array, stored hash or -1, key, value,
+#: address of the key word, address of the value word).
+_Item = tuple[int, int, int, int, int, int]
+#: What a confirming read expects at an address: the same bytes as the first read, or
+#: (None) a reference count that still looks live (counts change; contents must not).
+_Check = tuple[int, "bytes | None"]
+#: A dict's live entries and the checks on its table pointers.
+_DictRead = tuple[list[_Item], tuple[_Check, ...]]
 
-#: Where one Thread object's attributes are: ("dict", dict address) or
-#: ("values", values address, shared keys address, whether the values are inline).
-_Source = tuple
+
+@dataclass
+class _Source:
+    """Where one Thread object keeps its attributes right now."""
+
+    dict: int = 0  #: an attribute dict, or
+    values: int = 0  #: a values array indexed by the class's shared keys
+    keys: int = 0  #: ... those shared keys
+    inline: bool = False  #: the values live inside the object (3.13+): check ``valid``
+    checks: tuple[_Check, ...] = ()  #: the pointer words that led here
 
 
 class ThreadNames:
@@ -240,6 +257,10 @@ class ThreadNames:
         #: every instance dict shares one or two of them): matched without reading.
         self._attr_keys: set[int] = set()
         self._process_comm: str | None = None
+        #: idents located in _active whose name read came back torn (this lookup), and
+        #: how many lookups in a row that happened (for the comm fallback)
+        self._torn: set[int] = set()
+        self._torn_counts: dict[int, int] = {}
 
     # -- public ------------------------------------------------------------------------
 
@@ -253,6 +274,7 @@ class ThreadNames:
         if not want:
             return {}
         found: dict[int, str] = {}
+        self._torn = set()
         try:
             if not self._ready:
                 self._setup()
@@ -262,6 +284,17 @@ class ThreadNames:
             found = {}
         missing = want - found.keys()
         if missing and self.version >= COMM_NAMES_FROM:
+            # comm holds at most 15 bytes and misses renames made from other threads, so
+            # a name that was only torn this time waits for the caller's next try first.
+            torn = self._torn_counts
+            for ident in want:
+                if ident in self._torn and ident in missing:
+                    torn[ident] = torn.get(ident, 0) + 1
+                else:
+                    torn.pop(ident, None)
+            if len(torn) > MAX_TORN_TRACKED:
+                torn.clear()
+            missing = {i for i in missing if torn.get(i, 0) not in range(1, COMM_AFTER_TORN)}
             try:
                 found.update(self._from_comm(missing))
             except Exception:
@@ -273,7 +306,7 @@ class ThreadNames:
     def _setup(self) -> None:
         self._ready = True
         try:
-            self.off = offsets_for(self.target)
+            off = offsets_for(self.target)
             self.types = type_addresses(self.target)
         except Exception:
             self._broken = True
@@ -288,7 +321,7 @@ class ThreadNames:
         if not (self.str_type and self.dict_type and self.module_type and self.long_type):
             self._broken = True
             return
-        self._configure(self.off)
+        self._configure(off)
 
     def _configure(self, off: Offsets) -> None:
         """Use ``off``, and precompute what follows from it (read sizes, entry structs)."""
@@ -314,17 +347,35 @@ class ThreadNames:
     # -- the chain ---------------------------------------------------------------------
 
     def _from_memory(self, want: set[int]) -> dict[int, str]:
-        threads: dict[int, int] = {}  # ident -> Thread object
-        for interp in self._interpreters():
-            threads.update(self._active_threads(interp, want - threads.keys()))
-            if len(threads) == len(want):
+        """Names read from memory, each confirmed by a second, near-atomic read.
+
+        The target runs while we read: a Thread can end, a name can be replaced and its
+        str freed and reused between two reads. So every word followed to reach a name
+        (the _active entry, the attribute slot, the str's header and characters) is read
+        again, all in ONE system call; a name is kept only if nothing changed, which
+        means it was the thread's name at that instant. Threads that failed are tried
+        once more."""
+        found: dict[int, str] = {}
+        unnamed = False  # a Thread object found whose name could not be read
+        for _attempt in range(2):
+            threads: dict[int, tuple[int, list[_Check]]] = {}  # ident -> (Thread, checks)
+            todo = want - found.keys()
+            for interp in self._interpreters():
+                threads.update(self._active_threads(interp, todo - threads.keys()))
+                if len(threads) == len(todo):
+                    break
+            if not threads:
                 break
-        if not threads:
-            return {}
-        names = self._thread_names(threads)
-        if len(names) < len(threads):
+            named = self._thread_names(threads)
+            unnamed = len(named) < len(threads)
+            confirmed = self._confirmed(named)
+            found.update(confirmed)
+            self._torn = (self._torn | threads.keys()) - found.keys()
+            if len(found) == len(want) or not named:
+                break
+        if unnamed:
             self._type_cache.clear()  # a stale type entry could be why: re-read next time
-        return names
+        return found
 
     def _interpreters(self) -> list[int]:
         """Every interpreter's address (main last: the list is newest first)."""
@@ -339,8 +390,8 @@ class ThreadNames:
                 break
         return out
 
-    def _active_threads(self, interp: int, want: set[int]) -> dict[int, int]:
-        """ident -> Thread object for the wanted idents in this interpreter's _active."""
+    def _active_threads(self, interp: int, want: set[int]) -> dict[int, tuple[int, list[_Check]]]:
+        """ident -> (Thread object, checks) for the wanted idents in this interpreter."""
         if not want:
             return {}
         for _attempt in range(2):
@@ -350,9 +401,9 @@ class ThreadNames:
                 if active is None:
                     return {}
                 self._active[interp] = active
-            items = self._dict_items([active])[0]
-            if items is not None:
-                return self._match_idents(items, want)
+            read = self._dict_items([active])[0]
+            if read is not None:
+                return self._match_idents(*read, want)
             del self._active[interp]  # no longer a dict: find it again, once
         return {}
 
@@ -380,42 +431,62 @@ class ThreadNames:
 
     def _dict_get(self, dict_addr: int, name: str) -> int | None:
         """The value under str key ``name`` in the dict at ``dict_addr``, or None."""
-        items = self._dict_items([dict_addr])[0]
-        if not items:
+        read = self._dict_items([dict_addr])[0]
+        if not read:
             return None
-        hits = self._keys_equal([key for _, _, key, _ in items], name)
-        for _, _, key, value in items:
-            if key in hits:
-                return value
+        items = read[0]
+        hits = self._keys_equal([it[2] for it in items], name)
+        for it in items:
+            if it[2] in hits:
+                return it[3]
         return None
 
-    def _match_idents(self, items: list[_Item], want: set[int]) -> dict[int, int]:
-        """Entries of _active whose int key is a wanted ident: ident -> value.
+    def _match_idents(
+        self, items: list[_Item], table: tuple[_Check, ...], want: set[int]
+    ) -> dict[int, tuple[int, list[_Check]]]:
+        """Entries of _active whose int key is a wanted ident: ident -> (value, checks).
 
         A dict stores each key's hash, and an int's hash is the int modulo 2**61-1, so
         only entries whose hash matches a wanted ident have their keys decoded: the
         same test the interpreter's own lookup makes first."""
-        by_hash: dict[int, set[int]] = {}
-        for ident in want:
-            by_hash.setdefault(ident if self.py2 else ident % _HASH_MODULUS, set()).add(ident)
-        cands = [(key, value) for _, h, key, value in items if h in by_hash]
+        by_hash = {ident if self.py2 else ident % _HASH_MODULUS for ident in want}
+        cands = [it for it in items if it[1] in by_hash and not _bad(it[3])]
         if not cands:
             return {}
-        values = self._read_ints([key for key, _ in cands])
+        ints = self._read_ints([it[2] for it in cands])
         out = {}
-        for (_, value), n in zip(cands, values):
-            if n is not None and n in want and not _bad(value):
-                out[n] = value
+        for (_, _, key, value, key_at, value_at), n in zip(cands, ints):
+            if n is not None and n in want:
+                checks = [*table, (key_at, _Q.pack(key)), (value_at, _Q.pack(value))]
+                out[n] = (value, checks)
         return out
 
     # -- Thread objects ----------------------------------------------------------------
 
-    def _thread_names(self, threads: dict[int, int]) -> dict[int, str]:
-        """ident -> the ``_name`` str of each Thread object."""
+    def _thread_names(
+        self, threads: dict[int, tuple[int, list[_Check]]]
+    ) -> dict[int, tuple[str, list[_Check]]]:
+        """ident -> (the name attribute's text, checks) for each Thread object."""
+        idents = list(threads)
+        objs = [threads[i][0] for i in idents]
+        sources = self._sources(objs)
+        values = self._attribute_values(sources)
+        picked = [(i, v) for i, v in zip(idents, values) if v is not None]
+        texts = self._read_strs([v for _, v in picked])
+        source_of = dict(zip(idents, sources))
+        out = {}
+        for (ident, _), text in zip(picked, texts):
+            src = source_of[ident]
+            if text is None or src is None:
+                continue
+            checks = [*threads[ident][1], *src.checks, *text[1]]
+            out[ident] = (text[0], checks)
+        return out
+
+    def _sources(self, objs: list[int]) -> list[_Source | None]:
+        """Where each object keeps its attributes (its dict, or its values array)."""
         off = self.off
         assert off is not None
-        idents = list(threads)
-        objs = [threads[i] for i in idents]
         heads = self._uniform([o + self._pre for o in objs], self._obj_read)
         base = -self._pre
         infos = self._type_infos(
@@ -424,7 +495,6 @@ class ThreadNames:
         sources: list[_Source | None] = [None] * len(objs)
         dictptr_at: list[tuple[int, int]] = []  # (index, address of the dict pointer)
         managed = off.tpflags_managed_dict or 0
-        inline = off.tpflags_inline_values or 0
         for i, (obj, head) in enumerate(zip(objs, heads)):
             if head is None:
                 continue
@@ -432,91 +502,117 @@ class ThreadNames:
             if info is None:
                 continue
             if managed and info.flags & managed:
-                sources[i] = self._managed_source(obj, head, base, info, inline)
+                sources[i] = self._managed_source(obj, head, base, info)
             elif info.dictoffset > 0:
                 dictptr_at.append((i, obj + info.dictoffset))
         if dictptr_at:
             words = self._uniform([a for _, a in dictptr_at], 8)
-            for (i, _), w in zip(dictptr_at, words):
+            for (i, at), w in zip(dictptr_at, words):
                 if w is not None:
-                    sources[i] = ("dict", _Q.unpack(w)[0])
-        values = self._attribute_values(sources)
-        name_ptrs = [(idents[i], v) for i, v in enumerate(values) if v is not None]
-        texts = self._read_strs([p for _, p in name_ptrs])
-        return {ident: t for (ident, _), t in zip(name_ptrs, texts) if t is not None}
+                    sources[i] = _Source(dict=_Q.unpack(w)[0], checks=((at, w),))
+        for obj, head, src in zip(objs, heads, sources):
+            if src is None or head is None:
+                continue
+            # Still an instance of the same type (and, for values, the same shared keys).
+            type_word = head[base + self.ob_type : base + self.ob_type + 8]
+            src.checks += ((obj, None), (obj + self.ob_type, type_word))
+            if src.values and off.heap_cached_keys is not None:
+                at = _Q.unpack(type_word)[0] + off.heap_cached_keys
+                src.checks += ((at, _Q.pack(src.keys)),)
+        return sources
 
-    def _managed_source(
-        self, obj: int, head: bytes, base: int, info: _TypeInfo, inline_flag: int
-    ) -> _Source | None:
+    def _managed_source(self, obj: int, head: bytes, base: int, info: _TypeInfo) -> _Source | None:
         """Where a 3.11+ object with a managed dict keeps its attributes right now."""
         off = self.off
         assert off is not None and off.managed_dict is not None
+        at = obj + off.managed_dict
         (word,) = _Q.unpack_from(head, base + off.managed_dict)
+        checks: tuple[_Check, ...] = ((at, _Q.pack(word)),)
         if off.managed_values_tag:  # 3.12: one word, odd means values
             if word & off.managed_values_tag:
-                return ("values", word + (off.managed_values_adjust or 0), info.cached_keys, False)
-            return ("dict", word) if word else None
+                values = word + (off.managed_values_adjust or 0)
+                return _Source(values=values, keys=info.cached_keys, checks=checks)
+            return _Source(dict=word, checks=checks) if word else None
         if word:
-            return ("dict", word)
+            return _Source(dict=word, checks=checks)
         if off.managed_values is not None:  # 3.11: a second word for the values
             (values,) = _Q.unpack_from(head, base + off.managed_values)
-            return ("values", values, info.cached_keys, False) if values else None
+            if not values:
+                return None
+            checks += ((obj + off.managed_values, _Q.pack(values)),)
+            return _Source(values=values, keys=info.cached_keys, checks=checks)
+        inline_flag = off.tpflags_inline_values or 0
         if inline_flag and info.flags & inline_flag:  # 3.13+: values inside the object
             if off.inline_values_at_basicsize:
-                return ("values", obj + info.basicsize, info.cached_keys, True)
-            if off.inline_values_offset is not None:
-                return ("values", obj + off.inline_values_offset, info.cached_keys, True)
+                values = obj + info.basicsize
+            elif off.inline_values_offset is not None:
+                values = obj + off.inline_values_offset
+            else:
+                return None
+            return _Source(values=values, keys=info.cached_keys, inline=True, checks=checks)
         return None
 
     def _attribute_values(self, sources: Sequence[_Source | None]) -> list[int | None]:
-        """The value of the name attribute for each source (None where absent)."""
+        """The name attribute's value per source (None: absent). The words that lead to
+        it (table pointers, the entry's key, the value slot) join the source's checks."""
         off = self.off
         assert off is not None
         out: list[int | None] = [None] * len(sources)
-        dict_idx = [i for i, s in enumerate(sources) if s is not None and s[0] == "dict"]
+        dict_idx = [i for i, s in enumerate(sources) if s is not None and s.dict]
         if dict_idx:
-            all_items = self._dict_items([sources[i][1] for i in dict_idx])  # type: ignore[index]
-            hits = self._attribute_keys(all_items)
-            for i, items in zip(dict_idx, all_items):
-                for _, _, key, value in items or ():
+            reads = self._dict_items([sources[i].dict for i in dict_idx])  # type: ignore[union-attr]
+            hits = self._attribute_keys([r[0] if r else None for r in reads])
+            for i, read in zip(dict_idx, reads):
+                src = sources[i]
+                if read is None or src is None:
+                    continue
+                for _, _, key, value, key_at, value_at in read[0]:
                     if key in hits and not _bad(value):
                         out[i] = value
+                        src.checks += read[1]
+                        src.checks += ((key_at, _Q.pack(key)), (value_at, _Q.pack(value)))
                         break
-        val_idx = [i for i, s in enumerate(sources) if s is not None and s[0] == "values"]
+        val_idx = [i for i, s in enumerate(sources) if s is not None and s.values]
         if not val_idx:
             return out
         # Shared keys: find the attribute's entry index once per keys object.
-        shared = sorted({sources[i][2] for i in val_idx})  # type: ignore[index]
+        shared = sorted({sources[i].keys for i in val_idx})  # type: ignore[union-attr]
         shared_items = self._keys_items(shared, [0] * len(shared))
         hits = self._attribute_keys(shared_items)
-        index_of: dict[int, int] = {}
+        index_of: dict[int, tuple[int, _Check]] = {}  # keys -> (index, check on its key)
         for addr, items in zip(shared, shared_items):
-            for ix, _, key, _ in items or ():
+            for ix, _, key, _, key_at, _ in items or ():
                 if key in hits:
-                    index_of[addr] = ix
+                    index_of[addr] = (ix, (key_at, _Q.pack(key)))
                     break
         reads: list[tuple[int, tuple[int, int]]] = []
         array = off.values_array or 0
         for i in val_idx:
-            _, values, keys_addr, inline = sources[i]  # type: ignore[misc]
-            ix = index_of.get(keys_addr)
-            if ix is None or _bad(values):
+            src = sources[i]
+            assert src is not None
+            found = index_of.get(src.keys)
+            if found is None or _bad(src.values):
                 continue
-            reads.append((i, (values, array + 8 * (ix + 1))))
+            src.checks += (found[1],)
+            reads.append((i, (src.values, array + 8 * (found[0] + 1))))
         got = self._gather([r for _, r in reads])
-        for (i, _), data in zip(reads, got):
-            if data is None:
+        for (i, (values, size)), data in zip(reads, got):
+            src = sources[i]
+            if data is None or src is None:
                 continue
-            inline = sources[i][3]  # type: ignore[index]
             if off.values_valid is not None:
                 # 3.13+: the capacity byte bounds the index; inline values may be stale.
-                if len(data) - array > 8 * data[0]:
+                if size - array > 8 * data[0]:
                     continue
-                if inline and not data[off.values_valid]:
+                if src.inline and not data[off.values_valid]:
                     continue
-            (value,) = _Q.unpack_from(data, len(data) - 8)
+                if src.inline:
+                    valid_at = values + off.values_valid
+                    src.checks += ((valid_at, data[off.values_valid : off.values_valid + 1]),)
+            (value,) = _Q.unpack_from(data, size - 8)
             if not _bad(value):
                 out[i] = value
+                src.checks += ((values + size - 8, _Q.pack(value)),)
         return out
 
     def _attribute_keys(self, item_lists: Sequence[list[_Item] | None]) -> set[int]:
@@ -527,8 +623,8 @@ class ThreadNames:
         known = self._attr_keys
         unresolved: set[int] = set()
         for items in item_lists:
-            if items and not any(k in known for _, _, k, _ in items):
-                unresolved.update(k for _, _, k, _ in items)
+            if items and not any(it[2] in known for it in items):
+                unresolved.update(it[2] for it in items)
         if not unresolved:
             return known
         return known | self._keys_equal(unresolved, self.attribute, remember=True)
@@ -566,50 +662,74 @@ class ThreadNames:
             return None
         return _TypeInfo(flags, basicsize, dictoffset, 0 if _bad(cached) else cached)
 
+    def _confirmed(self, named: dict[int, tuple[str, list[_Check]]]) -> dict[int, str]:
+        """The names whose every check reads back as expected, in one vectored read."""
+        flat = [(ident, at, data) for ident, (_, checks) in named.items() for at, data in checks]
+        got = self._gather([(at, 8 if data is None else len(data)) for _, at, data in flat])
+        bad = set()
+        for (ident, _, data), now in zip(flat, got):
+            if now is None or (now != data if data is not None else not _live(now)):
+                bad.add(ident)
+        return {ident: text for ident, (text, _) in named.items() if ident not in bad}
+
     # -- dicts -------------------------------------------------------------------------
 
-    def _dict_items(self, dicts: Sequence[int]) -> list[list[_Item] | None]:
-        """(index, hash, key, value) of every live entry of each dict; None: not a dict.
+    def _dict_items(self, dicts: Sequence[int]) -> list[_DictRead | None]:
+        """Every live entry of each dict (see _Item), and the checks that pin them down
+        (the dict's words pointing at its table: unchanged means the same table); None
+        where it is not a dict.
 
-        ``hash`` is -1 where the layout keeps none (3.11+ str-keyed dicts). Three vectored
-        reads for any number of dicts: their headers, their keys objects' headers, then
-        entries and (split dicts) values together."""
+        Three vectored reads for any number of dicts: their headers, their keys objects'
+        headers, then entries and (split dicts) values together. 2.7: headers, tables."""
         off = self.off
         assert off is not None
         heads = self._uniform(list(dicts), self._dict_header)
-        out: list[list[_Item] | None] = [None] * len(dicts)
+        out: list[_DictRead | None] = [None] * len(dicts)
         if self.py2:
+            assert off.dict_mask is not None and off.dict_table is not None
             ranges: list[tuple[int, int]] = []
             where: list[int] = []
             for i, h in enumerate(heads):
                 if h is None or _Q.unpack_from(h, self.ob_type)[0] != self.dict_type:
                     continue
-                (mask,) = _q.unpack_from(h, off.dict_mask)  # type: ignore[arg-type]
-                (table,) = _Q.unpack_from(h, off.dict_table)  # type: ignore[arg-type]
+                (mask,) = _q.unpack_from(h, off.dict_mask)
+                (table,) = _Q.unpack_from(h, off.dict_table)
                 if mask < 0 or mask + 1 > MAX_DICT_ENTRIES or (mask + 1) & mask or _bad(table):
                     continue
                 where.append(i)
                 ranges.append((table, (mask + 1) * off.entry_size))
-            for i, data in zip(where, self._gather(ranges)):
-                if data is not None:
-                    out[i] = self._entries(data, len(data) // off.entry_size, True, None)
+            for i, (table, size), data in zip(where, ranges, self._gather(ranges)):
+                h = heads[i]
+                if data is not None and h is not None:
+                    items = self._entries(data, size // off.entry_size, True, table, None, 0)
+                    out[i] = (
+                        items,
+                        self._header_checks(dicts[i], h, off.dict_mask, off.dict_table),
+                    )
             return out
+        assert off.dict_keys is not None and off.dict_values is not None
         keys_of: list[int] = []
         values_of: list[int] = []
         where = []
         for i, h in enumerate(heads):
             if h is None or _Q.unpack_from(h, self.ob_type)[0] != self.dict_type:
                 continue
-            (keys,) = _Q.unpack_from(h, off.dict_keys)  # type: ignore[arg-type]
-            (values,) = _Q.unpack_from(h, off.dict_values)  # type: ignore[arg-type]
+            (keys,) = _Q.unpack_from(h, off.dict_keys)
+            (values,) = _Q.unpack_from(h, off.dict_values)
             if _bad(keys) or (values and _bad(values)):
                 continue
             where.append(i)
             keys_of.append(keys)
             values_of.append(values)
         for i, items in zip(where, self._keys_items(keys_of, values_of)):
-            out[i] = items
+            h = heads[i]
+            if items is not None and h is not None:
+                out[i] = (items, self._header_checks(dicts[i], h, off.dict_keys, off.dict_values))
         return out
+
+    @staticmethod
+    def _header_checks(addr: int, head: bytes, *offsets: int) -> tuple[_Check, ...]:
+        return tuple((addr + o, head[o : o + 8]) for o in offsets)
 
     def _keys_items(self, keys: Sequence[int], values: Sequence[int]) -> list[list[_Item] | None]:
         """Entries of 3.x keys objects; with a values array (split dict) where nonzero.
@@ -620,7 +740,7 @@ class ThreadNames:
         assert off is not None and off.keys_indices is not None
         heads = self._uniform(list(keys), off.keys_indices)
         out: list[list[_Item] | None] = [None] * len(keys)
-        plans: list[tuple[int, int, bool]] = []  # (output index, count, has hash)
+        plans: list[tuple[int, int, bool, int]] = []  # (output index, count, hashed, at)
         ranges: list[tuple[int, int]] = []
         for i, h in enumerate(heads):
             plan = None if h is None else self._keys_plan(h)
@@ -630,13 +750,13 @@ class ThreadNames:
             out[i] = []
             if n == 0:
                 continue
-            plans.append((i, n, hashed))
+            plans.append((i, n, hashed, keys[i] + start))
             ranges.append((keys[i] + start, n * esize))
             if values[i]:
                 ranges.append((values[i] + (off.values_array or 0), 8 * n))
         data = self._gather(ranges)
         pos = 0
-        for i, n, hashed in plans:
+        for i, n, hashed, at in plans:
             entries = data[pos]
             vals = None
             if values[i]:
@@ -646,7 +766,8 @@ class ThreadNames:
             if entries is None or (values[i] and vals is None):
                 out[i] = None
                 continue
-            out[i] = self._entries(entries, n, hashed, vals)
+            vals_at = values[i] + (off.values_array or 0) if values[i] else 0
+            out[i] = self._entries(entries, n, hashed, at, vals, vals_at)
         return out
 
     def _keys_plan(self, h: bytes) -> tuple[int, int, int, bool] | None:
@@ -663,7 +784,7 @@ class ThreadNames:
             start, esize, hashed = off.keys_indices + size * width, off.entry_size, True
         else:  # 3.11+: log2 sizes, and entries with or without the hash
             assert off.keys_log2_size is not None and off.keys_log2_index_bytes is not None
-            assert off.keys_kind is not None
+            assert off.keys_kind is not None and off.unicode_entry_size is not None
             log2_size = h[off.keys_log2_size]
             log2_bytes = h[off.keys_log2_index_bytes]
             kind = h[off.keys_kind]
@@ -674,15 +795,20 @@ class ThreadNames:
                 return None
             start = off.keys_indices + (1 << log2_bytes)
             hashed = kind == off.keys_kind_general
-            esize = off.entry_size if hashed else off.unicode_entry_size  # type: ignore[assignment]
+            esize = off.entry_size if hashed else off.unicode_entry_size
         if not 0 <= n <= size or n > MAX_DICT_ENTRIES:
             return None
         return start, esize, n, hashed
 
-    def _entries(self, data: bytes, n: int, hashed: bool, vals: bytes | None) -> list[_Item]:
-        """Live entries (key set) of an entries array; values from ``vals`` if split."""
+    def _entries(
+        self, data: bytes, n: int, hashed: bool, at: int, vals: bytes | None, vals_at: int
+    ) -> list[_Item]:
+        """Live entries (key set) of the entries array read from ``at``; values from
+        ``vals`` (read from ``vals_at``) for a split dict."""
         st, (hi, ki, vi) = self._hashed_entry if hashed else self._unicode_entry
-        rows = st.iter_unpack(data[: n * st.size])
+        esize = st.size
+        koff, voff = self._entry_offsets(hashed)
+        rows = st.iter_unpack(data[: n * esize])
         values = struct.unpack_from(f"<{n}Q", vals) if vals is not None else None
         items = []
         end = _USER_SPACE_END
@@ -690,9 +816,21 @@ class ThreadNames:
             key = row[ki]
             if key & 7 or key <= 0xFFFF or key >= end:
                 continue
-            value = row[vi] if values is None else values[ix]
-            items.append((ix, row[hi] if hi >= 0 else -1, key, value))
+            entry_at = at + ix * esize
+            if values is None:
+                value, value_at = row[vi], entry_at + voff
+            else:
+                value, value_at = values[ix], vals_at + 8 * ix
+            items.append((ix, row[hi] if hi >= 0 else -1, key, value, entry_at + koff, value_at))
         return items
+
+    def _entry_offsets(self, hashed: bool) -> tuple[int, int]:
+        off = self.off
+        assert off is not None
+        if hashed:
+            return off.entry_key, off.entry_value
+        assert off.unicode_entry_key is not None and off.unicode_entry_value is not None
+        return off.unicode_entry_key, off.unicode_entry_value
 
     # -- str and int objects -----------------------------------------------------------
 
@@ -708,8 +846,8 @@ class ThreadNames:
             return hits
         lay = self.target.layout
         want = name.encode("ascii")
-        hsize = lay.bytes_data if self.py2 else lay.unicode_ascii_size
-        heads = self._uniform(todo, hsize)  # type: ignore[arg-type]
+        hsize: int = lay.bytes_data if self.py2 else lay.unicode_ascii_size  # type: ignore[assignment]
+        heads = self._uniform(todo, hsize)
         cands: list[int] = []
         for k, h in zip(todo, heads):
             if h is None or _Q.unpack_from(h, lay.ob_type)[0] != self.str_type:
@@ -724,7 +862,7 @@ class ThreadNames:
             ascii_ = state >> lay.unicode_ascii_shift & 1  # type: ignore[operator]
             if length == len(want) and compact and ascii_:
                 cands.append(k)
-        datas = self._gather([(k + hsize, len(want)) for k in cands])  # type: ignore[operator]
+        datas = self._gather([(k + hsize, len(want)) for k in cands])
         for k, d in zip(cands, datas):
             if d == want:
                 hits.add(k)
@@ -745,18 +883,19 @@ class ThreadNames:
             if h is None:
                 continue
             (tp,) = _Q.unpack_from(h, self.ob_type)
-            if self.py2 and tp == self.int_type:
-                out[i] = _q.unpack_from(h, off.int_value)[0]  # type: ignore[arg-type]
+            if self.py2 and tp == self.int_type and off.int_value is not None:
+                out[i] = _q.unpack_from(h, off.int_value)[0]
                 continue
             if tp != self.long_type:
                 continue
             if off.long_tag is not None:  # 3.12+: lv_tag = ndigits << 3 | sign
+                assert off.long_non_size_bits is not None and off.long_sign_mask is not None
                 (tag,) = _Q.unpack_from(h, off.long_tag)
-                ndigits = tag >> off.long_non_size_bits  # type: ignore[operator]
-                sign_bits = tag & off.long_sign_mask  # type: ignore[operator]
-                sign = -1 if sign_bits == off.long_sign_negative else 1
+                ndigits = tag >> off.long_non_size_bits
+                sign = -1 if tag & off.long_sign_mask == off.long_sign_negative else 1
             else:
-                (size,) = _q.unpack_from(h, off.long_size)  # type: ignore[arg-type]
+                assert off.long_size is not None
+                (size,) = _q.unpack_from(h, off.long_size)
                 ndigits, sign = abs(size), -1 if size < 0 else 1
             if ndigits > MAX_INT_DIGITS:
                 continue
@@ -772,23 +911,27 @@ class ThreadNames:
                     out[i] = sign * _digits_value(d, n, shift, dsize)
         return out
 
-    def _read_strs(self, addrs: Sequence[int]) -> list[str | None]:
-        """Text of str objects in two vectored reads (headers, then characters).
+    def _read_strs(self, addrs: Sequence[int]) -> list[tuple[str, list[_Check]] | None]:
+        """Text of str objects, with what was read (for confirming), in two vectored
+        reads: headers, then characters.
 
         Exact compact strs (PEP 393) and 2.7 strs are decoded here; anything else (str
-        subclasses, legacy non-compact strings) goes through CodeReader.read_string."""
+        subclasses, legacy non-compact strings) goes through CodeReader.read_string and
+        is confirmed by its header only."""
         lay = self.target.layout
-        out: list[str | None] = [None] * len(addrs)
-        hsize = lay.bytes_data if self.py2 else lay.unicode_ascii_size
-        heads = self._uniform(list(addrs), hsize)  # type: ignore[arg-type]
+        out: list[tuple[str, list[_Check]] | None] = [None] * len(addrs)
+        hsize: int = lay.bytes_data if self.py2 else lay.unicode_ascii_size  # type: ignore[assignment]
+        heads = self._uniform(list(addrs), hsize)
         plans: list[tuple[int, str]] = []
         ranges: list[tuple[int, int]] = []
         for i, (a, h) in enumerate(zip(addrs, heads)):
             if h is None:
                 continue
             (tp,) = _Q.unpack_from(h, lay.ob_type)
+            if not _live(h):
+                continue
             if tp != self.str_type:
-                out[i] = self._read_str_slow(a)
+                out[i] = self._read_str_slow(a, h)
                 continue
             if self.py2:  # 2.7 str: bytes after the header; threading stores UTF-8
                 (size,) = _q.unpack_from(h, lay.ob_size)
@@ -802,24 +945,27 @@ class ThreadNames:
             compact = state >> lay.unicode_compact_shift & 1  # type: ignore[operator]
             ascii_ = state >> lay.unicode_ascii_shift & 1  # type: ignore[operator]
             if not compact:
-                out[i] = self._read_str_slow(a)
+                out[i] = self._read_str_slow(a, h)
                 continue
             if kind not in (1, 2, 4) or not 0 <= length * kind <= MAX_NAME_BYTES:
                 continue
             start = lay.unicode_ascii_size if ascii_ else lay.unicode_compact_size
             plans.append((i, "latin-1" if kind == 1 else f"utf-{8 * kind}-le"))
             ranges.append((a + start, length * kind))  # type: ignore[operator]
-        for (i, codec), d in zip(plans, self._gather(ranges)):
-            if d is not None:
-                out[i] = d.decode(codec, "replace")
+        for (i, codec), (at, _), d in zip(plans, ranges, self._gather(ranges)):
+            h = heads[i]
+            if d is not None and h is not None:
+                a = addrs[i]
+                out[i] = (d.decode(codec, "replace"), [(a, None), (a + 8, h[8:]), (at, d)])
         return out
 
-    def _read_str_slow(self, addr: int) -> str | None:
+    def _read_str_slow(self, addr: int, head: bytes) -> tuple[str, list[_Check]] | None:
         try:
             text = self.reader.read_string(addr)
         except ReadError:
             return None
-        return text if len(text) <= MAX_NAME_BYTES else None
+        checks: list[_Check] = [(addr, None), (addr + 8, head[8:])]
+        return (text, checks) if len(text) <= MAX_NAME_BYTES else None
 
     # -- reading -----------------------------------------------------------------------
 
@@ -856,17 +1002,22 @@ class ThreadNames:
         """Names from /proc/PID/task/TID/comm for threads Python named (3.14+).
 
         Threads whose comm is the process's own (the main thread, threads not started by
-        threading) are left out: that is the program's name, not a thread name."""
+        threading) are left out: that is the program's name, not a thread name. A name
+        set from another thread (``t.name = ...``) does not reach the OS, so comm can be
+        stale: memory always comes first."""
         tids = self._native_tids(idents)
         if not tids:
             return {}
         pid = self.target.pid
         if self._process_comm is None:
             self._process_comm = _read_comm(f"/proc/{pid}/comm") or ""
+        paths = {ident: f"/proc/{pid}/task/{tid}/comm" for ident, tid in tids.items()}
+        first = {ident: _read_comm(path) for ident, path in paths.items()}
         out = {}
-        for ident, tid in tids.items():
-            comm = _read_comm(f"/proc/{pid}/task/{tid}/comm")
-            if comm and comm != self._process_comm:
+        for ident, path in paths.items():
+            comm = first[ident]
+            # Read twice: a rename racing the kernel's copy can tear it.
+            if comm and comm != self._process_comm and _read_comm(path) == comm:
                 out[ident] = comm
         return out
 
@@ -875,26 +1026,31 @@ class ThreadNames:
         lay = self.target.layout
         if lay.tstate_native_thread_id is None:
             return {}
+        size = max(lay.tstate_thread_id, lay.tstate_native_thread_id, lay.tstate_next) + 8
         out: dict[int, int] = {}
-        head = self.target.interpreters_head_address()
-        (interp,) = _Q.unpack(self.memory.read(head, 8))
-        seen_interps = 0
-        while interp and not _bad(interp) and seen_interps < MAX_INTERPRETERS:
-            seen_interps += 1
+        for interp in self._interpreters():
             (ts,) = _Q.unpack(self.memory.read(interp + lay.interp_threads_head, 8))
             seen: set[int] = set()
             while ts and not _bad(ts) and ts not in seen and len(seen) < MAX_THREADS:
                 seen.add(ts)
-                raw = self.memory.read(
-                    ts, max(lay.tstate_thread_id, lay.tstate_native_thread_id, lay.tstate_next) + 8
-                )
+                raw = self.memory.read(ts, size)
                 (ident,) = _Q.unpack_from(raw, lay.tstate_thread_id)
                 (tid,) = _Q.unpack_from(raw, lay.tstate_native_thread_id)
                 if ident in idents and 0 < tid < 1 << 22:
                     out[ident] = tid
                 (ts,) = _Q.unpack_from(raw, lay.tstate_next)
-            (interp,) = _Q.unpack(self.memory.read(interp + lay.interp_next, 8))
         return out
+
+
+def _live(head: bytes) -> bool:
+    """Whether an object header read at offset 0 has a believable reference count.
+
+    A freed object keeps its type and contents until reused, but its first word (the
+    refcount) becomes the allocator's free-list link (an address: bits 32-47 set) or 0:
+    such an object is dead even if a stale pointer still leads to it. Live counts fit in
+    32 bits (3.12+ immortal ones too); 3.14 keeps flags in bits 48-63 (ob_flags)."""
+    (word,) = _Q.unpack_from(head, 0)
+    return word & 0xFFFFFFFF != 0 and (word >> 32) & 0xFFFF == 0
 
 
 def _entry_struct(
@@ -902,7 +1058,7 @@ def _entry_struct(
 ) -> tuple[struct.Struct, tuple[int, int, int]]:
     """A Struct unpacking one dict entry of ``size`` bytes, and where in its tuple the
     hash (-1: none), key and value land (field order follows the offsets)."""
-    named = [(o, c, n) for o, c, n in ((hash_off, "q", 0), (key_off, "Q", 1), (value_off, "Q", 2))]
+    named = ((hash_off, "q", 0), (key_off, "Q", 1), (value_off, "Q", 2))
     present = sorted((o, c, n) for o, c, n in named if o is not None)
     fmt, pos, index = "<", 0, [-1, -1, -1]
     for rank, (o, c, n) in enumerate(present):
@@ -924,9 +1080,24 @@ def _digits_value(digits: bytes, n: int, shift: int, dsize: int) -> int:
     return value
 
 
+#: Longest OS thread name on Linux (TASK_COMM_LEN 16, with the NUL).
+COMM_BYTES = 15
+
+
 def _read_comm(path: str) -> str | None:
+    """A thread's comm as text; None if unreadable or not UTF-8.
+
+    Names longer than 15 bytes are cut by the kernel, possibly inside a character: only
+    then, and only at the end, are up to 3 bytes of a partial character dropped."""
     try:
         with open(path, "rb") as f:
-            return f.read().rstrip(b"\n").decode("utf-8", "replace")
+            raw = f.read().rstrip(b"\n")
     except OSError:
         return None
+    cuts = range(4) if len(raw) == COMM_BYTES else range(1)
+    for cut in cuts:
+        try:
+            return raw[: len(raw) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return None
