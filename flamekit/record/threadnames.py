@@ -89,6 +89,10 @@ MAX_DICT_ENTRIES = 1 << 18
 MAX_NAME_BYTES = 1 << 16
 MAX_TYPES_CACHED = 256
 MAX_INT_DIGITS = 8
+#: Largest single range read (a bigger one means a corrupt size).
+MAX_RANGE = 8 << 20
+#: Ranges closer than this are read as one (bytes are cheaper than iovecs).
+MERGE_GAP = 1024
 _USER_SPACE_END = 1 << 47
 #: Modulus of CPython's int hash on 64-bit builds (hash(n) == n % M for n >= 0).
 _HASH_MODULUS = (1 << 61) - 1
@@ -214,9 +218,10 @@ class _TypeInfo:
 #: One live dict entry: (index in the entries array, stored hash or -1, key, value,
 #: address of the key word, address of the value word).
 _Item = tuple[int, int, int, int, int, int]
-#: What a confirming read expects at an address: the same bytes as the first read, or
-#: (None) a reference count that still looks live (counts change; contents must not).
-_Check = tuple[int, "bytes | None"]
+#: What a confirming read expects at an address: (address, bytes, live). The same bytes
+#: as the first read; with ``live``, the first 8 are an object's reference count, which
+#: may change but must still look live (see _live).
+_Check = tuple[int, bytes, bool]
 #: A dict's live entries and the checks on its table pointers.
 _DictRead = tuple[list[_Item], tuple[_Check, ...]]
 
@@ -457,7 +462,7 @@ class ThreadNames:
         out = {}
         for (_, _, key, value, key_at, value_at), n in zip(cands, ints):
             if n is not None and n in want:
-                checks = [*table, (key_at, _Q.pack(key)), (value_at, _Q.pack(value))]
+                checks = [*table, (key_at, _Q.pack(key), False), (value_at, _Q.pack(value), False)]
                 out[n] = (value, checks)
         return out
 
@@ -509,16 +514,15 @@ class ThreadNames:
             words = self._uniform([a for _, a in dictptr_at], 8)
             for (i, at), w in zip(dictptr_at, words):
                 if w is not None:
-                    sources[i] = _Source(dict=_Q.unpack(w)[0], checks=((at, w),))
+                    sources[i] = _Source(dict=_Q.unpack(w)[0], checks=((at, w, False),))
         for obj, head, src in zip(objs, heads, sources):
             if src is None or head is None:
                 continue
             # Still an instance of the same type (and, for values, the same shared keys).
-            type_word = head[base + self.ob_type : base + self.ob_type + 8]
-            src.checks += ((obj, None), (obj + self.ob_type, type_word))
+            src.checks += ((obj, head[base : base + self.ob_type + 8], True),)
             if src.values and off.heap_cached_keys is not None:
-                at = _Q.unpack(type_word)[0] + off.heap_cached_keys
-                src.checks += ((at, _Q.pack(src.keys)),)
+                at = _Q.unpack_from(head, base + self.ob_type)[0] + off.heap_cached_keys
+                src.checks += ((at, _Q.pack(src.keys), False),)
         return sources
 
     def _managed_source(self, obj: int, head: bytes, base: int, info: _TypeInfo) -> _Source | None:
@@ -527,7 +531,7 @@ class ThreadNames:
         assert off is not None and off.managed_dict is not None
         at = obj + off.managed_dict
         (word,) = _Q.unpack_from(head, base + off.managed_dict)
-        checks: tuple[_Check, ...] = ((at, _Q.pack(word)),)
+        checks: tuple[_Check, ...] = ((at, _Q.pack(word), False),)
         if off.managed_values_tag:  # 3.12: one word, odd means values
             if word & off.managed_values_tag:
                 values = word + (off.managed_values_adjust or 0)
@@ -539,7 +543,7 @@ class ThreadNames:
             (values,) = _Q.unpack_from(head, base + off.managed_values)
             if not values:
                 return None
-            checks += ((obj + off.managed_values, _Q.pack(values)),)
+            checks += ((obj + off.managed_values, _Q.pack(values), False),)
             return _Source(values=values, keys=info.cached_keys, checks=checks)
         inline_flag = off.tpflags_inline_values or 0
         if inline_flag and info.flags & inline_flag:  # 3.13+: values inside the object
@@ -570,7 +574,10 @@ class ThreadNames:
                     if key in hits and not _bad(value):
                         out[i] = value
                         src.checks += read[1]
-                        src.checks += ((key_at, _Q.pack(key)), (value_at, _Q.pack(value)))
+                        src.checks += (
+                            (key_at, _Q.pack(key), False),
+                            (value_at, _Q.pack(value), False),
+                        )
                         break
         val_idx = [i for i, s in enumerate(sources) if s is not None and s.values]
         if not val_idx:
@@ -583,7 +590,7 @@ class ThreadNames:
         for addr, items in zip(shared, shared_items):
             for ix, _, key, _, key_at, _ in items or ():
                 if key in hits:
-                    index_of[addr] = (ix, (key_at, _Q.pack(key)))
+                    index_of[addr] = (ix, (key_at, _Q.pack(key), False))
                     break
         reads: list[tuple[int, tuple[int, int]]] = []
         array = off.values_array or 0
@@ -608,11 +615,12 @@ class ThreadNames:
                     continue
                 if src.inline:
                     valid_at = values + off.values_valid
-                    src.checks += ((valid_at, data[off.values_valid : off.values_valid + 1]),)
+                    valid = data[off.values_valid : off.values_valid + 1]
+                    src.checks += ((valid_at, valid, False),)
             (value,) = _Q.unpack_from(data, size - 8)
             if not _bad(value):
                 out[i] = value
-                src.checks += ((values + size - 8, _Q.pack(value)),)
+                src.checks += ((values + size - 8, _Q.pack(value), False),)
         return out
 
     def _attribute_keys(self, item_lists: Sequence[list[_Item] | None]) -> set[int]:
@@ -663,13 +671,21 @@ class ThreadNames:
         return _TypeInfo(flags, basicsize, dictoffset, 0 if _bad(cached) else cached)
 
     def _confirmed(self, named: dict[int, tuple[str, list[_Check]]]) -> dict[int, str]:
-        """The names whose every check reads back as expected, in one vectored read."""
-        flat = [(ident, at, data) for ident, (_, checks) in named.items() for at, data in checks]
-        got = self._gather([(at, 8 if data is None else len(data)) for _, at, data in flat])
-        bad = set()
-        for (ident, _, data), now in zip(flat, got):
-            if now is None or (now != data if data is not None else not _live(now)):
-                bad.add(ident)
+        """The names whose every check reads back as expected, in one vectored read.
+
+        Checks shared by several threads (the _active table, a class's shared keys) are
+        read once, and nearby ones are read as one range (see _gather)."""
+        owners: dict[tuple[int, bytes, bool], list[int]] = {}
+        for ident, (_, checks) in named.items():
+            for check in checks:
+                owners.setdefault(check, []).append(ident)
+        checks = list(owners)
+        got = self._gather([(at, len(data)) for at, data, _ in checks])
+        bad: set[int] = set()
+        for (at, data, live), now in zip(checks, got):
+            if now == data or (live and now is not None and _live(now) and now[8:] == data[8:]):
+                continue
+            bad.update(owners[(at, data, live)])
         return {ident: text for ident, (text, _) in named.items() if ident not in bad}
 
     # -- dicts -------------------------------------------------------------------------
@@ -729,7 +745,7 @@ class ThreadNames:
 
     @staticmethod
     def _header_checks(addr: int, head: bytes, *offsets: int) -> tuple[_Check, ...]:
-        return tuple((addr + o, head[o : o + 8]) for o in offsets)
+        return tuple((addr + o, head[o : o + 8], False) for o in offsets)
 
     def _keys_items(self, keys: Sequence[int], values: Sequence[int]) -> list[list[_Item] | None]:
         """Entries of 3.x keys objects; with a values array (split dict) where nonzero.
@@ -956,7 +972,7 @@ class ThreadNames:
             h = heads[i]
             if d is not None and h is not None:
                 a = addrs[i]
-                out[i] = (d.decode(codec, "replace"), [(a, None), (a + 8, h[8:]), (at, d)])
+                out[i] = (d.decode(codec, "replace"), [(a, h, True), (at, d, False)])
         return out
 
     def _read_str_slow(self, addr: int, head: bytes) -> tuple[str, list[_Check]] | None:
@@ -964,7 +980,7 @@ class ThreadNames:
             text = self.reader.read_string(addr)
         except ReadError:
             return None
-        checks: list[_Check] = [(addr, None), (addr + 8, head[8:])]
+        checks: list[_Check] = [(addr, head, True)]
         return (text, checks) if len(text) <= MAX_NAME_BYTES else None
 
     # -- reading -----------------------------------------------------------------------
@@ -976,24 +992,61 @@ class ThreadNames:
     def _gather(self, ranges: Sequence[tuple[int, int]]) -> list[bytes | None]:
         """Each range's bytes (None if unreadable), in as few vectored reads as possible.
 
-        The kernel stops at the first unreadable range; that one is skipped and the rest
-        retried, so one garbage pointer costs one more system call, never the batch."""
+        The kernel charges per range (about 1 us each, against a few ns per byte), so
+        ranges closer than MERGE_GAP are read as one span. A span that fails is retried
+        range by range, and the kernel stops at the first unreadable range, which is
+        skipped: a garbage pointer costs a system call or two, never the batch."""
         out: list[bytes | None] = [None] * len(ranges)
         todo = []
         for i, (a, n) in enumerate(ranges):
-            if n == 0:
+            if 0 < n <= MAX_RANGE and 0xFFFF < a < _USER_SPACE_END:
+                todo.append((a, a + n, i))
+            elif n == 0:
                 out[i] = b""
-            elif 0 < n <= MAX_DICT_ENTRIES * 24 and 0xFFFF < a < _USER_SPACE_END:
-                todo.append(i)
-        while todo:
-            data, k = self.memory.read_ranges_partial([ranges[i] for i in todo])
+        if not todo:
+            return out
+        todo.sort()
+        spans: list[tuple[int, int]] = []
+        members: list[list[tuple[int, int, int]]] = []
+        start, end, group = todo[0][0], todo[0][1], [todo[0]]
+        for item in todo[1:]:
+            a, b, _ = item
+            if a <= end + MERGE_GAP and b - start <= MAX_RANGE:
+                group.append(item)
+                if b > end:
+                    end = b
+            else:
+                spans.append((start, end - start))
+                members.append(group)
+                start, end, group = a, b, [item]
+        spans.append((start, end - start))
+        members.append(group)
+        retry: list[tuple[int, int, int]] = []
+        for (start, _), group, data in zip(spans, members, self._read_each(spans)):
+            if data is None:
+                if len(group) > 1:
+                    retry.extend(group)
+                continue
+            for a, b, i in group:
+                out[i] = data[a - start : b - start]
+        if retry:
+            got = self._read_each([(a, b - a) for a, b, _ in retry])
+            for (_, _, i), data in zip(retry, got):
+                out[i] = data
+        return out
+
+    def _read_each(self, ranges: Sequence[tuple[int, int]]) -> list[bytes | None]:
+        """Each range's bytes, None for the unreadable ones (skipped, the rest retried)."""
+        out: list[bytes | None] = [None] * len(ranges)
+        done = 0
+        while done < len(ranges):
+            data, k = self.memory.read_ranges_partial(ranges[done:])
             pos = 0
-            for j in range(k):
-                i = todo[j]
-                n = ranges[i][1]
-                out[i] = data[pos : pos + n]
+            for j in range(done, done + k):
+                n = ranges[j][1]
+                out[j] = data[pos : pos + n]
                 pos += n
-            todo = todo[k + 1 :]
+            done += k + 1
         return out
 
     # -- 3.14+: the OS thread name -----------------------------------------------------

@@ -27,7 +27,7 @@ def text(s):
 
 
 def short():
-    time.sleep(0.002)
+    time.sleep(0.02)
 
 
 def churn():
@@ -50,6 +50,8 @@ def hot_renamer():
     while not stop.is_set():
         me.name = names[i % len(names)]
         i += 1
+        if i % 64 == 0:
+            time.sleep(0)  # let the other threads have the GIL now and then
 
 
 def renamer():
