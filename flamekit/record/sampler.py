@@ -276,9 +276,9 @@ class Recorder:
             t_ns = time.monotonic_ns()
             try:
                 stacks = self.walker.walk()
+                checked = self._check_codes(stacks)  # the target may die between the two
             except ProcessGoneError:
                 return "target-exited"
-            checked = self._check_codes(stacks)
         finally:
             if pauser is not None:
                 pauser.resume()
