@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import os
 
+#: Most stat files kept open. Threads that ended are not always told to us (a walk
+#: simply stops seeing them), so past this many every file is closed and reopened on
+#: demand: a target churning threads must not exhaust the recorder's descriptors.
+MAX_OPEN = 512
+
 
 class ThreadStates:
     """Cached /proc stat readers for the threads of one process."""
@@ -27,6 +32,8 @@ class ThreadStates:
                 fd = os.open(f"{self._base}/{tid}/stat", os.O_RDONLY | os.O_CLOEXEC)
             except OSError:
                 return None
+            if len(self._fds) >= MAX_OPEN:
+                self.close()
             self._fds[tid] = fd
         try:
             data = os.pread(fd, 256, 0)

@@ -372,6 +372,8 @@ class Recorder:
     # -- between ticks ----------------------------------------------------------------
 
     def _on_events(self, ev: Events) -> str | None:
+        for tid in ev.exited_threads:
+            self.states.forget(tid)  # its /proc stat file stays open otherwise
         if ev.exited:
             return "target-exited"
         if ev.execed:
