@@ -147,7 +147,13 @@ class Recorder:
         self.writer.write(R.Process(self.pid, launcher.ppid(self.pid), header.cmdline, 0))
         self._open_readers(target)
         self.states = ThreadStates(self.pid)
-        self.threads: dict[tuple[int, int], int] = {}  # (tstate, thread id) -> thread ref
+        #: (tstate, thread id, native tid) -> thread ref. The native tid is part of the key:
+        #: a new thread often reuses an ended one's tstate and pthread_t, and must not be
+        #: merged into it (wrong tid and name). Only the current thread per (tstate,
+        #: thread id) is kept, so a target churning threads does not grow these maps.
+        self.threads: dict[tuple[int, int, int | None], int] = {}
+        self._live_keys: dict[tuple[int, int], tuple[int, int, int | None]] = {}
+        self._next_thread_ref = 0
         self.thread_tids: dict[int, int | None] = {}  # thread ref -> native tid
         self.unnamed: set[int] = set()  # thread refs whose name is not known yet
         #: thread ref -> (native tid, python thread id, first seen ns since origin)
@@ -315,7 +321,11 @@ class Recorder:
                 continue
             if gil_only and not st.holds_gil:
                 continue
-            key = (st.tstate, st.thread_id)
+            if not st.frames and self._not_started(st, stacks):
+                continue
+            key = (st.tstate, st.thread_id, st.native_tid)
+            if st.native_tid is None:  # tid unknown this time: the thread we know there
+                key = self._live_keys.get(key[:2], key)
             ref = self.threads.get(key)
             if ref is None:
                 ref = self._new_thread(key, st, t_ns)
@@ -333,8 +343,26 @@ class Recorder:
         if new or self.unnamed:
             self._name_threads(t_ns, force=new)
 
-    def _new_thread(self, key: tuple[int, int], st: ThreadStack, t_ns: int) -> int:
-        ref = len(self.threads)
+    @staticmethod
+    def _not_started(st: ThreadStack, stacks: list[ThreadStack]) -> bool:
+        """A thread state made for a thread that has not started yet: not a thread.
+
+        Until the new thread binds it, the state carries no ident (3.12+) or its
+        creator's ident and tid (3.11 and older). Sampled, it looked like an extra,
+        empty main thread: a third of all samples of a target churning threads.
+        """
+        return st.thread_id == 0 or sum(s.thread_id == st.thread_id for s in stacks) > 1
+
+    def _new_thread(self, key: tuple[int, int, int | None], st: ThreadStack, t_ns: int) -> int:
+        ref = self._next_thread_ref
+        self._next_thread_ref += 1
+        old = self._live_keys.get(key[:2])
+        self._live_keys[key[:2]] = key
+        if old is not None:  # that thread ended: a new one took its tstate and pthread_t
+            old_ref = self.threads.pop(old)
+            self.thread_tids.pop(old_ref, None)
+            self.thread_meta.pop(old_ref, None)
+            self.unnamed.discard(old_ref)
         self.threads[key] = ref
         self.thread_tids[ref] = st.native_tid
         self.thread_meta[ref] = (st.native_tid, st.thread_id, t_ns - self.start_ns)
