@@ -10,8 +10,10 @@ thread ids come from the stack walker, the expected names from the target itself
 from __future__ import annotations
 
 import json
+import random
 import re
 import select
+import struct
 import subprocess
 import sys
 import time
@@ -21,8 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from flamekit.errors import TargetError
 from flamekit.record.code import CodeReader
 from flamekit.record.interpreter import PythonTarget, open_target
+from flamekit.record.memory import ReadError
 from flamekit.record.threadnames import ThreadNames
 from flamekit.record.walker import StackWalker
 
@@ -292,3 +296,111 @@ def test_running_target_with_churning_threads(interp: Interpreter) -> None:
     finally:
         target.close()
         stop(proc)
+
+
+class GarbageMemory:
+    """Reads answered with garbage that often looks right: words drawn from the target's
+    real type addresses, plausible pointers, small counts and zeros, and now and then an
+    unreadable range. Deterministic per seed."""
+
+    def __init__(self, seed: int, words: list[int]) -> None:
+        self.rng = random.Random(seed)
+        self.words = words
+
+    def _bytes(self, size: int) -> bytes:
+        rng, words = self.rng, self.words
+        n = (size + 7) // 8
+        if n > 4096:  # big tables: mostly zeros, cheap
+            return bytes(size)
+        return b"".join(struct.pack("<Q", rng.choice(words)) for _ in range(n))[:size]
+
+    def read(self, address: int, size: int) -> bytes:
+        if self.rng.random() < 0.05:
+            raise ReadError("unreadable", address)
+        return self._bytes(size)
+
+    def read_ranges_partial(self, ranges):  # type: ignore[no-untyped-def]
+        out = []
+        for k, (_, size) in enumerate(ranges):
+            if self.rng.random() < 0.05:
+                return b"".join(out), k
+            out.append(self._bytes(size))
+        return b"".join(out), len(ranges)
+
+
+def test_garbage_memory_never_raises_or_hangs(named: Named) -> None:
+    """Only TargetError (unreadable memory) may come out of the chain itself, every loop
+    ends quickly, and lookup() never raises."""
+    names = named.names()
+    names._setup()
+    assert not names._broken
+    real = dict(names.types)
+    pointers = [0x7F0000001000 + 8 * i for i in range(0, 4096, 37)]
+    words = [*real.values(), *pointers, 0, 0, 0, 1, 2, 3, 5, 16, 0x21, 1 << 40, 2**64 - 1]
+    want = set(named.walked)
+    for seed in range(150):
+        names.memory = GarbageMemory(seed, words)  # type: ignore[assignment]
+        names._active.clear()
+        names._type_cache.clear()
+        started = time.monotonic()
+        try:
+            got = names._from_memory(want)
+        except TargetError:
+            got = {}
+        assert time.monotonic() - started < 2.0, seed
+        assert all(isinstance(v, str) for v in got.values())
+        assert isinstance(names.lookup(named.walked), dict)
+
+
+class CorruptingMemory:
+    """The real memory, with each aligned word of every read flipped (XOR with a mask
+    whose bytes are all nonzero) with probability ``rate``: real structure, so the chain
+    gets deep before it goes wrong, and every corrupted byte differs from memory, so a
+    second read agrees with a corrupted one only by a 1-in-255-per-byte coincidence (two
+    reads that agree are, to any reader, what memory holds)."""
+
+    def __init__(self, real: object, seed: int, rate: float) -> None:
+        self.real = real
+        self.rng = random.Random(seed)
+        self.rate = rate
+
+    def _corrupt(self, data: bytes, address: int) -> bytes:
+        buf = bytearray(data)
+        rng = self.rng
+        first = -address % 8  # corrupt whole words of the target's address space
+        for pos in range(first - 8 if first else 0, len(buf), 8):
+            if rng.random() < self.rate:
+                for k in range(max(pos, 0), min(pos + 8, len(buf))):
+                    buf[k] ^= rng.randrange(1, 256)
+        return bytes(buf)
+
+    def read(self, address: int, size: int) -> bytes:
+        return self._corrupt(self.real.read(address, size), address)  # type: ignore[attr-defined]
+
+    def read_ranges_partial(self, ranges):  # type: ignore[no-untyped-def]
+        data, k = self.real.read_ranges_partial(ranges)  # type: ignore[attr-defined]
+        out, pos = [], 0
+        for address, size in ranges[:k]:
+            out.append(self._corrupt(data[pos : pos + size], address))
+            pos += size
+        return b"".join(out), k
+
+
+def test_corrupted_reads_give_right_names_or_none(named: Named) -> None:
+    """Real memory with random words corrupted: a wrong word either stops the chain or
+    is caught by the confirming read, so every name returned is the right one."""
+    names = named.names()
+    names._setup()
+    real_memory = names.memory
+    total = 0
+    for seed in range(60):
+        names.memory = CorruptingMemory(real_memory, seed, 0.02)  # type: ignore[assignment]
+        names._active.clear()
+        names._type_cache.clear()
+        names._attr_keys.clear()
+        names._from_comm = lambda idents: {}  # type: ignore[method-assign]
+        got = names.lookup(named.walked)
+        total += len(got)
+        for ident, name in got.items():
+            assert named.expected.get(ident) == name, (seed, ident, name)
+    assert total > 0  # the corruption is light enough for names to get through
