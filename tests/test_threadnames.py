@@ -27,7 +27,8 @@ from flamekit.errors import TargetError
 from flamekit.record.code import CodeReader
 from flamekit.record.interpreter import PythonTarget, open_target
 from flamekit.record.memory import ReadError
-from flamekit.record.threadnames import ThreadNames
+from flamekit.record.threadname_layouts import TABLES
+from flamekit.record.threadnames import DEBUG_FIELDS, Offsets, ThreadNames, offsets_for
 from flamekit.record.walker import StackWalker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -404,3 +405,29 @@ def test_corrupted_reads_give_right_names_or_none(named: Named) -> None:
         for ident, name in got.items():
             assert named.expected.get(ident) == name, (seed, ident, name)
     assert total > 0  # the corruption is light enough for names to get through
+
+
+def test_threadname_table_is_reproducible() -> None:
+    """tools/gen_threadname_layouts.py --check: the committed table is what the headers
+    give (entries whose headers are not installed here, like Debian's 3.14, are kept)."""
+    out = subprocess.run(
+        [sys.executable, str(HERE.parent / "tools" / "gen_threadname_layouts.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("interp", [i for i in INTERPRETERS if i.version >= (3, 13)], ids=str)
+def test_debug_offsets_agree_with_the_table(interp: Interpreter) -> None:
+    """On 3.13+ the target's _Py_DebugOffsets win; they must say what the headers said."""
+    proc, _ = launch([interp.path, "-I", "-S", str(BARE)])
+    target = open_target(proc.pid)
+    try:
+        live = offsets_for(target)
+        table = Offsets.from_table(TABLES[f"{interp.version[0]}.{interp.version[1]}"], None)
+        for key in DEBUG_FIELDS:
+            assert getattr(live, key) == getattr(table, key), key
+    finally:
+        target.close()
+        stop(proc)

@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             tables[f"{major}.{minor}"] = entry
     missing = [f"{a}.{b}" for a, b in MINORS if f"{a}.{b}" not in tables]
     if missing:
-        print(f"warning: no headers for {', '.join(missing)}", file=sys.stderr)
+        kept = " (their committed entries are kept)" if TARGET.exists() else ""
+        print(f"note: no headers for {', '.join(missing)} here{kept}", file=sys.stderr)
     if args.check:
         # Entries we could not regenerate here are compared as they are on disk.
         old_text = TARGET.read_text()
