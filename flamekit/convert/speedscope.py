@@ -182,15 +182,19 @@ def convert(sel: Selection, opts: ConvertOptions) -> Iterator[bytes]:
     return chunked(parts())
 
 
-def _joined(items: Iterable[str], every: int = 4096) -> Iterator[str]:
-    """``",".join(items)`` in pieces, so a million samples never make one huge string."""
+def _joined(items: Iterable[str], every: int = 4096, max_chars: int = 1 << 20) -> Iterator[str]:
+    """``",".join(items)`` in pieces, so a million samples never make one huge string
+    (nor 4096 samples of a 100,000-frame stack: pieces also end at ``max_chars``)."""
     buf: list[str] = []
     first = True
+    size = 0
     for s in items:
         buf.append(s)
-        if len(buf) >= every:
+        size += len(s)
+        if len(buf) >= every or size >= max_chars:
             yield ("" if first else ",") + ",".join(buf)
             first = False
             buf.clear()
+            size = 0
     if buf:
         yield ("" if first else ",") + ",".join(buf)
