@@ -7,6 +7,9 @@ from dataclasses import asdict
 
 import click
 
+from flamekit.commands.record import parse_pid
+from flamekit.errors import UsageError
+
 
 def render_text(pid: int, cmd: str, version: str, threads: list) -> str:
     lines = [f"Process {pid}: {cmd}", f"Python {version}", ""]
@@ -29,11 +32,13 @@ def render_text(pid: int, cmd: str, version: str, threads: list) -> str:
 
 
 @click.command("dump")
-@click.option("-p", "--pid", type=int, required=True, help="The process to look at.")
+@click.option("-p", "--pid", metavar="PID", callback=parse_pid, help="The process to look at.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stacks as JSON.")
 @click.option("--nonblocking", is_flag=True, help="Read without pausing the target.")
-def command(pid: int, as_json: bool, nonblocking: bool) -> None:
+def command(pid: int | None, as_json: bool, nonblocking: bool) -> None:
     """Print every thread's current Python stack once, innermost frame first."""
+    if pid is None:
+        raise UsageError("give the process to look at with -p PID")
     from flamekit.record import launcher
     from flamekit.record.interpreter import open_target
     from flamekit.record.snapshot import snapshot

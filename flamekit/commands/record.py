@@ -10,14 +10,38 @@ import click
 from flamekit.errors import OutputError, UsageError
 
 
-def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and (not math.isfinite(value) or value <= 0):
-        raise click.BadParameter(f"must be a positive number, got {value}")
-    return value
+def _positive(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """A positive, finite number; bad values are one UsageError line, not click's usage
+    block (the option is typed str so that click does not convert it first)."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise UsageError(f"--{param.name} {value}: not a number") from None
+    if not math.isfinite(number) or number <= 0:
+        unit = "samples per second" if param.name == "rate" else "seconds"
+        raise UsageError(f"--{param.name} {value}: must be a positive number of {unit}")
+    return number
+
+
+def parse_pid(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """-p PID as a positive int, or one UsageError line (shared with ``dump``)."""
+    if value is None:
+        return None
+    try:
+        pid = int(value)
+    except ValueError:
+        pid = 0
+    if pid <= 0:
+        raise UsageError(f"--pid {value}: a process id is a positive whole number")
+    return pid
 
 
 @click.command("record", context_settings={"ignore_unknown_options": False})
-@click.option("-p", "--pid", type=int, help="Attach to this running process.")
+@click.option(
+    "-p", "--pid", metavar="PID", callback=parse_pid, help="Attach to this running process."
+)
 @click.option(
     "-o",
     "--output",
@@ -27,15 +51,15 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
 @click.option(
     "-d",
     "--duration",
-    type=float,
+    metavar="SECONDS",
     callback=_positive,
     help="Stop after this many seconds (default: until the target exits or Ctrl-C).",
 )
 @click.option(
     "-r",
     "--rate",
-    type=float,
-    default=100.0,
+    metavar="HZ",
+    default="100",
     show_default=True,
     callback=_positive,
     help="Samples per second.",

@@ -113,7 +113,10 @@ def _open(pid: int, memory: ProcessMemory) -> PythonTarget:
             f"pid {pid} ({exe}) looks like Python but no interpreter symbols were found in "
             f"{looked}: a CPython build without symbols is not supported"
         )
-    raise TargetError(f"pid {pid} ({exe}) is not a CPython process (no _PyRuntime in {looked})")
+    raise TargetError(
+        f"pid {pid} ({exe}) is not a CPython process (no _PyRuntime in {looked}): "
+        "give the pid of a running python (pgrep -a python lists them)"
+    )
 
 
 def _from_elf(
