@@ -281,8 +281,17 @@ def test_running_target_with_churning_threads(interp: Interpreter) -> None:
         names = ThreadNames(target, CodeReader(target))
         seen: set[str] = set()
         lookups = 0
-        deadline = time.monotonic() + 0.5
-        while time.monotonic() < deadline:
+        kinds = ("MainThread", "churn-", "spin-", "hot-")
+
+        def every_kind_seen() -> bool:
+            return all(any(n.startswith(k) for n in seen) for k in kinds)
+
+        # At least 0.5 s of reading; longer (up to 5 s) if a loaded machine starves the
+        # target's threads so that some kind of name has not shown up yet.
+        start = time.monotonic()
+        while time.monotonic() - start < 0.5 or (
+            not every_kind_seen() and time.monotonic() - start < 5
+        ):
             ids = [st.thread_id for st in walker.walk()]
             got = names.lookup(ids)
             lookups += 1
@@ -290,10 +299,7 @@ def test_running_target_with_churning_threads(interp: Interpreter) -> None:
                 assert ident in ids
                 assert CHURN_NAMES.fullmatch(name) or comm_name(interp, name), name
             seen.update(got.values())
-        assert "MainThread" in seen
-        assert any(n.startswith("churn-") for n in seen), (lookups, seen)
-        assert any(n.startswith("spin-") for n in seen), (lookups, seen)
-        assert any(n.startswith("hot-") for n in seen), (lookups, seen)
+        assert every_kind_seen(), (lookups, seen)
     finally:
         target.close()
         stop(proc)
