@@ -22,6 +22,7 @@ class ThreadStates:
         self.pid = pid
         self._base = f"{proc}/{pid}/task"
         self._fds: dict[int, int] = {}
+        self._syscall: dict[int, int] = {}  # tid -> open /proc/.../syscall file
 
     def running(self, tid: int) -> bool | None:
         """True if the thread is running or runnable ('R'), False if sleeping/waiting,
@@ -47,6 +48,25 @@ class ThreadStates:
         i = data.rfind(b")")
         return data[i + 2 : i + 3] == b"R" if i >= 0 else None
 
+    def in_syscall(self, tid: int) -> bool | None:
+        """Whether a *stopped* thread is inside a system call (or about to restart one),
+        from /proc/PID/task/TID/syscall: a syscall number, not -1 (user code). None if
+        unknown; a thread on a CPU reads as "running", unknown too."""
+        fd = self._syscall.get(tid)
+        if fd is None:
+            try:
+                fd = os.open(f"{self._base}/{tid}/syscall", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return None
+            if len(self._syscall) >= MAX_OPEN:
+                self.close()
+            self._syscall[tid] = fd
+        try:
+            nr = int(os.pread(fd, 32, 0).split(None, 1)[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return nr >= 0
+
     def tids(self) -> list[int]:
         """Kernel thread ids currently in the process."""
         try:
@@ -55,10 +75,11 @@ class ThreadStates:
             return []
 
     def forget(self, tid: int) -> None:
-        fd = self._fds.pop(tid, None)
-        if fd is not None:
-            os.close(fd)
+        for fds in (self._fds, self._syscall):
+            fd = fds.pop(tid, None)
+            if fd is not None:
+                os.close(fd)
 
     def close(self) -> None:
-        for tid in list(self._fds):
+        for tid in list(self._fds) + list(self._syscall):
             self.forget(tid)

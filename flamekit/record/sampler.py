@@ -163,6 +163,7 @@ class Recorder:
         self.errors = 0
         self.ticks = 0
         self._exec_deadline: float | None = None  # set while following an exec
+        self._blocked: list[int] = []  #: native tids found blocked at the last tick
 
     def _open_readers(self, target: PythonTarget) -> None:
         old = getattr(self, "codes", None)  # after an exec: code refs must stay unique
@@ -271,7 +272,17 @@ class Recorder:
             # resumed looks runnable, so this is the only moment /proc tells the truth.
             states = self.states
             running = {tid: states.running(tid) for tid in pauser.threads}
+            # Our last pause took every blocked thread out of its system call; until it
+            # has been on a CPU again to restart the call it shows as runnable ('R'),
+            # for a whole tick or more when the CPUs are busy. Such a thread, blocked
+            # last time and 'R' now, is checked once stopped: still in a system call,
+            # it never left it.
+            woken = [tid for tid in self._blocked if running.get(tid)]
             result = pauser.pause()
+            for tid in woken:
+                if states.in_syscall(tid):
+                    running[tid] = False
+            self._blocked = [tid for tid, on_cpu in running.items() if on_cpu is False]
             ended = self._on_events(result.events)
             if ended or self._exec_deadline is not None:
                 pauser.resume()  # after an exec the old readers would read the new program
