@@ -1,0 +1,51 @@
+"""Target for tests/test_record_e2e.py: a main loop that prints a growing counter.
+
+    python record_counter.py READY_FILE [EXIT_AFTER_S]
+
+Each round does about 2 ms of work in ``count_round`` -> ``busy`` and prints
+``count N`` (flushed), so a test can see the process keep making progress while and
+after it is recorded. READY_FILE gets {"pid": ...} once the loop runs. A
+KeyboardInterrupt (SIGINT) prints ``counter: KeyboardInterrupt after N rounds`` and exits
+with status 0; after EXIT_AFTER_S seconds (if given) the loop ends and the process exits
+with status 0.
+"""
+
+import json
+import os
+import sys
+import time
+
+READY_FILE = sys.argv[1]
+EXIT_AFTER = float(sys.argv[2]) if len(sys.argv) > 2 else None
+
+
+def busy(seconds):
+    end = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+
+def count_round():
+    return busy(0.002)
+
+
+def main():
+    start = time.monotonic()
+    n = 0
+    try:
+        while EXIT_AFTER is None or time.monotonic() - start < EXIT_AFTER:
+            count_round()
+            n += 1
+            print("count", n, flush=True)
+            if n == 1:
+                with open(READY_FILE + ".tmp", "w") as f:
+                    json.dump({"pid": os.getpid()}, f)
+                os.replace(READY_FILE + ".tmp", READY_FILE)
+    except KeyboardInterrupt:
+        print("counter: KeyboardInterrupt after", n, "rounds", flush=True)
+
+
+if __name__ == "__main__":
+    main()
