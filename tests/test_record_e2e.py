@@ -282,8 +282,9 @@ def check_known_trace(
     """Every sample of record_known.py once it is parked is exactly as expected.
 
     "Parked" starts at the first tick after the target said it was ready at which every
-    thread shows its expected stack (the main thread still has to return from writing
-    the ready file and call time.sleep, which takes a while on a busy machine); it ends
+    thread shows its expected stack and flags (the main thread still has to return from
+    writing the ready file and call time.sleep, which takes a while on a busy machine,
+    and the spinner then has to take the GIL it let go); it ends
     ``lifetime`` after ready, when a launched target begins to exit. Returns the number
     of checked samples per thread name.
     """
@@ -313,9 +314,12 @@ def check_known_trace(
             symbolized[sid] = [Frame(f.qualname, f.file, f.line) for f in fs]
         return symbolized[sid]
 
-    def parked(name: str, sid: int) -> bool:
+    def parked(name: str, i: int) -> bool:
+        exp = expected[name]
+        if (trace.is_idle(i), trace.is_gil(i)) != (exp.idle, exp.gil):
+            return False  # e.g. the spinner still taking the GIL the main thread let go
         try:
-            check_stack(frames_of(sid), expected[name], name)
+            check_stack(frames_of(cols.stack[i]), exp, name)
         except AssertionError:
             return False
         return True
@@ -326,20 +330,21 @@ def check_known_trace(
     for i in window:
         name = refs.get(cols.thread[i])
         if name is not None:
-            ticks.setdefault(trace.times[i], {})[name] = cols.stack[i]
+            ticks.setdefault(trace.times[i], {})[name] = i
     start = next(
         (
             t
             for t, seen in sorted(ticks.items())
-            if set(seen) == want_threads and all(parked(n, sid) for n, sid in seen.items())
+            if set(seen) == want_threads and all(parked(n, i) for n, i in seen.items())
         ),
         None,
     )
     assert start is not None, (
         f"no tick in {len(ticks)} after ready shows every thread parked; the last one: "
         + "; ".join(
-            f"{n}: {' <- '.join(map(str, frames_of(sid)[:3]))}"
-            for n, sid in (ticks[max(ticks)] if ticks else {}).items()
+            f"{n} (idle {trace.is_idle(i)}, gil {trace.is_gil(i)}): "
+            f"{' <- '.join(map(str, frames_of(cols.stack[i])[:3]))}"
+            for n, i in (ticks[max(ticks)] if ticks else {}).items()
         )
     )
     late = (start - max(since, min(ticks))) / 1e9
@@ -352,7 +357,10 @@ def check_known_trace(
         assert ref in refs, f"sample {i} of a thread the target does not have: {trace.threads[ref]}"
         name = refs[ref]
         exp = expected[name]
-        where = f"{name} (Python {trace.header.python_version}), {trace.times[i] / 1e9:.3f} s"
+        where = (
+            f"{name} (Python {trace.header.python_version}), {trace.times[i] / 1e9:.3f} s "
+            f"({(trace.times[i] - start) / 1e6:.0f} ms after all were parked)"
+        )
         check_stack(frames_of(cols.stack[i]), exp, where)
         flags = (trace.is_idle(i), trace.is_gil(i))
         assert flags == (exp.idle, exp.gil), (
