@@ -16,14 +16,17 @@ A missing interpreter fails the run (tests/pythons.py), it never skips.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -663,6 +666,69 @@ def test_sigint_in_launch_mode_reaches_the_child(tmp_path: Path) -> None:
         out_lines[-5:]
     )
     assert "exited with status" not in stderr, stderr
+    trace = load(out)
+    assert not trace.truncated and trace.end is not None, trace.truncation
+    assert trace.end.reason == "interrupted", trace.end
+
+
+def _controlling_tty() -> None:  # runs in the child, before exec
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def test_ctrl_c_at_the_terminal(tmp_path: Path) -> None:
+    """^C on the terminal: the kernel signals recorder and child together (one process
+    group); the recorder must not pass on a second SIGINT (the child's handler would be
+    interrupted by a KeyboardInterrupt traceback), and ends a complete trace. On a
+    terminal the progress line is rewritten in place."""
+    interp = some((3, 12))
+    ready, out = tmp_path / "ready.json", tmp_path / "t.fkt"
+    master, slave = pty.openpty()
+    argv = flamekit_argv("record", "-r", RATE, "-o", str(out), "--")
+    rec = subprocess.Popen(
+        [*argv, interp.path, str(COUNTER), str(ready)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=_controlling_tty,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: every holder of the terminal is gone
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    info = None
+    try:
+        info = wait_ready(ready, lambda: rec.poll() is None, what="the launched counter")
+        deadline = time.monotonic() + 30
+        while b"flamekit: recording" not in b"".join(chunks) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.write(master, b"\x03")  # the terminal's INTR character
+        rc = rec.wait(15)
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+            rec.wait()
+        if info and proc_state(info["pid"]) not in ("", "Z"):
+            kill(info["pid"])
+        reader.join(5)
+        os.close(master)
+    output = text(b"".join(chunks))
+    assert rc == 0, output[-2000:]
+    assert "Traceback" not in output, output[-2000:]
+    assert output.count("counter: KeyboardInterrupt after") == 1, output[-2000:]
+    assert "\rflamekit: recording" in output, output[-2000:]
+    assert "interrupted" in output.strip().splitlines()[-1], output[-2000:]
     trace = load(out)
     assert not trace.truncated and trace.end is not None, trace.truncation
     assert trace.end.reason == "interrupted", trace.end
