@@ -861,6 +861,28 @@ def test_permission_denied(tmp_path: Path) -> None:
         shutil.rmtree(cwd, ignore_errors=True)
 
 
+def test_unwritable_output_stops_the_launched_command(tmp_path: Path) -> None:
+    ready = tmp_path / "ready.json"
+    out = tmp_path / "no-such-dir" / "t.fkt"
+    argv = ["record", "-o", str(out), "--", *known_argv(some((3, 12)), ready)]
+    line = one_error_line(flamekit(*argv), 1)
+    assert str(out) in line and "cannot write" in line, line
+    time.sleep(0.5)
+    if ready.exists():  # it got that far before it was stopped; it must not run on
+        pid = json.loads(ready.read_text())["pid"]
+        state = proc_state(pid)
+        kill(pid)
+        assert state in ("", "Z"), f"the launched command still runs ({state})"
+    else:
+        assert not ready.exists()
+
+
+def test_launched_command_ends_before_attach(empty_cwd: Path) -> None:
+    line = one_error_line(flamekit("record", "--", "true", cwd=empty_cwd), 1)
+    assert "exited (status 0) before flamekit could attach" in line, line
+    assert not list(empty_cwd.iterdir())
+
+
 @pytest.mark.parametrize(
     "args, words",
     [

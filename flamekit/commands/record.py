@@ -38,6 +38,13 @@ def parse_pid(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return pid
 
 
+def _stop(child) -> None:
+    """End a command we launched but will not record."""
+    if child is not None and child.poll() is None:
+        child.terminate()
+        child.wait()
+
+
 @click.command("record", context_settings={"ignore_unknown_options": False})
 @click.option(
     "-p", "--pid", metavar="PID", callback=parse_pid, help="Attach to this running process."
@@ -110,15 +117,14 @@ def command(
     try:
         target = attach(target_pid, launched=child)
     except BaseException:
-        if child is not None and child.poll() is None:
-            child.terminate()
-            child.wait()
+        _stop(child)
         raise
     path = output or launcher.default_output(target_pid)
     try:
         out = open(path, "wb")
     except OSError as exc:
         target.close()
+        _stop(child)  # it would run on unrecorded, orphaned once we exit
         raise OutputError(f"{path}: cannot write the trace: {exc.strerror or exc}") from None
     try:
         with out:

@@ -115,7 +115,7 @@ def _open(pid: int, memory: ProcessMemory) -> PythonTarget:
         )
     raise TargetError(
         f"pid {pid} ({exe}) is not a CPython process (no _PyRuntime in {looked}): "
-        "give the pid of a running python (pgrep -a python lists them)"
+        "flamekit records CPython interpreters only (pgrep -a python lists running ones)"
     )
 
 
