@@ -305,7 +305,9 @@ def test_seizing_a_stopped_process_keeps_it_stopped(procs, tmp_path):
     path = tmp_path / "count"
     proc = spawn("pause_threads.py", 2, path)
     procs.append(proc)
-    os.kill(proc.pid, signal.SIGTSTP)  # what ^Z sends; SIGSTOP is covered above
+    # SIGSTOP, not SIGTSTP: the kernel discards SIGTSTP sent to an orphaned process group,
+    # which is what a target started from CI or a background job is in.
+    os.kill(proc.pid, signal.SIGSTOP)
     assert wait_until(lambda: set(states(proc.pid).values()) == {"T"})
     with Pauser(proc.pid) as pauser:
         assert wait_for(lambda: pauser.job_stopped, pauser)
