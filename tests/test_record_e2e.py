@@ -2,7 +2,7 @@
 
 tests/targets/record_known.py parks each of its threads on one known line for its whole
 life (a spin loop, a sleep in non-ASCII functions of a non-ASCII file, a blocked lock, a
-sleep 501 frames deep), so every sample taken once it is ready must show exactly the
+sleep 501 frames deep), so every sample taken once all are parked must show exactly the
 stack, file and line numbers its source's ``# MARK:`` comments give, with the spinner on
 CPU holding the GIL and every other thread idle, under its own thread name.
 

@@ -38,6 +38,18 @@ def parse_pid(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return pid
 
 
+def _has_header(path: str) -> bool:
+    """Whether a trace cut short still begins with a whole header (readers can use it)."""
+    from flamekit.errors import TraceError
+    from flamekit.trace import TraceReader
+
+    try:
+        next(iter(TraceReader(path)))
+    except (TraceError, OSError, StopIteration):
+        return False
+    return True
+
+
 def _stop(child) -> None:
     """End a command we launched but will not record."""
     if child is not None and child.poll() is None:
@@ -130,9 +142,16 @@ def command(
         with out:
             result = Recorder(target, out, options, launched=child).run()
     except OSError as exc:
+        if _has_header(path):
+            note = "what was written so far is readable as a truncated trace"
+        else:  # not even the header fits: no file that looks like a recording is left
+            note = "nothing usable was written; the file was removed"
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
         raise OutputError(
-            f"{path}: cannot write the trace: {exc.strerror or exc} (what was "
-            "written so far is readable as a truncated trace)"
+            f"{path}: cannot write the trace: {exc.strerror or exc} ({note})"
         ) from None
     finally:
         target.close()
