@@ -92,7 +92,9 @@ def do_fork(seconds: float, n: int) -> None:
             os.write(wfd, b"%d %d\n" % (i, tracer_pid()))
             os._exit(i % 100)
         kids[pid] = i
-        spin_for(max(0.0, start + seconds * (i + 1) / n - time.monotonic()))
+        left = start + seconds * (i + 1) / n - time.monotonic()
+        if left > 0:  # spin_for(0) spins forever: behind schedule, fork the next at once
+            spin_for(left)
     os.close(wfd)
     bad = []
     for _ in range(n):
