@@ -44,8 +44,10 @@ def logger(stop):
 
 def main(seconds):
     stop = threading.Event()
-    threads = [threading.Thread(target=worker, args=(stop,), name="worker-1"),
-               threading.Thread(target=logger, args=(stop,), name="logger")]
+    threads = [
+        threading.Thread(target=worker, args=(stop,), name="worker-1"),
+        threading.Thread(target=logger, args=(stop,), name="logger"),
+    ]
     for t in threads:
         t.start()
     deadline = time.monotonic() + seconds
