@@ -93,7 +93,7 @@ def _open(pid: int, memory: ProcessMemory) -> PythonTarget:
     tried = []
     for path in candidates:
         try:
-            elf = ElfImage(mapsmod.host_path(pid, path))
+            elf = ElfImage(mapsmod.host_path(pid, path, maps))
         except (OSError, ValueError):
             continue
         with elf:

@@ -86,16 +86,28 @@ def libpython_paths(maps: list[Mapping]) -> list[str]:
     return seen
 
 
-def host_path(pid: int, path: str) -> str:
-    """How this process can open a file the target sees as ``path``.
+def host_path(pid: int, path: str, maps: list[Mapping]) -> str:
+    """A path this process can open that is the file the target has mapped as ``path``.
 
-    ``/proc/PID/root`` follows the target's mount namespace, so a target in a container
-    resolves to its own file, not to whatever lives at the same path here.
+    The file's name is only the target's word for it, so it is not trusted: in a
+    container it names another file here, and after a package upgrade (or a hostile
+    target renaming something over it) it names a file that is not the one mapped.
+    So, first, the mapping itself (``/proc/PID/map_files/START-END``: the mapped inode,
+    even when deleted or replaced); opening that needs CAP_SYS_ADMIN, so without it the
+    path inside the target's own mount namespace (``/proc/PID/root``). Never the bare
+    path. Raises FileNotFoundError when neither can be opened.
     """
+    for m in mappings_of(maps, path):
+        mapped = f"/proc/{pid}/map_files/{m.start:x}-{m.end:x}"
+        try:
+            with open(mapped, "rb"):
+                return mapped
+        except OSError:
+            break  # no CAP_SYS_ADMIN, or the mapping just went: try the namespace path
     via_root = f"/proc/{pid}/root{path}"
     if os.path.exists(via_root):
         return via_root
-    return path
+    raise FileNotFoundError(f"{path} (as pid {pid} sees it) cannot be opened from here")
 
 
 def mappings_of(maps: list[Mapping], path: str) -> list[Mapping]:

@@ -206,7 +206,7 @@ def type_addresses(target: PythonTarget, names: Iterable[str] = TYPE_SYMBOLS) ->
     looked up here the same way (symbol + load bias of ``target.binary``).
     """
     maps = mapsmod.read_maps(target.pid)
-    with ElfImage(mapsmod.host_path(target.pid, target.binary)) as elf:
+    with ElfImage(mapsmod.host_path(target.pid, target.binary, maps)) as elf:
         bias = mapsmod.load_bias(maps, target.binary, elf.loads, elf.is_pie)
         found = {name: bias + value for name, value in elf.symbols(names).items()}
     # The walker found PyUnicode_Type the same way: a disagreement means a wrong bias.
