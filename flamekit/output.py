@@ -5,7 +5,9 @@ just fewer lines; a flame graph just narrower), so a file output is written to a
 temporary file beside the target and renamed over it only once every byte is written and
 flushed. Any failure, including one raised by the converter mid-stream or Ctrl-C,
 removes the temporary file and leaves the target as it was. The final file gets the mode
-a plain ``open()`` would have given it (0666 less the user's umask), not mkstemp's 0600.
+a plain ``open()`` would have given it (0666 less the user's umask), not mkstemp's 0600,
+and never the world's write bit: a profile names a program's code and files, and a
+world-writable one is an invitation to swap it for another.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ def _umask() -> int:
     old = os.umask(0o022)  # set-and-restore: brief, and the CLI is single-threaded
     os.umask(old)
     return old
+
+
+def file_mode() -> int:
+    """The mode every output file gets: the user's umask, and never world-writable."""
+    return 0o666 & ~_umask() & ~0o002
 
 
 def _why(exc: OSError) -> str:
@@ -84,7 +91,7 @@ def write_output(path: str, chunks: Iterable[bytes], stdout: BinaryIO | None = N
                     total += len(chunk)
                 f.flush()
                 os.fsync(f.fileno())
-                os.fchmod(f.fileno(), 0o666 & ~_umask())
+                os.fchmod(f.fileno(), file_mode())
             os.replace(tmp, path)
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {_why(exc)}") from None

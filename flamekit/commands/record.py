@@ -8,6 +8,7 @@ import os
 import click
 
 from flamekit.errors import OutputError, UsageError
+from flamekit.output import file_mode
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -138,6 +139,10 @@ def command(
         target.close()
         _stop(child)  # it would run on unrecorded, orphaned once we exit
         raise OutputError(f"{path}: cannot write the trace: {exc.strerror or exc}") from None
+    try:
+        os.fchmod(out.fileno(), file_mode())
+    except OSError:
+        pass  # an existing file of another owner that we may write but not chmod: its mode stays
     try:
         with out:
             result = Recorder(target, out, options, launched=child).run()
