@@ -48,6 +48,14 @@ def cli() -> None:
     """flamekit: sample CPython from outside, analyse the recording anywhere, later."""
 
 
+def _usage_line(exc: click.UsageError) -> str:
+    """click's own usage errors (a bad type, a missing option, an unknown one) as one line
+    that names the option and where to read more, like every other flamekit error."""
+    text = " ".join(exc.format_message().split())
+    path = exc.ctx.command_path if exc.ctx is not None else "flamekit"
+    return f"{text} (see '{path} --help')"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every flamekit error becomes one line on stderr and its exit code."""
     try:
@@ -58,6 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("flamekit: interrupted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        click.echo(f"flamekit: error: {_usage_line(exc)}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
