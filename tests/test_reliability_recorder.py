@@ -24,6 +24,7 @@ from test_reliability_common import (
     assert_free_and_running,
     check_complete,
     finish,
+    flamekit_argv,
     kill_quietly,
     one_error_line,
     run_flamekit,
@@ -286,3 +287,74 @@ def test_torn_reads_never_crash_hang_or_invent_frames(tmp_path: Path, which: str
     else:
         assert rooted == n and chain_ok == n, figures
         assert tr.end.errors <= 0.01 * n, figures
+
+
+# -- the depth cap -----------------------------------------------------------------------
+
+DEPTHS = """\
+import sys, threading
+sys.setrecursionlimit(20000)
+def below_cap(n):
+    if n:
+        return below_cap(n - 1)
+    while True:
+        pass
+def over_cap(n):
+    if n:
+        return over_cap(n - 1)
+    while True:
+        pass
+threading.Thread(target=below_cap, args=(1500,), daemon=True).start()
+over_cap(4200)
+"""
+
+
+def test_stacks_over_the_depth_cap_are_counted_not_recorded(tmp_path: Path):
+    """A chain longer than the walker's cap (4,096 frames) is what a cyclic torn read
+    looks like: it is a sampling error, never a stack in the trace. A deep stack under the
+    cap is recorded whole. (3.11+ only: older versions recurse on the C stack too.)"""
+    out = tmp_path / "deep.fkt"
+    rec = start_record("-r", 50, "-d", 2, "-q", "-o", out, "--", PY, "-c", DEPTHS)
+    code, _, err = finish(rec, timeout=60)
+    assert code == 0, err
+    tr = check_complete(out, "duration")
+    names = {ref: c.name for ref, c in tr.codes.items()}
+    depths = [
+        sum(names[c] == "below_cap" for c, _ in frames)
+        for frames in tr.stacks.values()
+        if any(names[c] == "below_cap" for c, _ in frames)
+    ]
+    assert not any(names[c] == "over_cap" for f in tr.stacks.values() for c, _ in f)
+    assert max(depths) == 1501, depths  # 1500 calls below the first: recorded whole
+    deep_samples = sum(
+        1 for s in tr.columns.stack if s and any(names[c] == "below_cap" for c, _ in tr.stacks[s])
+    )
+    # Every tick that saw the main thread at its full depth counted one error for it.
+    assert deep_samples > 50 and tr.end.errors >= 0.8 * deep_samples, (
+        deep_samples,
+        tr.end.errors,
+    )
+
+
+def test_a_launched_command_is_stopped_when_the_duration_ends(tmp_path: Path):
+    """record -d N -- CMD: at the end the command is stopped (SIGTERM, then SIGKILL),
+    as py-spy does, not left running orphaned with the recorder's terminal. This one
+    ignores SIGTERM, so it takes the SIGKILL."""
+    out, err_file = tmp_path / "t.fkt", tmp_path / "stderr"
+    stubborn = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True: pass"
+    with open(err_file, "w") as err:  # a file, not a pipe: a child left running holds a pipe
+        t0 = time.monotonic()
+        r = subprocess.run(
+            flamekit_argv("record", "-q", "-d", "0.5", "-o", out, "--", PY, "-c", stubborn),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            timeout=60,
+        )
+        took = time.monotonic() - t0
+    text = err_file.read_text()
+    assert r.returncode == 0, text
+    assert text.rstrip().endswith("; duration reached); the launched command was stopped"), text
+    tr = check_complete(out, "duration")
+    pid = tr.header.pid
+    assert wait_until(lambda: not Path(f"/proc/{pid}").exists()), f"pid {pid} still there"
+    assert took < 0.5 + 2.0 + 8, took  # the grace period, then SIGKILL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 
 import click
 
@@ -51,11 +52,23 @@ def _has_header(path: str) -> bool:
     return True
 
 
-def _stop(child) -> None:
-    """End a command we launched but will not record."""
-    if child is not None and child.poll() is None:
-        child.terminate()
+#: Seconds a launched command gets to end after SIGTERM before it is killed.
+STOP_GRACE_S = 2.0
+
+
+def _stop(child) -> bool:
+    """End a command we launched that would otherwise run on unrecorded, orphaned once
+    we exit (as py-spy does after ``record -d``): SIGTERM, then SIGKILL if it is still
+    there after a grace period. True if it was still running."""
+    if child is None or child.poll() is not None:
+        return False
+    child.terminate()
+    try:
+        child.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        child.kill()
         child.wait()
+    return True
 
 
 @click.command("record", context_settings={"ignore_unknown_options": False})
@@ -160,6 +173,7 @@ def command(
         ) from None
     finally:
         target.close()
+        stopped = _stop(child)
     how = {
         "duration": "duration reached",
         "target-exited": "target exited",
@@ -169,7 +183,8 @@ def command(
     rate_eff = result.ticks / result.duration_s if result.duration_s > 0 else 0.0
     click.echo(
         f"flamekit: wrote {path}: {result.samples:,} samples in {result.duration_s:.2f} s "
-        f"({rate_eff:,.1f} Hz effective, {result.errors:,} sampling errors; {how})",
+        f"({rate_eff:,.1f} Hz effective, {result.errors:,} sampling errors; {how})"
+        + ("; the launched command was stopped" if stopped else ""),
         err=True,
     )
     if result.child_status is not None and result.child_status != 0:

@@ -304,10 +304,14 @@ class Recorder:
         return None
 
     def _check_codes(self, stacks: list[ThreadStack]) -> list[list[int] | None]:
+        """Code refs per stack; None for a stack that is not recorded but counted as a
+        sampling error: one that could not be read whole, or one cut at the walker's
+        depth cap (a chain made cyclic by a torn read looks just like a very deep one, and
+        neither would be a stack the program has)."""
         out = []
         for st in stacks:
-            if st.error is not None or not st.frames:
-                out.append(None if st.error is not None else [])
+            if st.error is not None or st.truncated or not st.frames:
+                out.append(None if st.error is not None or st.truncated else [])
                 continue
             try:
                 out.append(self.codes.refs([a for a, _ in st.frames]))
@@ -470,9 +474,9 @@ class Recorder:
     def _child_status(self, pauser: Pauser | None, reason: str) -> int | None:
         """A launched child's exit code once it has exited; None while it runs on.
 
-        A recording cut short (duration, Ctrl-C) does not wait for the child: after a
-        Ctrl-C from the terminal it is usually exiting too, and otherwise it keeps running
-        as it would have without flamekit.
+        A recording cut short (duration, Ctrl-C) waits only briefly: after a Ctrl-C from
+        the terminal the child is usually exiting too; one still running when the
+        recording ends is stopped by the record command.
         """
         if self.launched is None:
             return None

@@ -616,7 +616,8 @@ class StackWalker:
             shift = chunk - rpos
         else:
             lo, hi, shift = 1, 0, 0
-        extra: list[tuple[int, bytes]] = []  # older chunks loaded during this walk
+        extra: list[tuple[int, int, bytes]] = []  # older chunks loaded in this walk
+        xlo, xhi, xbuf = 1, 0, b""  # the one of them the last frame was found in
         next_chunk = -1  # unknown until needed
         outside: list[int] = []
         error = None
@@ -636,10 +637,14 @@ class StackWalker:
                     if addr & 7 or addr >= end:
                         error = f"bad frame pointer {addr:#x}"
                         break
-                    for b, d in extra:
-                        if b <= addr <= b + len(d) - flen:
-                            t = unpack(d, addr - b)
-                            break
+                    if xlo <= addr <= xhi:  # most often the chunk the last frame was in
+                        t = unpack(xbuf, addr - xlo)
+                    else:
+                        for b, top, d in extra:
+                            if b <= addr <= top:
+                                xlo, xhi, xbuf = b, top, d
+                                t = unpack(d, addr - b)
+                                break
                     if t is None:
                         if next_chunk == -1:
                             next_chunk = self._chunk_previous(buf, rpos)
@@ -652,8 +657,10 @@ class StackWalker:
                                 next_chunk = 0
                                 break
                             b, d, next_chunk = got
-                            extra.append((b, d))
-                            if b <= addr <= b + len(d) - flen:
+                            top = b + len(d) - flen
+                            extra.append((b, top, d))
+                            if b <= addr <= top:
+                                xlo, xhi, xbuf = b, top, d
                                 t = unpack(d, addr - b)
                                 break
                     if t is None:
