@@ -1,4 +1,5 @@
-"""Whether each thread is on CPU, from /proc/PID/task/TID/stat.
+"""Whether each thread is on CPU, from /proc/PID/task/TID/stat (and, where /proc can't
+say which kernel thread a Python thread is, from the function it is in).
 
 Read *before* pausing the target: a thread stopped by ptrace always reports itself as
 stopped, which would make every thread look idle. Files are opened once per thread and
@@ -8,6 +9,32 @@ re-read with pread, one syscall per thread per sample.
 from __future__ import annotations
 
 import os
+
+#: Innermost functions that mean "waiting", for threads whose run state /proc can't tell.
+IDLE_FRAMES = frozenset(
+    {
+        ("threading.py", "wait"),
+        ("threading.py", "_wait_for_tstate_lock"),
+        ("threading.py", "join"),
+        ("selectors.py", "select"),
+        ("queue.py", "get"),
+        ("socket.py", "accept"),
+        ("socket.py", "recv"),
+        ("subprocess.py", "_try_wait"),
+        ("connection.py", "_recv"),
+        ("base_events.py", "_run_once"),
+    }
+)
+
+
+def idle_by_frame(filename: str | None, name: str | None) -> bool:
+    """The fallback when a thread's kernel tid is unknown: a thread whose innermost Python
+    frame is one of the standard library's waits is idle. ``None`` (no Python frames at
+    all, e.g. a thread parked in C) counts as idle; an unreadable code object does not."""
+    if filename is None and name is None:
+        return True
+    return (os.path.basename(filename or ""), name) in IDLE_FRAMES
+
 
 #: Most stat files kept open. Threads that ended are not always told to us (a walk
 #: simply stops seeing them), so past this many every file is closed and reopened on

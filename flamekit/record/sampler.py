@@ -22,7 +22,7 @@ from flamekit.errors import FlamekitError, TargetError
 from flamekit.record import launcher
 from flamekit.record.code import CodeInfo, CodeReader
 from flamekit.record.codes import CodeRefs
-from flamekit.record.idle import ThreadStates
+from flamekit.record.idle import ThreadStates, idle_by_frame
 from flamekit.record.interpreter import PythonTarget, open_target
 from flamekit.record.memory import ProcessGoneError, ReadError
 from flamekit.record.pause import Events, Pauser
@@ -32,22 +32,6 @@ from flamekit.record.threadnames import ThreadNames
 from flamekit.record.walker import StackWalker, ThreadStack
 from flamekit.trace import records as R
 from flamekit.trace.writer import TraceWriter
-
-#: Innermost functions that mean "waiting", for threads whose run state /proc can't tell.
-IDLE_FRAMES = frozenset(
-    {
-        ("threading.py", "wait"),
-        ("threading.py", "_wait_for_tstate_lock"),
-        ("threading.py", "join"),
-        ("selectors.py", "select"),
-        ("queue.py", "get"),
-        ("socket.py", "accept"),
-        ("socket.py", "recv"),
-        ("subprocess.py", "_try_wait"),
-        ("connection.py", "_recv"),
-        ("base_events.py", "_run_once"),
-    }
-)
 
 _SI_USER = 0  # siginfo si_code: sent by kill() from a process (not the terminal)
 _SI_QUEUE = -1
@@ -406,11 +390,9 @@ class Recorder:
 
     def _looks_idle(self, st: ThreadStack) -> bool:
         if not st.frames:
-            return True
+            return idle_by_frame(None, None)
         info = self.codes.info(st.frames[0][0])
-        if info is None:
-            return False
-        return (os.path.basename(info.filename), info.name) in IDLE_FRAMES
+        return info is not None and idle_by_frame(info.filename, info.name)
 
     # -- between ticks ----------------------------------------------------------------
 

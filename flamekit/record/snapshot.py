@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flamekit.record.code import CodeError, CodeReader
-from flamekit.record.idle import ThreadStates
+from flamekit.record.idle import ThreadStates, idle_by_frame
 from flamekit.record.interpreter import PythonTarget
 from flamekit.record.memory import ReadError
 from flamekit.record.pause import Pauser
@@ -75,13 +75,22 @@ def snapshot(target: PythonTarget, pausing: bool = True) -> list[DumpThread]:
             line = line_for_offset(info.linetable, info.linetable_format, info.firstlineno, offset)
             frames.append(DumpFrame(info.qualname or info.name, info.filename, line))
         state = running.get(st.native_tid) if st.native_tid else None
+        if state is None:  # kernel tid unknown (or the thread just went): the recorder's rule
+            inner = codes.get(st.frames[0][0]) if st.frames else None
+            idle = (
+                idle_by_frame(None, None)
+                if not st.frames
+                else (inner is not None and idle_by_frame(inner.filename, inner.name))
+            )
+        else:
+            idle = state is False
         out.append(
             DumpThread(
                 st.thread_id,
                 st.native_tid,
                 names.get(st.thread_id),
                 st.holds_gil,
-                state is False,
+                idle,
                 frames,
                 st.error,
             )
