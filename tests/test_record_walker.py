@@ -27,6 +27,7 @@ import pytest
 
 from flamekit.errors import TargetError
 from flamekit.record.code import CodeReader
+from flamekit.record.codes import CodeRefs
 from flamekit.record.elf import ElfImage
 from flamekit.record.interpreter import PythonTarget, open_target
 from flamekit.record.layout import (
@@ -373,6 +374,35 @@ def test_fingerprints(running: Running) -> None:
     assert mixed == [fps[0], None, None, fps[-1]]
     with pytest.raises(ReadError):
         reader.read_code(tstate)
+
+
+def test_code_address_reuse_gets_a_new_ref_and_code_record(running: Running) -> None:
+    """The recorder's guard (CodeRefs, used on every sample): the same address, once it
+    holds another code object, maps to a new ref with its own CODE record; until then
+    every lookup returns the first ref and writes nothing."""
+    proc, info = start(running.interp, "reuse")
+    target = open_target(proc.pid)
+    try:
+        emitted: list[tuple[int, str, str]] = []
+        refs = CodeRefs(CodeReader(target), lambda r, c: emitted.append((r, c.name, c.filename)))
+        address = info["address"]
+        first = refs.refs([address])
+        assert first is not None and refs.refs([address, address]) == first * 2
+        assert emitted == [(first[0], "alpha", "alpha_file.py")] and refs.reused == 0
+        assert proc.stdin is not None
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert json.loads(read_line(proc, 30)) == {"reused": True}
+        second = refs.refs([address])
+        assert second is not None and second != first
+        assert refs.reused == 1 and len(emitted) == 2
+        ref, name, filename = emitted[1]
+        assert ref == second[0] and name == "gamma" and filename.startswith("other")
+        assert refs.info(address) is not None and refs.info(address).name == "gamma"
+        assert refs.refs([address]) == second and len(emitted) == 2
+    finally:
+        target.close()
+        stop(proc)
 
 
 def test_code_address_reuse_changes_the_fingerprint(running: Running) -> None:
