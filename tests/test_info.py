@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -92,16 +94,40 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, make, words):
     assert words in r.stderr and str(p) in r.stderr
 
 
-def test_unreadable_file_is_one_line_and_exit_2(tmp_path: Path, synthetic: Path):
-    if os.geteuid() == 0:
-        # root reads anything: make the file unreadable by making it a FIFO-less dangling path
-        p = tmp_path / "dangling.fkt"
-        p.symlink_to(tmp_path / "nowhere")
-    else:
-        p = synthetic
-        p.chmod(0)
-    r = flamekit("info", str(p))
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+NOBODY = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["info"], ["top"], ["convert", "--to", "collapsed", "-o", "-"], ["diff", "{ok}"]],
+    ids=["info", "top", "convert", "diff"],
+)
+def test_unreadable_file_is_one_line_and_exit_2(synthetic: Path, argv: list[str]):
+    """A trace the user may not read (root's 0600 file, read as nobody): one line that
+    names the file and says permission denied, exit 2, for every command that reads."""
+    assert os.geteuid() == 0, "this test switches to user nobody: run the suite as root"
+    shared = Path(tempfile.mkdtemp(prefix="flamekit-perm-", dir="/tmp"))
+    try:
+        shared.chmod(0o755)
+        secret, ok = shared / "secret.fkt", shared / "ok.fkt"
+        secret.write_bytes(synthetic.read_bytes())
+        secret.chmod(0o600)
+        ok.write_bytes(synthetic.read_bytes())
+        ok.chmod(0o644)
+        args = [a.replace("{ok}", str(ok)) for a in argv]
+        r = subprocess.run(
+            [*NOBODY, sys.executable, "-m", "flamekit", args[0], str(secret), *args[1:]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=shared,
+        )
+    finally:
+        shutil.rmtree(shared)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    why = r.stderr.lower()
+    assert str(secret) in r.stderr and ("permission denied" in why or "not readable" in why), why
 
 
 def test_every_example_trace_is_what_its_manifest_says():
