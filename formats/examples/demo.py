@@ -1,6 +1,6 @@
 """A small program to profile: a worker pool handling "requests" for about three seconds.
 
-Used by the README's first command and to make the example traces in this folder.
+Used by the README's first command and end-to-end tests; the example traces here are synthetic.
 Most time goes to parse_record (CPU), some to render_page, and a logger thread mostly
 sleeps, so a flame graph of it has a clear shape and an idle thread to filter out.
 """
