@@ -189,3 +189,20 @@ def test_parsers() -> None:
 def test_pyenv_python_resolves() -> None:
     exe = bench.pyenv_python("3.12")
     assert Path(exe).name == "python3.12" and Path(exe).exists()
+
+
+def test_longrun_smoke(tmp_path: Path) -> None:
+    """bench/longrun.py (issue #7's 30-minute run) cut to 15 s: the churning workload, the
+    RSS readings and the no-sample-lost check all work, so the long run can't rot."""
+    out = tmp_path / "longrun.json"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "longrun.py"), "--minutes", "0.25",
+         "--warmup", "3", "--interval", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    result = json.loads(out.read_text())
+    # No leak verdict from 15 s (the stacks are still new); that is the 30-minute run's job.
+    assert result["samples_lost"] == 0 and result["unexplained_growth_kb_per_min"] is not None
+    assert result["end_reason"] == "duration" and result["end_samples"] > 1000, result
+    assert len(result["points"]) >= 8, result["points"]
