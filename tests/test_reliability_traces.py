@@ -42,6 +42,7 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from mutations import mutate
 
 import flamekit.commands.convert
 import flamekit.commands.diff
@@ -515,22 +516,7 @@ def test_fuzz_reader_model_and_every_converter(seed_traces: list[bytes], data):
     """Byte-level mutations of real traces: every stage either refuses the file with one
     TraceError line or produces output its format's readers parse. No other exception."""
     buf = bytearray(data.draw(st.sampled_from(seed_traces)))
-    for _ in range(data.draw(st.integers(1, 6))):
-        op = data.draw(st.sampled_from(["flip", "insert", "delete", "set", "splice"]))
-        i = data.draw(st.integers(R.PREAMBLE_SIZE, len(buf) - 1))
-        if op == "flip":
-            buf[i] ^= 1 << data.draw(st.integers(0, 7))
-        elif op == "insert":
-            buf[i:i] = data.draw(st.binary(min_size=1, max_size=12))
-        elif op == "delete":
-            del buf[i : i + data.draw(st.integers(1, 12))]
-        elif op == "splice":
-            j = data.draw(st.integers(R.PREAMBLE_SIZE, len(buf) - 1))
-            buf[i:i] = buf[j : j + data.draw(st.integers(1, 40))]
-        else:
-            buf[i] = data.draw(
-                st.sampled_from([0xC1, 0xDB, 0xC6, 0xDD, 0xDF, 0xFF, 0x00, 0x7F, 0xCF, 0xD3])
-            )
+    mutate(data, buf, start=R.PREAMBLE_SIZE)
     with tempfile.NamedTemporaryFile(suffix=".fkt") as f:
         f.write(bytes(buf))
         f.flush()

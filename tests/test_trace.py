@@ -10,6 +10,7 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mutations import mutate
 
 from flamekit.errors import TraceError
 from flamekit.trace import TraceReader, TraceWriter, load
@@ -203,17 +204,7 @@ def test_mutated_valid_files_give_a_trace_error_or_a_trace(valid_bytes, data):
     import tempfile
 
     buf = bytearray(valid_bytes)
-    for _ in range(data.draw(st.integers(1, 8))):
-        op = data.draw(st.sampled_from(["flip", "insert", "delete", "set"]))
-        i = data.draw(st.integers(0, len(buf) - 1))
-        if op == "flip":
-            buf[i] ^= 1 << data.draw(st.integers(0, 7))
-        elif op == "insert":
-            buf[i:i] = data.draw(st.binary(min_size=1, max_size=9))
-        elif op == "delete":
-            del buf[i : i + data.draw(st.integers(1, 9))]
-        else:
-            buf[i] = data.draw(st.sampled_from([0xC1, 0xDB, 0xC6, 0xDD, 0xDF, 0xFF, 0x00, 0x7F]))
+    mutate(data, buf, rounds=8, span=9)
     with tempfile.NamedTemporaryFile(suffix=".fkt") as f:
         f.write(bytes(buf))
         f.flush()
