@@ -34,9 +34,7 @@ from flamekit.record.walker import StackWalker  # noqa: E402
 
 def measure(python: str, depth: int, threads: int, count: int, rate: float) -> dict:
     cmd = [python, str(HERE / "workloads" / "deep.py"), "--depth", str(depth)]
-    proc = subprocess.Popen(
-        [*cmd, "--threads", str(threads)], stdout=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen([*cmd, "--threads", str(threads)], stdout=subprocess.PIPE, text=True)
     try:
         pid = json.loads(proc.stdout.readline())["ready"]  # type: ignore[union-attr]
         target = open_target(pid)
@@ -89,7 +87,9 @@ def main() -> None:
     for version in args.python or ["3.12"]:
         print(
             json.dumps(
-                measure(bench.pyenv_python(version), args.depth, args.threads, args.count, args.rate)
+                measure(
+                    bench.pyenv_python(version), args.depth, args.threads, args.count, args.rate
+                )
             )
         )
 
