@@ -48,11 +48,8 @@ def test_innermost_frame_tells_waiting_from_running(python: str) -> None:
             reader = CodeReader(target)
             verdict = {}
             for st in stacks:
-                if st.frames:
-                    code = reader.read_code(st.frames[0][0])
-                    verdict[code.name] = idle_by_frame(code.filename, code.name)
-                else:
-                    verdict["<no frames>"] = idle_by_frame(None, None)
+                name = reader.read_code(st.frames[0][0]).name if st.frames else "<no frames>"
+                verdict[name] = idle_by_frame(st.frames, reader.read_code)
         finally:
             target.close()
     finally:

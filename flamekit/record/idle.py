@@ -9,6 +9,8 @@ re-read with pread, one syscall per thread per sample.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
+from typing import Any
 
 #: Innermost functions that mean "waiting", for threads whose run state /proc can't tell.
 IDLE_FRAMES = frozenset(
@@ -27,13 +29,16 @@ IDLE_FRAMES = frozenset(
 )
 
 
-def idle_by_frame(filename: str | None, name: str | None) -> bool:
+def idle_by_frame(frames: Sequence[tuple[int, int]], code_at: Callable[[int], Any]) -> bool:
     """The fallback when a thread's kernel tid is unknown: a thread whose innermost Python
-    frame is one of the standard library's waits is idle. ``None`` (no Python frames at
-    all, e.g. a thread parked in C) counts as idle; an unreadable code object does not."""
-    if filename is None and name is None:
+    frame is one of the standard library's waits is idle. No Python frames at all (a
+    thread parked in C) counts as idle; an unreadable code object (``code_at`` returns
+    None) does not. ``code_at`` maps a code address to something with ``filename`` and
+    ``name``, so record (its code refs) and dump (its code reader) share the rule."""
+    if not frames:
         return True
-    return (os.path.basename(filename or ""), name) in IDLE_FRAMES
+    code = code_at(frames[0][0])
+    return code is not None and (os.path.basename(code.filename), code.name) in IDLE_FRAMES
 
 
 #: Most stat files kept open. Threads that ended are not always told to us (a walk

@@ -294,8 +294,11 @@ class Recorder:
         neither would be a stack the program has)."""
         out = []
         for st in stacks:
-            if st.error is not None or st.truncated or not st.frames:
-                out.append(None if st.error is not None or st.truncated else [])
+            if st.error is not None or st.truncated:
+                out.append(None)
+                continue
+            if not st.frames:
+                out.append([])
                 continue
             try:
                 out.append(self.codes.refs([a for a, _ in st.frames]))
@@ -389,10 +392,7 @@ class Recorder:
         self._next_name_try = t_ns + int(self._name_backoff * 1e9)
 
     def _looks_idle(self, st: ThreadStack) -> bool:
-        if not st.frames:
-            return idle_by_frame(None, None)
-        info = self.codes.info(st.frames[0][0])
-        return info is not None and idle_by_frame(info.filename, info.name)
+        return idle_by_frame(st.frames, self.codes.info)
 
     # -- between ticks ----------------------------------------------------------------
 

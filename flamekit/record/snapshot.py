@@ -76,12 +76,7 @@ def snapshot(target: PythonTarget, pausing: bool = True) -> list[DumpThread]:
             frames.append(DumpFrame(info.qualname or info.name, info.filename, line))
         state = running.get(st.native_tid) if st.native_tid else None
         if state is None:  # kernel tid unknown (or the thread just went): the recorder's rule
-            inner = codes.get(st.frames[0][0]) if st.frames else None
-            idle = (
-                idle_by_frame(None, None)
-                if not st.frames
-                else (inner is not None and idle_by_frame(inner.filename, inner.name))
-            )
+            idle = idle_by_frame(st.frames, codes.get)
         else:
             idle = state is False
         out.append(
