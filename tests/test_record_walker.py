@@ -405,6 +405,39 @@ def test_code_address_reuse_gets_a_new_ref_and_code_record(running: Running) -> 
         stop(proc)
 
 
+def test_code_refs_check_each_distinct_code_once_for_all_threads(running: Running) -> None:
+    """One vectored read per sample covers every thread's codes, each distinct address
+    once; a stack naming something that is not a code object (a torn frame) gets None
+    without costing the other stacks theirs."""
+    codes = sorted({c for s in running.stacks.values() for c, _ in s.frames})
+    refs = CodeRefs(running.reader, lambda r, c: None)
+    mem = running.reader.memory
+    calls: list[int] = []
+    real = mem.read_uniform
+
+    def counting(addresses, size):
+        calls.append(len(addresses))
+        return real(addresses, size)
+
+    stacks = [codes * 3, codes[:1] * 5, list(reversed(codes))]
+    want = [refs.refs(s) for s in stacks]
+    assert all(w is not None for w in want)
+    mem.read_uniform = counting  # type: ignore[method-assign]
+    try:
+        assert refs.refs_many(stacks) == want
+        assert calls == [len(codes)]  # one read, of the distinct addresses only
+        tstate = running.stacks["main"].tstate
+        calls.clear()
+        before = refs.unreadable
+        mixed = refs.refs_many([[0x1000, codes[-1]], codes, [codes[0], tstate], codes[:1]])
+        assert mixed == [None, want[2][::-1], None, want[1][:1]]
+        assert refs.unreadable == before + 2
+        # the unmapped address stops the kernel's read; the ones after it are read again
+        assert calls == [len(codes) + 2, len(codes) + 1]
+    finally:
+        del mem.read_uniform
+
+
 def test_code_address_reuse_changes_the_fingerprint(running: Running) -> None:
     """A code object freed and another allocated at its address: the fingerprint says so."""
     proc, info = start(running.interp, "reuse")

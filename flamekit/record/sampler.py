@@ -292,18 +292,23 @@ class Recorder:
         sampling error: one that could not be read whole, or one cut at the walker's
         depth cap (a chain made cyclic by a torn read looks just like a very deep one, and
         neither would be a stack the program has)."""
-        out = []
-        for st in stacks:
-            if st.error is not None or st.truncated:
+        wanted = [st.error is None and not st.truncated and bool(st.frames) for st in stacks]
+        try:
+            refs = iter(
+                self.codes.refs_many(
+                    [[a for a, _ in st.frames] for st, w in zip(stacks, wanted) if w]
+                )
+            )
+        except ReadError:
+            return [None] * len(stacks)
+        out: list[list[int] | None] = []
+        for st, w in zip(stacks, wanted):
+            if w:
+                out.append(next(refs))
+            elif st.error is not None or st.truncated:
                 out.append(None)
-                continue
-            if not st.frames:
+            else:
                 out.append([])
-                continue
-            try:
-                out.append(self.codes.refs([a for a, _ in st.frames]))
-            except ReadError:
-                out.append(None)
         return out
 
     def _write_samples(
