@@ -12,6 +12,7 @@ read again under a new ref.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import chain
 
 from flamekit.record.code import CodeError, CodeInfo, CodeReader
 from flamekit.record.memory import ReadError
@@ -36,6 +37,8 @@ class CodeRefs:
         self.unreadable = 0  #: stacks naming a code that could not be read (torn frames)
         start, size = reader.span_start, reader.span_len
         self._start, self._size = start, size
+        #: The distinct addresses the last :meth:`refs_many` checked, in its order.
+        self.last_key: tuple[int, ...] = ()
 
     def refs(self, addresses: Sequence[int]) -> list[int] | None:
         """Trace refs for the code objects at ``addresses`` (in order), all checked now.
@@ -45,23 +48,36 @@ class CodeRefs:
         """
         return self.refs_many([addresses])[0]
 
-    def refs_many(self, stacks: Sequence[Sequence[int]]) -> list[list[int] | None]:
+    def refs_many(
+        self,
+        stacks: Sequence[Sequence[int]],
+        prefetched: tuple[tuple[int, ...], bytes | None] | None = None,
+    ) -> list[list[int] | None]:
         """:meth:`refs` for several stacks at once (every thread of one sample).
 
         Each distinct address is read and checked once, in one vectored read for all of
         them: a 50-deep recursion names a handful of code objects, and the kernel's cost
         grows with the number of ranges, not their bytes (50 ranges cost 4x what 4 do).
         A stack naming an unreadable code gets None; the other stacks are unaffected.
+
+        ``prefetched`` is (addresses, their headers as :meth:`header_ranges` reads them)
+        when the caller read them along with the stacks; used if the addresses are this
+        sample's, else read here.
         """
-        uniq = dict.fromkeys(a for s in stacks for a in s)
+        uniq = dict.fromkeys(chain.from_iterable(stacks))
         key = tuple(uniq)
         if not key:
             return [[] for _ in stacks]
-        start = self._start
-        data, k = self.reader.memory.read_uniform([a + start for a in key], self._size)
+        self.last_key = key
+        if prefetched is not None and prefetched[0] == key and prefetched[1] is not None:
+            data, k = prefetched[1], len(key)
+        else:
+            start = self._start
+            data, k = self.reader.memory.read_uniform([a + start for a in key], self._size)
         refs = self._refs
         if k == len(key) and self._snap.get(key) == data:
-            return [[refs[a] for a in s] for s in stacks]
+            get = refs.__getitem__
+            return [list(map(get, s)) for s in stacks]
         good = self._check(key, data, k)
         if len(good) == len(key):
             if len(self._snap) >= MAX_SNAPSHOTS:
@@ -117,6 +133,12 @@ class CodeRefs:
             self._infos[addr] = info
             self._emit(ref, info)
         return self._refs[addr]
+
+    def header_ranges(self, key: Sequence[int]) -> list[tuple[int, int]]:
+        """The (address, length) ranges of the headers :meth:`refs_many` compares, for a
+        caller that reads them itself, in one system call with other things."""
+        start, size = self._start, self._size
+        return [(a + start, size) for a in key]
 
     @property
     def next_ref(self) -> int:

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from operator import itemgetter
 
 from flamekit import __version__
 from flamekit.errors import FlamekitError, TargetError
@@ -38,6 +39,15 @@ _SI_QUEUE = -1
 #: After an exec, how long the new program may take to become an openable CPython
 #: (its loader maps libpython only once it runs) before the recording ends.
 EXEC_WAIT_S = 1.0
+
+
+_code, _offset = itemgetter(0), itemgetter(1)  # of a walker frame
+
+#: Waits this long or longer are followed by a Ctrl-C / SIGTERM check (shorter ones by the
+#: check every tick makes anyway).
+_LONG_WAIT_S = 0.01
+#: Nonblocking mode: how often to check between ticks that the target still exists.
+_EXIT_CHECK_S = 0.01
 
 
 @dataclass
@@ -148,6 +158,7 @@ class Recorder:
         self.ticks = 0
         self._exec_deadline: float | None = None  # set while following an exec
         self._blocked: list[int] = []  #: native tids found blocked at the last tick
+        self._next_exit_check = 0.0  #: nonblocking: monotonic time of the next exit check
 
     def _open_readers(self, target: PythonTarget) -> None:
         old = getattr(self, "codes", None)  # after an exec: code refs must stay unique
@@ -158,6 +169,7 @@ class Recorder:
             self.code_reader, self._write_code, old.next_ref if old is not None else 1
         )
         self.names = ThreadNames(target, self.code_reader)
+        self._prefetched_key: tuple[int, ...] = ()  #: code addresses the walker reads along
 
     def _write_code(self, ref: int, info: CodeInfo) -> None:
         self.writer.write(
@@ -202,7 +214,9 @@ class Recorder:
                     if ended:
                         reason = ended
                         break
-                    if self._interrupted():
+                    # Polled before every tick anyway; here only after a long wait
+                    # (a low rate), so Ctrl-C is never a long period late.
+                    if wait_s >= _LONG_WAIT_S and self._interrupted():
                         break
                     continue
                 if self._interrupted():
@@ -293,14 +307,23 @@ class Recorder:
         depth cap (a chain made cyclic by a torn read looks just like a very deep one, and
         neither would be a stack the program has)."""
         wanted = [st.error is None and not st.truncated and bool(st.frames) for st in stacks]
+        codes = self.codes
+        walker = self.walker
         try:
             refs = iter(
-                self.codes.refs_many(
-                    [[a for a, _ in st.frames] for st, w in zip(stacks, wanted) if w]
+                codes.refs_many(
+                    [tuple(map(_code, st.frames)) for st, w in zip(stacks, wanted) if w],
+                    (codes.last_key, walker.extra_data),
                 )
             )
         except ReadError:
             return [None] * len(stacks)
+        finally:
+            # Next time the walker reads these headers along with the stacks: one
+            # system call a sample instead of two.
+            if codes.last_key != self._prefetched_key:
+                self._prefetched_key = codes.last_key
+                walker.extra = codes.header_ranges(codes.last_key)
         out: list[list[int] | None] = []
         for st, w in zip(stacks, wanted):
             if w:
@@ -337,7 +360,7 @@ class Recorder:
             if ref is None:
                 ref = self._new_thread(key, st, t_ns)
                 new = True
-            frames = tuple(zip(code_refs, [o for _, o in st.frames]))
+            frames = tuple(zip(code_refs, map(_offset, st.frames)))
             state = None
             if st.native_tid:
                 state = (
@@ -430,10 +453,16 @@ class Recorder:
         return None
 
     def _wait_nonblocking(self, wait_s: float) -> str | None:
-        if self.launched is not None and self.launched.poll() is not None:
-            return "target-exited"
-        if not os.path.exists(f"/proc/{self.pid}"):
-            return "target-exited"
+        # Whether the target is still there, at most every _EXIT_CHECK_S: a walk of a
+        # process that is gone fails and ends the recording anyway, so this only bounds
+        # how long the end of a target between ticks (a low rate) goes unnoticed.
+        now = time.monotonic()
+        if now >= self._next_exit_check:
+            self._next_exit_check = now + _EXIT_CHECK_S
+            if self.launched is not None and self.launched.poll() is not None:
+                return "target-exited"
+            if not os.path.exists(f"/proc/{self.pid}"):
+                return "target-exited"
         if wait_s > 0:
             time.sleep(wait_s)
         return None

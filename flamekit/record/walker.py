@@ -104,6 +104,109 @@ class _Snapshot:
         self.prefetched = False  #: frames of last walk's chains were read with the list
 
 
+class _Chain:
+    """A thread's last walked chain (3.11+), kept so the next walk parses only what
+    changed. Per position, indexed from the *bottom* of the chain (end-position 0 is
+    the outermost frame): everything about a position depends only on the positions
+    below it, so a later chain that shares the bottom part shares these lists' heads."""
+
+    __slots__ = (
+        "chunk",
+        "buf",
+        "rpos",
+        "size",
+        "flen",
+        "rev_addrs",
+        "rev_rem",
+        "rev_reach",
+        "solid",
+        "outs",
+        "index",
+        "frames",
+        "hint",
+    )
+
+    def __init__(self) -> None:
+        self.chunk = 0  #: the data-stack chunk the region starts at
+        self.buf = b""  #: the region's bytes are buf[rpos : rpos + size]
+        self.rpos = 0
+        self.size = 0
+        self.flen = 0
+        self.rev_addrs: list[int] = []  #: frame address
+        self.rev_rem: list[int] = []  #: frames the walk emits from here to the end
+        self.rev_reach: list[int] = []  #: region bytes the walk from here reads
+        self.solid = 0  #: positions below this read nothing but region and prefetched frames
+        self.outs: list[tuple[int, int, bytes]] = []  #: prefetched frames (pos, addr, bytes)
+        self.index: dict[int, int] = {}  #: address -> end-position (may hold stale entries)
+        self.frames: tuple[Frame, ...] = ()
+        self.hint = -1  #: where the walk that built this chain spliced (-1: it did not)
+
+    @classmethod
+    def build(
+        cls,
+        old: _Chain | None,
+        m: int,
+        chunk: int,
+        buf: bytes,
+        rpos: int,
+        size: int,
+        flen: int,
+        addrs: list[int],
+        kinds: list[int],
+        counts: list[int],
+        raws: list[bytes | None],
+        frames: tuple[Frame, ...],
+    ) -> _Chain:
+        """This walk's chain: its own ``addrs`` (innermost first) above the bottom ``m``
+        positions of ``old``."""
+        c = cls()
+        c.chunk, c.buf, c.rpos, c.size, c.flen, c.frames = chunk, buf, rpos, size, flen, frames
+        c.hint = m - 1
+        k = len(addrs)
+        total = len(frames)
+        if old is not None and m:
+            rev_addrs = old.rev_addrs[:m]
+            rev_rem = old.rev_rem[:m]
+            rev_reach = old.rev_reach[:m]
+            outs = [o for o in old.outs if o[0] < m]
+            reach = rev_reach[-1]
+            index = old.index
+        else:
+            rev_addrs, rev_rem, rev_reach, outs, reach, index = [], [], [], [], 0, {}
+            m = 0
+        solid = m
+        grounded = True  # no kind-2 position met yet, going up from the bottom
+        for p in range(k - 1, -1, -1):
+            kind = kinds[p]
+            a = addrs[p]
+            if kind == 0:
+                own = a + flen - chunk
+                if own > reach:
+                    reach = own
+            elif kind == 1:
+                outs.append((len(rev_addrs), a, raws[p]))  # type: ignore[arg-type]
+            else:
+                grounded = False
+            if grounded:
+                solid += 1
+            index[a] = len(rev_addrs)
+            rev_addrs.append(a)
+            rev_rem.append(total - counts[p])
+            rev_reach.append(reach)
+        n = len(rev_addrs)
+        if len(index) > 2 * n + 64:  # stale entries from chains long gone
+            index = dict(zip(rev_addrs, range(n)))
+        c.rev_addrs, c.rev_rem, c.rev_reach, c.solid, c.outs, c.index = (
+            rev_addrs,
+            rev_rem,
+            rev_reach,
+            solid,
+            outs,
+            index,
+        )
+        return c
+
+
 class StackWalker:
     """Walks all threads of one target. Keeps per-thread caches between walks."""
 
@@ -193,7 +296,17 @@ class StackWalker:
         self._chains: dict[int, list[int]] = {}
         #: 3.11+: tstate -> (cframe addr, chunk, bytes to read, frames outside the chunk)
         self._spec: dict[int, tuple[int, int, int, list[int]]] = {}
+        #: 3.11+: tstate -> its last chain, for the next walk to reuse the unchanged part
+        self._last: dict[int, _Chain] = {}
         self._legacy_tids: dict[tuple[int, int], int | None] = {}
+        #: What _read_fast asks the kernel for, while the thread list and every thread's
+        #: prefetch spec stay the same: (ranges, gil ranges, slots, offsets); None: build.
+        self._ranges: tuple | None = None
+        #: Ranges the caller wants read in the same system call as the stacks (the code
+        #: headers it checks every sample); after a walk, ``extra_data`` holds their bytes
+        #: concatenated, or None if this walk did not read them (whole).
+        self.extra: list[tuple[int, int]] = []
+        self.extra_data: bytes | None = None
 
     @staticmethod
     def _pair_range(base: int, a: int, b: int) -> tuple[int, int]:
@@ -204,6 +317,7 @@ class StackWalker:
 
     def walk(self) -> list[ThreadStack]:
         """Every thread of every interpreter, with its stack. See ThreadStack."""
+        self.extra_data = None
         snap = self._read_fast()
         if snap is None:
             snap = self._read_slow()
@@ -286,29 +400,37 @@ class StackWalker:
         tstates = self._tstates
         ilen = self._interp_len
         tlen = self._tstate_len
-        try:
-            gil_ranges = self._gil_ranges(interps)
-        except ReadError:
-            return None
-        ranges = [(self._head_addr, 8)]
-        ranges += [(i + self._interp_lo, ilen) for i in interps]
-        ranges += gil_ranges
-        slots = []  # per thread: (interp, tstate, its range index, spec)
-        for n, ts in enumerate(tstates):
-            for t in ts:
-                slots.append((interps[n], t, len(ranges), None))
-                ranges.append((t, tlen))
-                spec = self._thread_spec(t, ranges)
-                if spec is not None:
-                    slots[-1] = slots[-1][:3] + (spec,)
-        data, k = self.memory.read_ranges_partial(ranges)
+        cached = self._ranges
+        if cached is None:
+            try:
+                gil_ranges = self._gil_ranges(interps)
+            except ReadError:
+                return None
+            ranges = [(self._head_addr, 8)]
+            ranges += [(i + self._interp_lo, ilen) for i in interps]
+            ranges += gil_ranges
+            slots = []  # per thread: (interp, tstate, its range index, spec)
+            for n, ts in enumerate(tstates):
+                for t in ts:
+                    slots.append((interps[n], t, len(ranges), None))
+                    ranges.append((t, tlen))
+                    spec = self._thread_spec(t, ranges)
+                    if spec is not None:
+                        slots[-1] = slots[-1][:3] + (spec,)
+            at = [0] * (len(ranges) + 1)
+            pos = 0
+            for i, (_, length) in enumerate(ranges):
+                at[i] = pos
+                pos += length
+            at[-1] = pos
+            cached = self._ranges = (ranges, gil_ranges, slots, at)
+        ranges, gil_ranges, slots, at = cached
+        extra = self.extra
+        data, k = self.memory.read_ranges_partial(ranges + extra if extra else ranges)
         if not slots or k <= slots[-1][2]:
             return None
-        at = [0] * (len(ranges) + 1)
-        pos = 0
-        for i, (_, length) in enumerate(ranges):
-            at[i] = pos
-            pos += length
+        if extra and k == len(ranges) + len(extra):
+            self.extra_data = data[at[-1] :]
         (head,) = struct.unpack_from("<Q", data, 0)
         if head != interps[0]:
             return None
@@ -438,8 +560,10 @@ class StackWalker:
         except ReadError:
             # Torn list (a thread exiting as we read): use what we have, retry next time.
             self._interps, self._tstates = [], []
+            self._ranges = None
             return snap
         self._interps, self._tstates = interps, tstates
+        self._ranges = None
         self._interp_gil = {i: g for i, g in self._interp_gil.items() if i in interps}
         if interps:
             try:
@@ -495,10 +619,11 @@ class StackWalker:
         return out
 
     def _forget_dead_threads(self, live: set[int]) -> None:
-        for cache in (self._chains, self._spec):
+        for cache in (self._chains, self._spec, self._last):
             if len(cache) > len(live):
                 for t in [t for t in cache if t not in live]:
                     del cache[t]  # type: ignore[attr-defined]
+                self._ranges = None
 
     # 3.11+ ---------------------------------------------------------------------------
 
@@ -565,7 +690,7 @@ class StackWalker:
             if error is not None:
                 out.append(((), False, error))
                 continue
-            result, outside = self._walk_iframes(frame, chunk, buf, rpos, size, data, known)
+            result, outside = self._walk_iframes(t, frame, chunk, buf, rpos, size, data, known)
             out.append(result)
             self._remember(t, cframe, chunk, buf, rpos, size, outside)
         return out
@@ -583,10 +708,22 @@ class StackWalker:
                 if size <= total <= MAX_REGION:
                     cap = total
             length = min(size + REGION_SLACK, cap)
-        self._spec[t] = (cframe, chunk if length else 0, length, outside[:MAX_OUTSIDE])
+        spec = (cframe, chunk if length else 0, length, outside[:MAX_OUTSIDE])
+        old = self._spec.get(t)
+        if old != spec:
+            if (
+                old is not None
+                and old[:2] == spec[:2]
+                and old[3] == spec[3]
+                and size + REGION_SLACK // 2 <= old[2] <= length + REGION_SLACK
+            ):
+                return  # the last read still covers the stack with room: keep it as it is
+            self._spec[t] = spec
+            self._ranges = None
 
     def _walk_iframes(
         self,
+        tstate: int,
         addr: int,
         chunk: int,
         buf: bytes,
@@ -597,7 +734,15 @@ class StackWalker:
     ) -> tuple[WalkResult, list[int]]:
         """Follow ``previous`` from ``addr``. Frames inside [chunk, chunk+size) are in
         ``buf`` at ``rpos`` (-1: not read); ``known`` maps other prefetched frames to
-        positions in ``kbuf``. Also returns the frames found outside the chunk."""
+        positions in ``kbuf``. Also returns the frames found outside the chunk.
+
+        Only the frames that changed since the last walk of this thread are parsed: once
+        the walk reaches a frame of the last chain below which the data stack holds the
+        same bytes as last time (and the prefetched frames outside it too), the rest of
+        the chain is the last one's, because a walk is a function of those bytes alone.
+        A CPU-bound thread changes its innermost frame or two between samples, so a
+        50-deep stack costs two frames of Python instead of fifty.
+        """
         frames: list[Frame] = []
         append = frames.append
         flen = self._flen
@@ -616,23 +761,48 @@ class StackWalker:
             shift = chunk - rpos
         else:
             lo, hi, shift = 1, 0, 0
+        old = self._last.get(tstate)
+        if old is not None and (old.chunk != chunk or rpos < 0):
+            old = None
+        floor = old.solid if old is not None else 0  # splice only at end-positions below
+        index = old.index if old is not None else None
+        olds = old.rev_addrs if old is not None else None
         extra: list[tuple[int, int, bytes]] = []  # older chunks loaded in this walk
         xlo, xhi, xbuf = 1, 0, b""  # the one of them the last frame was found in
         next_chunk = -1  # unknown until needed
         outside: list[int] = []
         error = None
         truncated = False
-        for _ in range(self.max_depth):
+        # Per position of this walk's own part of the chain (innermost first): address,
+        # kind (0 in the region, 1 prefetched outside it, 2 read otherwise), frames so far.
+        paddrs: list[int] = []
+        pkinds: list[int] = []
+        pcount: list[int] = []
+        praws: list[bytes | None] = []  # kind 1: the frame's bytes
+        spliced = 0  # end-positions of the last chain reused (0: none)
+        for depth in range(self.max_depth):
             if not addr:
                 break
             if lo <= addr <= hi:
+                if floor:
+                    q = index.get(addr)  # type: ignore[union-attr]
+                    if q is not None and q < floor and olds[q] == addr:  # type: ignore[index]
+                        floor = self._splice_floor(old, q, buf, rpos, size, kbuf, known)
+                        if floor > q and depth + q + 1 <= self.max_depth:
+                            spliced = q + 1
+                            break
                 t = unpack(buf, addr - shift)
+                kind = 0
+                raw = None
             else:
-                t = None
+                t = raw = None
+                kind = 2
                 pos = known.get(addr)
                 if pos is not None:
                     t = unpack(kbuf, pos)
                     outside.append(addr)
+                    kind = 1
+                    raw = kbuf[pos : pos + flen]
                 else:
                     if addr & 7 or addr >= end:
                         error = f"bad frame pointer {addr:#x}"
@@ -670,6 +840,10 @@ class StackWalker:
                             error = f"cannot read frame at {addr:#x}"
                             break
                         outside.append(addr)
+            paddrs.append(addr)
+            pkinds.append(kind)
+            pcount.append(len(frames))
+            praws.append(raw)
             if not identity:
                 t = (t[fidx[0]], t[fidx[1]], t[fidx[2]], t[fidx[3]])
             code, addr, instr, owner = t
@@ -693,7 +867,84 @@ class StackWalker:
             append((code, off))
         else:
             truncated = addr != 0
-        return (tuple(frames), truncated, error), outside
+        if spliced:
+            rem = old.rev_rem[spliced - 1]  # type: ignore[union-attr]
+            if rem:
+                frames += old.frames[-rem:]  # type: ignore[union-attr]
+            outside += [a for q, a, _ in reversed(old.outs) if q < spliced]  # type: ignore[union-attr]
+        result = (tuple(frames), truncated, error)
+        if error is None and not truncated and rpos >= 0:
+            self._last[tstate] = _Chain.build(
+                old if spliced else None,
+                spliced,
+                chunk,
+                buf,
+                rpos,
+                size,
+                flen,
+                paddrs,
+                pkinds,
+                pcount,
+                praws,
+                result[0],
+            )
+        else:
+            self._last.pop(tstate, None)
+        return result, outside
+
+    @staticmethod
+    def _splice_floor(
+        old: _Chain, q: int, buf: bytes, rpos: int, size: int, kbuf: bytes, known: dict[int, int]
+    ) -> int:
+        """How far down the last chain may be reused: the walk may splice at end-position
+        ``q`` if the result is greater than ``q``, else only at positions below it."""
+        floor = q + 1
+        # Prefetched frames outside the region, at or below q: each must be unchanged
+        # and still outside the region (else a walk would read it from the region).
+        flen = old.flen
+        lo, hi = old.chunk, old.chunk + size - flen
+        for oq, a, raw in old.outs:
+            if oq >= floor:
+                break
+            pos = known.get(a)
+            if pos is None or lo <= a <= hi or kbuf[pos : pos + flen] != raw:
+                floor = oq  # only the part of the chain below this frame can match
+                break
+        if floor == 0:
+            return 0
+        # The region's bytes the rest of the walk would read, largest prefix that holds:
+        # reach shrinks going down the chain, so a binary search over positions.
+        reach = old.rev_reach
+        obuf, opos, osize = old.buf, old.rpos, old.size
+
+        def same(p: int) -> bool:
+            n = reach[p]
+            return n <= size and n <= osize and buf[rpos : rpos + n] == obuf[opos : opos + n]
+
+        if same(floor - 1):
+            return floor
+        # same(floor - 1) is False: find the highest p below it with same(p), trying
+        # first where the last walk spliced (the same frame changes sample after sample).
+        lo, hi = 0, floor - 1
+        h = old.hint
+        if 0 <= h < hi:
+            if same(h):
+                if h + 1 == hi or not same(h + 1):
+                    return h + 1
+                lo = h + 1
+            else:
+                hi = h
+                if not same(0):
+                    return 0
+        elif not same(0):
+            return 0
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if same(mid):
+                lo = mid
+            else:
+                hi = mid
+        return lo + 1
 
     def _chunk_previous(self, buf: bytes, rpos: int) -> int:
         lay = self.layout
@@ -810,7 +1061,9 @@ class StackWalker:
             addr = back
         else:
             truncated = addr != 0
-        self._chains[tstate] = chain
+        if self._chains.get(tstate) != chain:
+            self._chains[tstate] = chain
+            self._ranges = None
         return tuple(frames), truncated, error
 
     def _legacy_native_tids(self, parsed: list[tuple]) -> list[int | None]:
