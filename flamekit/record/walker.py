@@ -217,6 +217,7 @@ class StackWalker:
         lay = target.layout
         self.layout = lay
         self.errors = 0  #: threads returned with ``error`` set, over the walker's life
+        self.spliced = 0  #: thread walks that reused the bottom of the thread's last chain
         self._head_addr = target.interpreters_head_address()
         self._none = target.symbols.get("_Py_NoneStruct", -1)
         self._frame_type = target.symbols.get("PyFrame_Type", 0)
@@ -868,6 +869,7 @@ class StackWalker:
         else:
             truncated = addr != 0
         if spliced:
+            self.spliced += 1
             rem = old.rev_rem[spliced - 1]  # type: ignore[union-attr]
             if rem:
                 frames += old.frames[-rem:]  # type: ignore[union-attr]

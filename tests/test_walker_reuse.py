@@ -1,0 +1,110 @@
+"""The walker reuses the unchanged bottom of each thread's last chain (3.11+): the stacks
+it returns must be exactly the ones a walker without any memory of earlier walks finds.
+
+The target (tests/targets/churn_stack.py) changes its three threads' stacks all the time:
+random depths, generator frames outside the data stack, C-called callbacks (entry frames
+on the C stack) and exceptions. It is paused for every comparison, so both walkers read
+the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flamekit.record.interpreter import open_target
+from flamekit.record.pause import Pauser
+from flamekit.record.walker import StackWalker, _Chain
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pythons import Interpreter, recordable  # noqa: E402
+
+TARGET = Path(__file__).resolve().parent / "targets" / "churn_stack.py"
+ROUNDS = 300
+
+
+@pytest.mark.parametrize("interp", recordable(), ids=str)
+def test_reused_chains_match_a_fresh_walk(interp: Interpreter) -> None:
+    proc = subprocess.Popen(
+        [interp.path, str(TARGET)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        pid = json.loads(proc.stdout.readline())["ready"]
+        target = open_target(pid)
+        walker = StackWalker(target)
+        compared = 0
+        with Pauser(pid) as pauser:
+            for _ in range(ROUNDS):
+                result = pauser.pause()
+                try:
+                    if not result.complete:
+                        continue
+                    got = sorted(walker.walk(), key=lambda s: s.tstate)
+                    want = sorted(StackWalker(target).walk(), key=lambda s: s.tstate)
+                finally:
+                    pauser.resume()
+                assert got == want
+                compared += 1
+                time.sleep(0.0005)
+        target.close()
+        assert compared >= ROUNDS * 0.9
+        assert max(len(s.frames) for s in want) > 5  # the threads were in their loops
+        if not target.layout.frame_objects:
+            # the reuse really ran (three threads a round), and not only when nothing moved
+            assert walker.spliced > ROUNDS
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _chain(buf: bytes, reach: list[int], hint: int = -1, outs=()) -> _Chain:
+    c = _Chain()
+    c.chunk, c.buf, c.rpos, c.size, c.flen = 0x10000, buf, 0, len(buf), 8
+    c.rev_addrs = [0x10000 + 16 * q for q in range(len(reach))]
+    c.rev_reach = reach
+    c.solid = len(reach)
+    c.hint = hint
+    c.outs = list(outs)
+    return c
+
+
+@pytest.mark.parametrize("hint", [-1, 0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize("changed", [0, 10, 20, 33, 40, 63, 64, None])
+def test_splice_floor_finds_the_highest_unchanged_part(hint: int, changed: int | None) -> None:
+    """Position p may be reused when the first reach[p] bytes are unchanged; the search
+    (from the last walk's hint, then bisecting) must find the highest such p below q."""
+    old = bytes(range(80))
+    new = bytearray(old)
+    if changed is not None and changed < len(new):
+        new[changed] ^= 0xFF
+    reach = [8, 16, 24, 40, 48, 64, 80]
+    q = 6
+    floor = StackWalker._splice_floor(_chain(old, reach, hint), q, bytes(new), 0, 80, b"", {})
+    first_diff = len(old) if changed is None or changed >= len(old) else changed
+    want = sum(1 for n in reach[: q + 1] if n <= first_diff)
+    assert floor == want
+
+
+def test_splice_floor_checks_frames_outside_the_region() -> None:
+    """A frame outside the data stack (a generator's, an entry frame on the C stack) that
+    changed forbids reusing anything above it, however unchanged the region is."""
+    region = bytes(range(64))
+    reach = [0, 16, 32, 48]  # position 0: the frame outside, at the bottom
+    outside = 0x70000
+    outs = [(0, outside, b"A" * 8)]
+    ok = StackWalker._splice_floor(
+        _chain(region, reach, outs=outs), 3, region, 0, 64, b"xxA" + b"A" * 8, {outside: 3}
+    )
+    assert ok == 4
+    changed = StackWalker._splice_floor(
+        _chain(region, reach, outs=outs), 3, region, 0, 64, b"xxA" + b"B" * 8, {outside: 3}
+    )
+    assert changed == 0
+    unread = StackWalker._splice_floor(_chain(region, reach, outs=outs), 3, region, 0, 64, b"", {})
+    assert unread == 0
