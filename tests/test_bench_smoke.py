@@ -206,3 +206,22 @@ def test_longrun_smoke(tmp_path: Path) -> None:
     assert result["samples_lost"] == 0 and result["unexplained_growth_kb_per_min"] is not None
     assert result["end_reason"] == "duration" and result["end_samples"] > 1000, result
     assert len(result["points"]) >= 8, result["points"]
+
+
+def test_recorder_phases_smoke() -> None:
+    """bench/recorder_phases.py (the per-step CPU of a tick quoted in docs/benchmarks.md)
+    runs a real recording with every step charged, and its floor loop runs."""
+    script = str(ROOT / "bench" / "recorder_phases.py")
+    r = subprocess.run(
+        [sys.executable, script, "--seconds", "1", "--nonblocking"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    head, *steps = r.stdout.splitlines()
+    assert head.startswith("nonblocking, 1000 Hz, 1 s: ") and "recorder CPU" in head, head
+    charged = {line.split()[0] for line in steps}
+    assert {"StackWalker.walk", "Recorder._check_codes", "Recorder._write_samples"} <= charged
+    r = subprocess.run([sys.executable, script, "--floor"], capture_output=True, text=True,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count(" us") == 4, r.stdout
