@@ -264,7 +264,15 @@ class Recorder:
         """Take one sample of every thread; returns an end reason when the target is gone."""
         running: dict[int, bool | None] = {}
         if self._exec_deadline is not None:
-            return self._reopen_after_exec()  # no sample until the new program is open
+            # No sample until the new program is open. Each try takes longer than a period
+            # at high rates, so the loop never waits between ticks, and a stop the target
+            # makes meanwhile (our interrupt reaching the exec'ing thread) would hold it,
+            # unserviced, for the whole EXEC_WAIT_S: service it here.
+            if pauser is not None:
+                ended = self._on_events(pauser.service(0))
+                if ended:
+                    return ended
+            return self._reopen_after_exec()
         if pauser is not None:
             # Before pausing: a thread stopped by ptrace always looks asleep, and one just
             # resumed looks runnable, so this is the only moment /proc tells the truth.

@@ -14,9 +14,15 @@ part of its current data-stack chunk plus some slack, and frames found outside i
 C-stack shims and generators; on 3.10 and older the frame objects of its last chain,
 neighbours merged into one range). Then it checks that the chain still links up the
 same way; whatever changed is re-read (the thread list link by link; a thread's frames
-with one more vectored read for all threads; frames not seen before one by one).
+with one more vectored read for all threads; frames not seen before one by one). The
+caller's own ranges (``extra``: the code headers it checks every sample) ride along.
 
-Code objects are not read during a walk. Frames that are not Python calls are dropped by
+Parsing is the other cost, so on 3.11+ only what changed is parsed: each thread's last
+chain is kept, and where the data stack below a frame holds the same bytes as last time
+(and the prefetched frames outside it too) the rest of the chain is taken from it, a walk
+being a function of those bytes alone (:class:`_Chain`, :meth:`StackWalker._splice_floor`).
+
+Code objects are not read during a walk (their headers are only copied along). Frames that are not Python calls are dropped by
 owner (C-stack and interpreter shims, 3.12+) and, on 3.13+, by comparing f_executable
 with ``&_Py_NoneStruct``; every other code pointer is only checked for shape. The full
 ``ob_type == &PyCode_Type`` check is part of the per-sample identity check callers run
