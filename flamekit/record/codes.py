@@ -19,6 +19,9 @@ from flamekit.record.memory import ReadError
 
 #: Remembered header snapshots (address tuples -> bytes); cleared when it grows past this.
 MAX_SNAPSHOTS = 4096
+#: Most code addresses whose headers the caller reads along with the stacks: the codes of
+#: the last samples, since one sample's set often differs from the next by a leaf call.
+MAX_PREFETCH = 64
 
 
 class CodeRefs:
@@ -37,8 +40,10 @@ class CodeRefs:
         self.unreadable = 0  #: stacks naming a code that could not be read (torn frames)
         start, size = reader.span_start, reader.span_len
         self._start, self._size = start, size
-        #: The distinct addresses the last :meth:`refs_many` checked, in its order.
-        self.last_key: tuple[int, ...] = ()
+        #: The (address, length) ranges of the headers of recently checked codes, for a
+        #: caller that reads them along with the next sample's stacks (one system call).
+        self.last_ranges: list[tuple[int, int]] = []
+        self._recent: dict[int, int] = {}  # address -> its header's offset in those bytes
 
     def refs(self, addresses: Sequence[int]) -> list[int] | None:
         """Trace refs for the code objects at ``addresses`` (in order), all checked now.
@@ -51,7 +56,7 @@ class CodeRefs:
     def refs_many(
         self,
         stacks: Sequence[Sequence[int]],
-        prefetched: tuple[tuple[int, ...], bytes | None] | None = None,
+        prefetched: bytes | None = None,
     ) -> list[list[int] | None]:
         """:meth:`refs` for several stacks at once (every thread of one sample).
 
@@ -60,25 +65,27 @@ class CodeRefs:
         grows with the number of ranges, not their bytes (50 ranges cost 4x what 4 do).
         A stack naming an unreadable code gets None; the other stacks are unaffected.
 
-        ``prefetched`` is (addresses, their headers as :meth:`header_ranges` reads them)
-        when the caller read them along with the stacks; used if the addresses are this
-        sample's, else read here.
+        ``prefetched``: the bytes of :attr:`last_ranges`, read by the caller along with
+        the stacks; used if this sample names only codes they cover, else read here.
         """
         uniq = dict.fromkeys(chain.from_iterable(stacks))
         key = tuple(uniq)
         if not key:
             return [[] for _ in stacks]
-        self.last_key = key
-        if prefetched is not None and prefetched[0] == key and prefetched[1] is not None:
-            data, k = prefetched[1], len(key)
+        start, size = self._start, self._size
+        recent = self._recent
+        if prefetched is not None and all(a in recent for a in key):
+            data = b"".join([prefetched[recent[a] : recent[a] + size] for a in key])
+            k = len(key)
         else:
-            start = self._start
-            data, k = self.reader.memory.read_uniform([a + start for a in key], self._size)
+            data, k = self.reader.memory.read_uniform([a + start for a in key], size)
         refs = self._refs
         if k == len(key) and self._snap.get(key) == data:
+            self._prefetch(key)
             get = refs.__getitem__
             return [list(map(get, s)) for s in stacks]
         good = self._check(key, data, k)
+        self._prefetch(good)
         if len(good) == len(key):
             if len(self._snap) >= MAX_SNAPSHOTS:
                 self._snap.clear()
@@ -91,6 +98,21 @@ class CodeRefs:
                 self.unreadable += 1
                 out.append(None)
         return out
+
+    def _prefetch(self, addresses: Sequence[int] | dict[int, int]) -> None:
+        """Have the caller read these (good) codes' headers along from now on."""
+        recent = self._recent
+        new = [a for a in addresses if a not in recent]
+        if not new:
+            return
+        if len(recent) + len(new) > MAX_PREFETCH:
+            recent.clear()
+            new = list(addresses)
+        size = self._size
+        for a in new:
+            recent[a] = len(recent) * size
+        start = self._start
+        self.last_ranges = [(a + start, size) for a in recent]
 
     def _check(self, key: tuple[int, ...], data: bytes, k: int) -> dict[int, int]:
         """Address -> ref for each address in ``key`` that holds a code object now.
@@ -133,12 +155,6 @@ class CodeRefs:
             self._infos[addr] = info
             self._emit(ref, info)
         return self._refs[addr]
-
-    def header_ranges(self, key: Sequence[int]) -> list[tuple[int, int]]:
-        """The (address, length) ranges of the headers :meth:`refs_many` compares, for a
-        caller that reads them itself, in one system call with other things."""
-        start, size = self._start, self._size
-        return [(a + start, size) for a in key]
 
     @property
     def next_ref(self) -> int:

@@ -169,7 +169,6 @@ class Recorder:
             self.code_reader, self._write_code, old.next_ref if old is not None else 1
         )
         self.names = ThreadNames(target, self.code_reader)
-        self._prefetched_key: tuple[int, ...] = ()  #: code addresses the walker reads along
 
     def _write_code(self, ref: int, info: CodeInfo) -> None:
         self.writer.write(
@@ -321,7 +320,7 @@ class Recorder:
             refs = iter(
                 codes.refs_many(
                     [tuple(map(_code, st.frames)) for st, w in zip(stacks, wanted) if w],
-                    (codes.last_key, walker.extra_data),
+                    walker.extra_data,
                 )
             )
         except ReadError:
@@ -329,9 +328,7 @@ class Recorder:
         finally:
             # Next time the walker reads these headers along with the stacks: one
             # system call a sample instead of two.
-            if codes.last_key != self._prefetched_key:
-                self._prefetched_key = codes.last_key
-                walker.extra = codes.header_ranges(codes.last_key)
+            walker.extra = codes.last_ranges
         out: list[list[int] | None] = []
         for st, w in zip(stacks, wanted):
             if w:

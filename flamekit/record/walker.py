@@ -22,9 +22,10 @@ chain is kept, and where the data stack below a frame holds the same bytes as la
 (and the prefetched frames outside it too) the rest of the chain is taken from it, a walk
 being a function of those bytes alone (:class:`_Chain`, :meth:`StackWalker._splice_floor`).
 
-Code objects are not read during a walk (their headers are only copied along). Frames that are not Python calls are dropped by
-owner (C-stack and interpreter shims, 3.12+) and, on 3.13+, by comparing f_executable
-with ``&_Py_NoneStruct``; every other code pointer is only checked for shape. The full
+Code objects are not read during a walk (their headers are only copied along). Frames
+that are not Python calls are dropped by owner (C-stack and interpreter shims, 3.12+)
+and, on 3.13+, by comparing f_executable with ``&_Py_NoneStruct``; every other code
+pointer is only checked for shape. The full
 ``ob_type == &PyCode_Type`` check is part of the per-sample identity check callers run
 anyway (``CodeReader.fingerprints`` / ``fingerprint_from`` return None for anything that
 is not a code object), so it costs no extra read here.
@@ -202,14 +203,8 @@ class _Chain:
         n = len(rev_addrs)
         if len(index) > 2 * n + 64:  # stale entries from chains long gone
             index = dict(zip(rev_addrs, range(n)))
-        c.rev_addrs, c.rev_rem, c.rev_reach, c.solid, c.outs, c.index = (
-            rev_addrs,
-            rev_rem,
-            rev_reach,
-            solid,
-            outs,
-            index,
-        )
+        c.rev_addrs, c.rev_rem, c.rev_reach = rev_addrs, rev_rem, rev_reach
+        c.solid, c.outs, c.index = solid, outs, index
         return c
 
 
@@ -910,12 +905,12 @@ class StackWalker:
         # Prefetched frames outside the region, at or below q: each must be unchanged
         # and still outside the region (else a walk would read it from the region).
         flen = old.flen
-        lo, hi = old.chunk, old.chunk + size - flen
+        first, last = old.chunk, old.chunk + size - flen  # frame addresses in the region
         for oq, a, raw in old.outs:
             if oq >= floor:
                 break
             pos = known.get(a)
-            if pos is None or lo <= a <= hi or kbuf[pos : pos + flen] != raw:
+            if pos is None or first <= a <= last or kbuf[pos : pos + flen] != raw:
                 floor = oq  # only the part of the chain below this frame can match
                 break
         if floor == 0:
