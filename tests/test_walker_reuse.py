@@ -39,6 +39,7 @@ def test_reused_chains_match_a_fresh_walk(interp: Interpreter) -> None:
         target = open_target(pid)
         walker = StackWalker(target)
         compared = 0
+        deepest = 0
         with Pauser(pid) as pauser:
             for _ in range(ROUNDS):
                 result = pauser.pause()
@@ -51,10 +52,13 @@ def test_reused_chains_match_a_fresh_walk(interp: Interpreter) -> None:
                     pauser.resume()
                 assert got == want
                 compared += 1
+                deepest = max([deepest] + [len(s.frames) for s in want])
                 time.sleep(0.0005)
         target.close()
         assert compared >= ROUNDS * 0.9
-        assert max(len(s.frames) for s in want) > 5  # the threads were in their loops
+        # the threads were in their loops: the deepest stack of any round, since the last
+        # round alone may catch every thread between two recursions (a CI run did, on 3.8)
+        assert deepest > 5
         if not target.layout.frame_objects:
             # the reuse really ran (three threads a round), and not only when nothing moved
             assert walker.spliced > ROUNDS
