@@ -620,6 +620,34 @@ def test_memory_reads() -> None:
             mem.read(0x1000, 8)
 
 
+def test_memory_rereads_a_tuple_of_ranges_after_other_reads() -> None:
+    """The iovec table filled for a tuple of ranges is kept for the next read of that
+    same tuple; every other kind of read overwrites it, after which the tuple must be
+    read from its own ranges again, not from what the other read left."""
+    import ctypes
+
+    data = bytes(range(256)) * 64
+    buf = bytearray(data)
+    addr = ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
+    ranges = ((addr + 1, 3), (addr + 500, 7))
+    want = data[1:4] + data[500:507]
+    with ProcessMemory(os.getpid()) as mem:
+        mem._fd = None  # process_vm_readv for the single reads too: they share the table
+        assert mem.read_ranges_partial(ranges) == (want, 2)
+        assert mem.read_ranges_partial(ranges) == (want, 2)
+        buf[1] = 0xEE  # the bytes are read anew each time, only the table is kept
+        want = b"\xee" + want[1:]
+        assert mem.read_ranges_partial(ranges) == (want, 2)
+        for other in (
+            lambda: mem.read_uniform([addr + 64, addr + 128], 5),
+            lambda: mem.read(addr + 9000, 40),
+            lambda: mem.read_ranges_partial([(addr + 2000, 11)]),
+            lambda: mem.read_ranges_partial(((addr + 3000, 2), (addr + 4000, 9))),
+        ):
+            other()
+            assert mem.read_ranges_partial(ranges) == (want, 2)
+
+
 def test_layout_table_is_reproducible() -> None:
     """tools/gen_layouts.py --check: the committed table is what the headers give."""
     out = subprocess.run(

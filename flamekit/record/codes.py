@@ -42,7 +42,7 @@ class CodeRefs:
         self._start, self._size = start, size
         #: The (address, length) ranges of the headers of recently checked codes, for a
         #: caller that reads them along with the next sample's stacks (one system call).
-        self.last_ranges: list[tuple[int, int]] = []
+        self.last_ranges: tuple[tuple[int, int], ...] = ()
         self._recent: dict[int, int] = {}  # address -> its header's offset in those bytes
 
     def refs(self, addresses: Sequence[int]) -> list[int] | None:
@@ -112,7 +112,7 @@ class CodeRefs:
         for a in new:
             recent[a] = len(recent) * size
         start = self._start
-        self.last_ranges = [(a + start, size) for a in recent]
+        self.last_ranges = tuple([(a + start, size) for a in recent])
 
     def _check(self, key: tuple[int, ...], data: bytes, k: int) -> dict[int, int]:
         """Address -> ref for each address in ``key`` that holds a code object now.

@@ -119,6 +119,10 @@ class ProcessMemory:
         # Reused buffers: a remote iovec table and a local destination.
         self._iov = array.array("Q", bytes(16 * IOV_MAX))
         self._iov_addr = self._iov.buffer_info()[0]
+        #: The tuple of ranges the iovec table holds now, with their lengths: a caller
+        #: reading the same tuple sample after sample doesn't pay for refilling it.
+        self._iov_for: tuple | None = None
+        self._iov_lengths: list[int] = []
         self._local = array.array("Q", [0, 0])
         self._local_addr = self._local.buffer_info()[0]
         self._buf = bytearray(0)
@@ -192,6 +196,7 @@ class ProcessMemory:
             raise ReadError(f"bad range {address:#x}+{size}", address)
         self._grow(size)
         iov = self._iov
+        self._iov_for = None
         iov[0] = address
         iov[1] = size
         self._local[1] = size
@@ -222,11 +227,16 @@ class ProcessMemory:
         if n == 0:
             return b"", 0
         if n <= IOV_MAX:
-            try:
-                self._iov[0 : 2 * n] = array.array("Q", itertools.chain.from_iterable(ranges))
-            except OverflowError:
-                return self._pread_ranges_checked(ranges)
-            return self._readv(n, [length for _, length in ranges])
+            if ranges is not self._iov_for:
+                try:
+                    self._iov[0 : 2 * n] = array.array("Q", itertools.chain.from_iterable(ranges))
+                except OverflowError:
+                    self._iov_for = None
+                    return self._pread_ranges_checked(ranges)
+                # Only a tuple is remembered: a list could change under the same identity.
+                self._iov_for = ranges if type(ranges) is tuple else None
+                self._iov_lengths = [length for _, length in ranges]
+            return self._readv(n, self._iov_lengths)
         out = []
         done = 0
         for start in range(0, n, IOV_MAX):
@@ -258,6 +268,7 @@ class ProcessMemory:
                     break
             return b"".join(out), done
         iov = self._iov
+        self._iov_for = None
         try:
             iov[0 : 2 * n : 2] = array.array("Q", addresses)
         except OverflowError:

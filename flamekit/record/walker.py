@@ -21,6 +21,9 @@ Parsing is the other cost, so on 3.11+ only what changed is parsed: each thread'
 chain is kept, and where the data stack below a frame holds the same bytes as last time
 (and the prefetched frames outside it too) the rest of the chain is taken from it, a walk
 being a function of those bytes alone (:class:`_Chain`, :meth:`StackWalker._splice_floor`).
+Likewise for everything before the frames: when the thread list's bytes (interpreter and
+thread states, GIL words, current-frame words) are last walk's, so is its parse
+(``StackWalker._steady``).
 
 Code objects are not read during a walk (their headers are only copied along). Frames
 that are not Python calls are dropped by owner (C-stack and interpreter shims, 3.12+)
@@ -97,7 +100,7 @@ def _bad(p: int) -> bool:
 class _Snapshot:
     """What the first read of a walk returned: the thread list and the prefetched frames."""
 
-    __slots__ = ("threads", "gil", "data", "spec", "frame_cache", "prefetched")
+    __slots__ = ("threads", "gil", "data", "spec", "frame_cache", "prefetched", "control", "steady")
 
     def __init__(self) -> None:
         self.threads: list[tuple[int, int, bytes]] = []  # (interp, tstate, tstate bytes)
@@ -109,6 +112,11 @@ class _Snapshot:
         #: <= 3.10: frame address -> (buffer, pos)
         self.frame_cache: dict[int, tuple[bytes, int]] = {}
         self.prefetched = False  #: frames of last walk's chains were read with the list
+        #: 3.11+, all of the thread list's ranges read: the bytes everything but the frames
+        #: was parsed from (see StackWalker._steady)
+        self.control: bytes | None = None
+        #: those bytes were last walk's: its parsed threads and frame jobs, to walk again
+        self.steady: tuple[list[tuple], list[list]] | None = None
 
 
 class _Chain:
@@ -219,6 +227,7 @@ class StackWalker:
         self.layout = lay
         self.errors = 0  #: threads returned with ``error`` set, over the walker's life
         self.spliced = 0  #: thread walks that reused the bottom of the thread's last chain
+        self.steadied = 0  #: walks that reused the last one's parse of the thread list
         self._head_addr = target.interpreters_head_address()
         self._none = target.symbols.get("_Py_NoneStruct", -1)
         self._frame_type = target.symbols.get("PyFrame_Type", 0)
@@ -302,12 +311,22 @@ class StackWalker:
         self._last: dict[int, _Chain] = {}
         self._legacy_tids: dict[tuple[int, int], int | None] = {}
         #: What _read_fast asks the kernel for, while the thread list and every thread's
-        #: prefetch spec stay the same: (ranges, gil ranges, slots, offsets); None: build.
+        #: prefetch spec stay the same: (ranges, gil ranges, slots, offsets, control
+        #: spans); None: build.
         self._ranges: tuple | None = None
+        #: 3.11+: (that tuple, control bytes, parsed threads, frame jobs) of the last walk
+        #: that needed no second read. Everything a walk derives before following frames
+        #: (the thread list, GIL, thread-state fields, where each thread's frames are) is
+        #: a function of the control bytes (the thread list's ranges, not the frames'),
+        #: so when they come back the same, so does all of that, and only the frames are
+        #: walked: a CPU-bound target's thread states rarely change between samples.
+        self._steady: tuple | None = None
+        #: (stack ranges, extra, both as one tuple) for the read
+        self._joined: tuple = ((), (), ())
         #: Ranges the caller wants read in the same system call as the stacks (the code
         #: headers it checks every sample); after a walk, ``extra_data`` holds their bytes
         #: concatenated, or None if this walk did not read them (whole).
-        self.extra: list[tuple[int, int]] = []
+        self.extra: tuple[tuple[int, int], ...] = ()
         self.extra_data: bytes | None = None
 
     @staticmethod
@@ -323,10 +342,11 @@ class StackWalker:
         snap = self._read_fast()
         if snap is None:
             snap = self._read_slow()
-        if not snap.threads:
+        if not snap.threads and snap.steady is None:
             return []
         out = self._walk_frames(snap)
-        self._forget_dead_threads({t.tstate for t in out})
+        if snap.steady is None:  # else the same threads as last time
+            self._forget_dead_threads({t.tstate for t in out})
         for n, t in enumerate(out):
             if t.error is not None:
                 # Most often a torn read of a running thread: look once more, right now.
@@ -425,14 +445,35 @@ class StackWalker:
                 at[i] = pos
                 pos += length
             at[-1] = pos
-            cached = self._ranges = (ranges, gil_ranges, slots, at)
-        ranges, gil_ranges, slots, at = cached
+            cached = self._ranges = (
+                ranges,
+                gil_ranges,
+                slots,
+                at,
+                self._control_spans(slots, ranges, at),
+            )
+        ranges, gil_ranges, slots, at, control = cached
         extra = self.extra
-        data, k = self.memory.read_ranges_partial(ranges + extra if extra else ranges)
+        joined = self._joined
+        if joined[0] is not ranges or joined[1] is not extra:
+            joined = self._joined = (ranges, extra, tuple(ranges) + tuple(extra))
+        data, k = self.memory.read_ranges_partial(joined[2])
         if not slots or k <= slots[-1][2]:
             return None
         if extra and k == len(ranges) + len(extra):
             self.extra_data = data[at[-1] :]
+        if control is not None and k >= len(ranges):
+            ctl = b"".join([data[a:b] for a, b in control])
+            steady = self._steady
+            if steady is not None and steady[0] is cached and steady[1] == ctl:
+                snap = _Snapshot()
+                snap.data = data
+                snap.prefetched = True
+                snap.steady = steady[2], steady[3]
+                self.steadied += 1
+                return snap
+        else:
+            ctl = None
         (head,) = struct.unpack_from("<Q", data, 0)
         if head != interps[0]:
             return None
@@ -445,6 +486,7 @@ class StackWalker:
         snap = _Snapshot()
         snap.data = data
         snap.prefetched = True
+        snap.control = ctl
         snap.gil = self._parse_gil(data, at[1 + len(interps)], gil_ranges, interps)
         nxt_i = self._tidx[0]
         unpack = self._tstate_struct.unpack_from
@@ -461,6 +503,28 @@ class StackWalker:
                 if spec is not None:
                     self._place(snap, t, spec, ranges, at, k)
         return snap
+
+    def _control_spans(
+        self, slots: list[tuple], ranges: list[tuple[int, int]], at: list[int]
+    ) -> list[tuple[int, int]] | None:
+        """Where in the read's bytes the control ranges are (3.11+): all ranges up to the
+        first thread state, then each thread state and the current-frame word after it,
+        as (start, end) pairs with neighbours merged. None on 3.10 and older."""
+        if self._frame_objects or not slots:
+            return None
+        idx = list(range(slots[0][2]))
+        for _, _, r, spec in slots:
+            idx.append(r)
+            if spec is not None and spec[1]:  # (n0, cframe, ...): ranges[n0] is its word
+                idx.append(spec[0])
+        spans: list[tuple[int, int]] = []
+        for i in idx:
+            a, b = at[i], at[i] + ranges[i][1]
+            if spans and spans[-1][1] == a:
+                spans[-1] = (spans[-1][0], b)
+            else:
+                spans.append((a, b))
+        return spans
 
     def _place(
         self, snap: _Snapshot, t: int, spec: tuple, ranges: list, at: list[int], k: int
@@ -583,6 +647,13 @@ class StackWalker:
         ti = self._tidx
         unpack = self._tstate_struct.unpack_from
         gil = snap.gil
+        if snap.steady is not None:
+            parsed = snap.steady[0]
+            stacks = self._walk_interpreter_frames(parsed, snap)
+            return [
+                ThreadStack(p[2], p[4], p[7], frames, truncated, error, p[1], p[0])
+                for p, (frames, truncated, error) in zip(parsed, stacks)
+            ]
         parsed = []
         for interp, t, raw in snap.threads:
             v = unpack(raw, 0)
@@ -632,8 +703,10 @@ class StackWalker:
     def _walk_interpreter_frames(self, parsed: list[tuple], snap: _Snapshot) -> list[WalkResult]:
         """Use the prefetched current frame and data stack where they are still right;
         read the rest for all threads in one more call; then walk each chain."""
-        cf_off = self._cframe_off
         data = snap.data
+        if snap.steady is not None:
+            return self._run_jobs(snap.steady[1], data, b"", 0)
+        cf_off = self._cframe_off
         spec = snap.spec
         ranges: list[tuple[int, int]] = []
         jobs = []
@@ -668,6 +741,14 @@ class StackWalker:
         done = 0
         if ranges:
             data2, done = self.memory.read_ranges_partial(ranges)
+        elif snap.control is not None:
+            self._steady = (self._ranges, snap.control, parsed, jobs)
+        return self._run_jobs(jobs, data, data2, done)
+
+    def _run_jobs(self, jobs: list[list], data: bytes, data2: bytes, done: int) -> list[WalkResult]:
+        """Walk each thread's chain where its job says its frames are (``data``: the
+        first read; ``data2``: the second, ``done`` of its ranges read)."""
+        cf_off = self._cframe_off
         out = []
         pos = 0
         r = 0
