@@ -225,10 +225,17 @@ def test_hundreds_of_short_threads_a_second(tmp_path: Path):
     tids = {t.native_tid for t in tr.threads.values()}
     assert len(tids) > 100 and len(tids) >= 0.95 * len(tr.threads), (len(tids), len(tr.threads))
     assert samples_of(tr, "work") > 0
-    # Thread states not yet bound to their thread (3.11: they carry the creator's ident)
-    # are not sampled as empty extra main threads.
-    empty = sum(1 for s in tr.columns.stack if s == 0)
-    assert empty < 0.15 * len(tr), (empty, len(tr))
+    # Thread states not yet bound to their thread (3.11 and older: they carry the
+    # creator's ident and tid; 3.12+: none) are not sampled as extra threads: one thread
+    # of the main thread's kernel tid and ident (no new thread can get those while it
+    # lives) and none without an ident. (A count of empty samples said the same, loosely:
+    # a short thread waiting for the GIL before its first frame is rightly sampled empty,
+    # and on a loaded machine such samples passed any fixed share.)
+    pid = tr.header.pid
+    main_like = [t for t in tr.threads.values() if t.native_tid == pid]
+    assert len(main_like) == 1, main_like
+    assert not [t for t in tr.threads.values() if t.py_thread_id == main_like[0].py_thread_id][1:]
+    assert not [t for t in tr.threads.values() if not t.py_thread_id]
     assert tr.end.errors < 0.1 * len(tr), (tr.end.errors, len(tr))
 
 

@@ -74,10 +74,13 @@ class CodeRefs:
             return [[] for _ in stacks]
         start, size = self._start, self._size
         recent = self._recent
+        data = None
         if prefetched is not None and all(a in recent for a in key):
             data = b"".join([prefetched[recent[a] : recent[a] + size] for a in key])
             k = len(key)
-        else:
+            if len(data) != k * size:  # not the bytes of these ranges after all
+                data = None
+        if data is None:
             data, k = self.reader.memory.read_uniform([a + start for a in key], size)
         refs = self._refs
         if k == len(key) and self._snap.get(key) == data:

@@ -42,6 +42,8 @@ EXEC_WAIT_S = 1.0
 
 
 _code, _offset = itemgetter(0), itemgetter(1)  # of a walker frame
+#: Most stacks remembered with their ids (Recorder._memo); emptied when full.
+MEMO_STACKS = 4096
 
 #: Waits this long or longer are followed by a Ctrl-C / SIGTERM check (shorter ones by the
 #: check every tick makes anyway).
@@ -169,6 +171,13 @@ class Recorder:
             self.code_reader, self._write_code, old.next_ref if old is not None else 1
         )
         self.names = ThreadNames(target, self.code_reader)
+        #: A walked stack (its frames as the walker gives them) -> (its stack id, its
+        #: distinct code addresses). A CPU-bound program comes back to the same few
+        #: stacks sample after sample; for one seen before, only its codes are checked
+        #: (the reuse guard) and the id is taken as it was. Emptied whenever a code
+        #: address turns out to hold another code (ids name refs).
+        self._memo: dict[tuple[tuple[int, int], ...], tuple[int, tuple[int, ...]]] = {}
+        self._memo_reused = 0
 
     def _write_code(self, ref: int, info: CodeInfo) -> None:
         self.writer.write(
@@ -308,42 +317,66 @@ class Recorder:
         self._write_samples(t_ns, stacks, checked, running)
         return None
 
-    def _check_codes(self, stacks: list[ThreadStack]) -> list[list[int] | None]:
-        """Code refs per stack; None for a stack that is not recorded but counted as a
-        sampling error: one that could not be read whole, or one cut at the walker's
-        depth cap (a chain made cyclic by a torn read looks just like a very deep one, and
-        neither would be a stack the program has)."""
-        wanted = [st.error is None and not st.truncated and bool(st.frames) for st in stacks]
+    def _check_codes(
+        self, stacks: list[ThreadStack], remembered: bool = True
+    ) -> list[list[int] | int | None]:
+        """Per stack, its code refs, or its stack id if it was seen before (see _memo);
+        None for a stack that is not recorded but counted as a sampling error: one that
+        could not be read whole, or one cut at the walker's depth cap (a chain made
+        cyclic by a torn read looks just like a very deep one, and neither would be a
+        stack the program has)."""
         codes = self.codes
         walker = self.walker
+        memo = self._memo if remembered else {}
+        out: list[list[int] | int | None] = []
+        check = []  # per stack checked: the code addresses to check
+        for st in stacks:
+            if st.error is not None or st.truncated:
+                out.append(None)
+            elif not st.frames:
+                out.append([])
+            else:
+                seen = memo.get(st.frames)
+                if seen is None:
+                    check.append(tuple(map(_code, st.frames)))
+                    out.append(None)
+                else:
+                    check.append(seen[1])
+                    out.append(seen[0])
+        if not check:
+            return out
         try:
-            refs = iter(
-                codes.refs_many(
-                    [tuple(map(_code, st.frames)) for st, w in zip(stacks, wanted) if w],
-                    walker.extra_data,
-                )
-            )
+            # The headers the walker read along are those of the codes checked last time:
+            # after a first try this sample, they no longer are.
+            refs = codes.refs_many(check, walker.extra_data if remembered else None)
         except ReadError:
             return [None] * len(stacks)
         finally:
             # Next time the walker reads these headers along with the stacks: one
             # system call a sample instead of two.
             walker.extra = codes.last_ranges
-        out: list[list[int] | None] = []
-        for st, w in zip(stacks, wanted):
-            if w:
-                out.append(next(refs))
-            elif st.error is not None or st.truncated:
-                out.append(None)
-            else:
-                out.append([])
+        if codes.reused != self._memo_reused:
+            # A code address now holds another code: the ids remembered may name the old
+            # one's ref, this sample's too. Rare: check again, remembering nothing.
+            self._memo.clear()
+            self._memo_reused = codes.reused
+            return self._check_codes(stacks, remembered=False)
+        j = 0
+        for n, st in enumerate(stacks):
+            if st.error is None and not st.truncated and st.frames:
+                got = refs[j]
+                j += 1
+                if got is None:
+                    out[n] = None  # a code it names is unreadable now
+                elif out[n] is None:
+                    out[n] = got
         return out
 
     def _write_samples(
         self,
         t_ns: int,
         stacks: list[ThreadStack],
-        refs: list[list[int] | None],
+        refs: list[list[int] | int | None],
         running: dict[int, bool | None],
     ) -> None:
         w = self.writer
@@ -365,7 +398,15 @@ class Recorder:
             if ref is None:
                 ref = self._new_thread(key, st, t_ns)
                 new = True
-            frames = tuple(zip(code_refs, map(_offset, st.frames)))
+            if type(code_refs) is int:
+                sid = code_refs
+            else:
+                sid = w.stack_id(tuple(zip(code_refs, map(_offset, st.frames))))
+                if code_refs:
+                    memo = self._memo
+                    if len(memo) >= MEMO_STACKS:
+                        memo.clear()
+                    memo[st.frames] = (sid, tuple(dict.fromkeys(map(_code, st.frames))))
             state = None
             if st.native_tid:
                 state = (
@@ -374,7 +415,7 @@ class Recorder:
                     else (None if pausing else self.states.running(st.native_tid))
                 )
             idle = (not state) if state is not None else self._looks_idle(st)
-            w.sample(t_ns, ref, w.stack_id(frames), gil=st.holds_gil, idle=idle)
+            w.sample(t_ns, ref, sid, gil=st.holds_gil, idle=idle)
         if new or self.unnamed:
             self._name_threads(t_ns, force=new)
 
