@@ -11,7 +11,12 @@ if [ -z "${FLAMEKIT_PYTHON314:-}" ]; then
   dir=${XDG_CACHE_HOME:-$HOME/.cache}/flamekit/py314
   if [ ! -x "$dir/bin/python3.14" ]; then
     echo "tests/run.sh: installing CPython 3.14 into $dir" >&2
-    bash "$SHARED/tools/get-python314.sh" "$dir" >&2
+    # Downloads from Debian: a mirror caught mid-sync fails now and then, so three tries.
+    for try in 1 2 3; do
+      if bash "$SHARED/tools/get-python314.sh" "$dir" >&2; then break; fi
+      [ "$try" = 3 ] && { echo "tests/run.sh: could not install CPython 3.14" >&2; exit 1; }
+      sleep $((try * 5))
+    done
   fi
   export FLAMEKIT_PYTHON314="$dir/bin/python3.14"
 fi

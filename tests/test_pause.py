@@ -271,7 +271,9 @@ def test_events_still_handled_when_another_thread_may_take_sigchld(procs, tmp_pa
 
 def test_signal_held_while_paused_is_delivered_on_close(procs, tmp_path):
     state = tmp_path / "state"
-    proc = spawn("pause_signals.py", state, 2.0, 0)
+    # No timer: an alarm landing between the seize and our kill would be the signal the
+    # thread stops for, and SIGUSR1 would stay pending in the kernel, not reported.
+    proc = spawn("pause_signals.py", state, 2.0, 0, 0)
     procs.append(proc)
     pauser = Pauser(proc.pid)
     # Not serviced yet, the target sits in a signal-delivery stop; pause() holds it.

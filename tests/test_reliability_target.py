@@ -206,16 +206,19 @@ def test_target_forks(tmp_path: Path):
 
 def test_hundreds_of_short_threads_a_second(tmp_path: Path):
     state, out = tmp_path / "state", tmp_path / "t.fkt"
-    rec = start_record("-r", 1000, "-q", "-o", out, "--", PY, REL_TARGET, "threads", state, 2.0)
+    rec = start_record(
+        "-r", 1000, "-q", "-o", out, "--", PY, REL_TARGET, "threads", state, 2.0, 800
+    )
     try:
         rec.stdout.readline()
-        code, stdout, err = finish(rec, timeout=30)
+        code, stdout, err = finish(rec, timeout=60)
     finally:
         kill_quietly(rec)
     assert code == 0, err
     report = json.loads(stdout)
     assert report["ok"], report
-    assert report["threads"] > 400, "the target should start hundreds of threads a second"
+    # (a count, not a rate: a loaded machine once started only 616 in the 2 s)
+    assert report["threads"] >= 800, "the target should have started 800 threads"
     m = summary(err)
     tr = check_complete(out, "target-exited")
     assert int(m["errors"].replace(",", "")) == tr.end.errors  # counted, not fatal

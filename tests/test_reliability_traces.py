@@ -536,6 +536,13 @@ def _records(data: bytes) -> list:
     return list(unpacker)
 
 
+def _holds(rec, kind: int, i: int, types) -> bool:
+    """Record ``rec`` is a ``kind`` record whose field ``i`` is of ``types``."""
+    return (
+        isinstance(rec, list) and rec[:1] == [kind] and len(rec) > i and isinstance(rec[i], types)
+    )
+
+
 VALUES = st.one_of(
     st.sampled_from([0, 1, -1, 2, 7, 1 << 30, (1 << 30) + 1, 1 << 31, 1 << 40, (1 << 63) - 1]),
     st.integers(-(1 << 63), (1 << 64) - 1),
@@ -565,9 +572,10 @@ def test_fuzz_record_fields_through_every_converter(seed_traces: list[bytes], da
         op = data.draw(st.sampled_from(["field", "field", "frame", "blob", "dup", "drop", "swap"]))
         if op == "field" and isinstance(rec, list) and len(rec) > 1:
             rec[data.draw(st.integers(1, len(rec) - 1))] = data.draw(VALUES)
-        elif op == "frame" and isinstance(rec, list) and rec[:1] == [R.STACK] and rec[2]:
+        # (a field edit may already have made the frame list or the blob something else)
+        elif op == "frame" and _holds(rec, R.STACK, 2, list) and rec[2]:
             rec[2][data.draw(st.integers(0, len(rec[2]) - 1))] = data.draw(VALUES)
-        elif op == "blob" and isinstance(rec, list) and rec[:1] == [R.SAMPLES]:
+        elif op == "blob" and _holds(rec, R.SAMPLES, 1, (bytes, bytearray)):
             blob = bytearray(rec[1])
             if blob:
                 blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))

@@ -30,9 +30,13 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 install() { $SUDO apt-get install -y -q --no-install-recommends libdevel-nytprof-perl >/dev/null; }
 echo "tests/readers/install.sh: installing flamegraph.pl (Debian libdevel-nytprof-perl)" >&2
-# The package lists may be missing or stale on a fresh machine: update once and retry.
+# The package lists may be missing or stale on a fresh machine: update and retry; a
+# mirror caught mid-sync fails an update now and then, so up to three times.
 if ! install 2>/dev/null; then
-  $SUDO apt-get update -q >/dev/null && install || \
-    echo "tests/readers/install.sh: could not install libdevel-nytprof-perl" >&2
+  for try in 1 2 3; do
+    if $SUDO apt-get update -q >/dev/null && install; then exit 0; fi
+    sleep $((try * 5))
+  done
+  echo "tests/readers/install.sh: could not install libdevel-nytprof-perl" >&2
 fi
 exit 0

@@ -36,9 +36,15 @@ if [ "${#need[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     install() { $SUDO apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null; }
     say "installing ${need[*]} (Debian)"
-    # The package lists may be missing or stale on a fresh machine: update once and retry.
+    # The package lists may be missing or stale on a fresh machine: update and retry; a
+    # mirror caught mid-sync fails an update now and then, so up to three times.
     if ! install 2>/dev/null; then
-      $SUDO apt-get update -q >/dev/null && install || say "could not install ${need[*]}"
+      ok=""
+      for try in 1 2 3; do
+        if $SUDO apt-get update -q >/dev/null && install; then ok=1; break; fi
+        sleep $((try * 5))
+      done
+      [ -n "$ok" ] || say "could not install ${need[*]}"
     fi
   elif [ "$SUDO" != skip ]; then
     say "no apt-get: not installing ${need[*]}"
@@ -57,10 +63,13 @@ if [ -f "$stamp" ] && cmp -s "$stamp" "$JS/package-lock.json"; then
   exit 0
 fi
 say "installing the JavaScript readers (npm ci in tests/readers/js)"
-if (cd "$JS" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error \
-      >/dev/null); then
-  cp "$JS/package-lock.json" "$stamp"
-else
-  say "npm ci failed: the JavaScript reader tests will skip"
-fi
+for try in 1 2 3; do  # the registry drops a connection now and then
+  if (cd "$JS" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund \
+        --loglevel=error >/dev/null); then
+    cp "$JS/package-lock.json" "$stamp"
+    exit 0
+  fi
+  sleep $((try * 5))
+done
+say "npm ci failed: the JavaScript reader tests will skip (or fail under CI)"
 exit 0

@@ -1,7 +1,8 @@
 """Target for tests/test_pause.py: lives on signals while being paused from outside.
 
-Usage: pause_signals.py STATE_FILE SECONDS CHILDREN
-- SIGALRM from an interval timer every 10 ms, counted;
+Usage: pause_signals.py STATE_FILE SECONDS CHILDREN [ALARM_INTERVAL]
+- SIGALRM from an interval timer every ALARM_INTERVAL seconds (default 0.01; 0: none),
+  counted;
 - CHILDREN short-lived children forked over the run, reaped only from the SIGCHLD
   handler (a swallowed SIGCHLD leaves a zombie and a short count);
 - SIGUSR1 from outside, counted.
@@ -18,6 +19,7 @@ import sys
 import time
 
 path, seconds, children = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+alarm_every = float(sys.argv[4]) if len(sys.argv) > 4 else 0.01
 counts = {"alarms": 0, "usr1": 0, "reaped": 0, "forked": 0, "ticks": 0}
 
 
@@ -52,7 +54,8 @@ def publish():
 
 
 start = time.monotonic()
-signal.setitimer(signal.ITIMER_REAL, 0.01, 0.01)
+if alarm_every:
+    signal.setitimer(signal.ITIMER_REAL, alarm_every, alarm_every)
 publish()
 print("ready", flush=True)
 next_fork = start

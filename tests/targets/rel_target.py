@@ -12,8 +12,9 @@ from "stopped"). Modes:
 - ``fork STATE SECONDS N``: spin and fork N children over SECONDS; each child runs Python
   for a while, reports its TracerPid (a fork must not inherit the recorder) and exits
   with its index; the parent reaps every child, checks the codes, prints one JSON line.
-- ``threads STATE SECONDS``: start and end hundreds of short threads a second, each
-  doing a little work in Python; prints one JSON line (threads started, all correct).
+- ``threads STATE SECONDS [AT_LEAST]``: start and end hundreds of short threads a second,
+  each doing a little work in Python, for SECONDS and until AT_LEAST were started (30 s
+  at most); prints one JSON line (threads started, all correct).
 - ``deep STATE [SECONDS]``: one thread recursing through several functions to a depth
   that changes all the time (0-400); several threads doing so when THREADS is given as
   the optional fourth argument. Forever, or SECONDS.
@@ -111,7 +112,7 @@ def do_fork(seconds: float, n: int) -> None:
     sys.stdout.flush()
 
 
-def do_threads(seconds: float) -> None:
+def do_threads(seconds: float, at_least: int = 0) -> None:
     results = []
     lock = threading.Lock()
 
@@ -122,8 +123,10 @@ def do_threads(seconds: float) -> None:
 
     ready()
     n = 0
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    start = time.monotonic()
+    end = start + seconds
+    give_up = start + max(seconds, 30.0)
+    while time.monotonic() < end or (n < at_least and time.monotonic() < give_up):
         batch = [
             threading.Thread(target=work, args=(n + k,), name=f"short-{n + k}") for k in range(8)
         ]
@@ -199,7 +202,7 @@ elif mode == "exec":
 elif mode == "fork":
     do_fork(float(args[0]), int(args[1]))
 elif mode == "threads":
-    do_threads(float(args[0]))
+    do_threads(float(args[0]), int(args[1]) if len(args) > 1 else 0)
 elif mode == "deep":
     do_deep(float(args[0]) if args else 0.0, int(args[1]) if len(args) > 1 else 1)
 elif mode == "sleepy":

@@ -10,6 +10,10 @@ import sys
 import threading
 
 sys.setrecursionlimit(5000)
+# Every hand-over of the GIL changes thread-state bytes the walker compares: at the default
+# 5 ms a slow machine's rounds would see one in most of them. Still every ~50 ms: the
+# walker must notice those too.
+sys.setswitchinterval(0.05)
 
 
 def spin(ready):
