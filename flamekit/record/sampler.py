@@ -290,11 +290,14 @@ class Recorder:
             # has been on a CPU again to restart the call it shows as runnable ('R'),
             # for a whole tick or more when the CPUs are busy. Such a thread, blocked
             # last time and 'R' now, is checked once stopped: still in a system call,
-            # it never left it.
+            # it never left it. Only one seen stopped in its own code (not in a call)
+            # counts as woken: one that did not reach its stop at all ("running" in
+            # /proc/TID/syscall, the pause incomplete) is most often still waiting for
+            # a CPU to restart its call, under load for several ticks, and stays blocked.
             woken = [tid for tid in self._blocked if running.get(tid)]
             result = pauser.pause()
             for tid in woken:
-                if states.in_syscall(tid):
+                if states.in_syscall(tid) is not False:
                     running[tid] = False
             self._blocked = [tid for tid, on_cpu in running.items() if on_cpu is False]
             ended = self._on_events(result.events)

@@ -38,13 +38,18 @@ def main():
         while EXIT_AFTER is None or time.monotonic() - start < EXIT_AFTER:
             count_round()
             n += 1
-            print("count", n, flush=True)
+            # one write a line: print writes its pieces apart, and a KeyboardInterrupt
+            # between them left "count" without its number and newline
+            sys.stdout.write(f"count {n}\n")
+            sys.stdout.flush()
             if n == 1:
                 with open(READY_FILE + ".tmp", "w") as f:
                     json.dump({"pid": os.getpid()}, f)
                 os.replace(READY_FILE + ".tmp", READY_FILE)
     except KeyboardInterrupt:
-        print("counter: KeyboardInterrupt after", n, "rounds", flush=True)
+        # on a line of its own even if the interrupt came mid-write
+        sys.stdout.write(f"\ncounter: KeyboardInterrupt after {n} rounds\n")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
