@@ -7,16 +7,19 @@ includes a little of that). Steps nest: ``_tick`` contains the walk, the code ch
 the writer. ``--bare`` runs the loop unwrapped, for the total alone.
 
 ``--floor`` measures what no Python recorder of this design can go below on this
-machine: a loop on the same 1 kHz schedule that only sleeps, then one that also makes the
-tick's two unavoidable system calls (one ``process_vm_readv`` of what the walker reads, one
-``pread`` of the thread's /proc stat), and the same calls back to back with no sleep: the
-difference is what waking up costs the work that follows (cold caches).
+machine: a loop on the same schedule (``--rate``, 1 kHz by default) that only sleeps, then
+one that also makes the tick's two unavoidable system calls (one ``process_vm_readv`` of
+what the walker reads, one ``pread`` of the thread's /proc stat), and the same calls back
+to back with no sleep; then a whole walk after each sleep and back to back. The
+differences are what waking up costs the work that follows (cold caches, and on a VM the
+vCPU's own wake-up), which grows with the time asleep: compare ``--rate 100``.
 
 Usage::
 
     python bench/recorder_phases.py                       # 3.12, pausing, 5 s
     python bench/recorder_phases.py --nonblocking --python 3.8 --seconds 3
     python bench/recorder_phases.py --floor
+    python bench/recorder_phases.py --floor --rate 100
 """
 
 from __future__ import annotations
@@ -112,7 +115,7 @@ def phases(python: str, seconds: float, rate: float, nonblocking: bool, bare: bo
         )
 
 
-def floor(python: str, ticks: int = 2000) -> None:
+def floor(python: str, rate: float = 1000.0, seconds: float = 2.0) -> None:
     proc = start_target(python, 50)
     try:
         target = sampler.attach(proc.pid)
@@ -131,8 +134,10 @@ def floor(python: str, ticks: int = 2000) -> None:
             real(ranges)
             os.pread(fd, 256, 0)
 
+        ticks = max(int(rate * seconds), 50)
+
         def loop(body, sleep: bool) -> float:
-            period = 1_000_000
+            period = int(1e9 / rate)
             t0 = time.process_time_ns()
             due = time.monotonic_ns()
             for _ in range(ticks):
@@ -147,15 +152,17 @@ def floor(python: str, ticks: int = 2000) -> None:
         woken = loop(calls, True)
         tight = loop(calls, False)
         walk_woken = loop(lambda: (w.walk(), os.pread(fd, 256, 0)), True)
+        walk_tight = loop(lambda: (w.walk(), os.pread(fd, 256, 0)), False)
         os.close(fd)
     finally:
         proc.kill()
         proc.wait()
-    print(f"1 kHz loop, CPU a tick ({ticks} ticks, 50-deep target):")
+    print(f"{rate:g} Hz loop, CPU a tick ({ticks} ticks, 50-deep target):")
     print(f"  sleep only                                   {idle_loop:6.1f} us")
     print(f"  sleep + process_vm_readv + pread             {woken:6.1f} us")
     print(f"  process_vm_readv + pread, back to back       {tight:6.1f} us")
     print(f"  sleep + a whole walk + pread                 {walk_woken:6.1f} us")
+    print(f"  a whole walk + pread, back to back           {walk_tight:6.1f} us")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     python = bench.pyenv_python(args.python)
     if args.floor:
-        floor(python)
+        floor(python, args.rate)
     else:
         phases(python, args.seconds, args.rate, args.nonblocking, args.bare)
 

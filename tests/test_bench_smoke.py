@@ -221,7 +221,7 @@ def test_recorder_phases_smoke() -> None:
     assert head.startswith("nonblocking, 1000 Hz, 1 s: ") and "recorder CPU" in head, head
     charged = {line.split()[0] for line in steps}
     assert {"StackWalker.walk", "Recorder._check_codes", "Recorder._write_samples"} <= charged
-    r = subprocess.run([sys.executable, script, "--floor"], capture_output=True, text=True,
-                       timeout=120)  # fmt: skip
+    r = subprocess.run([sys.executable, script, "--floor", "--rate", "500"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.count(" us") == 4, r.stdout
+    assert r.stdout.startswith("500 Hz loop") and r.stdout.count(" us") == 5, r.stdout

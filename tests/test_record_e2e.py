@@ -600,14 +600,20 @@ def test_default_output_name_and_quiet(tmp_path: Path) -> None:
 # -- signals and the target ending ---------------------------------------------------------
 
 
-def test_sigterm_in_attach_mode_ends_a_complete_trace(tmp_path: Path) -> None:
+#: Both modes wait for signals differently: pausing polls once a tick, non-blocking waits
+#: for the next tick in the very call that catches them.
+MODES = pytest.mark.parametrize("mode", [[], ["--nonblocking"]], ids=["pausing", "nonblocking"])
+
+
+@MODES
+def test_sigterm_in_attach_mode_ends_a_complete_trace(tmp_path: Path, mode: list[str]) -> None:
     interp = INTERPRETERS[-1]
     ready, out = tmp_path / "ready.json", tmp_path / "t.fkt"
     argv = [interp.path, str(COUNTER), str(ready)]
     with Started(argv, ready, stdout=subprocess.PIPE) as target:
         assert target.out is not None
         rec = subprocess.Popen(
-            flamekit_argv("record", "-p", str(target.pid), "-r", RATE, "-o", str(out)),
+            flamekit_argv("record", *mode, "-p", str(target.pid), "-r", RATE, "-o", str(out)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -634,14 +640,24 @@ def test_sigterm_in_attach_mode_ends_a_complete_trace(tmp_path: Path) -> None:
     assert trace.end.reason == "interrupted" and trace.end.samples == len(trace) > 0
 
 
-def test_sigint_in_launch_mode_reaches_the_child(tmp_path: Path) -> None:
+@MODES
+def test_sigint_in_launch_mode_reaches_the_child(tmp_path: Path, mode: list[str]) -> None:
     """kill -INT to the recorder alone: the child gets it (its handler prints), the trace
     ends as interrupted."""
     interp = INTERPRETERS[0]
     ready, out = tmp_path / "ready.json", tmp_path / "t.fkt"
     rec = subprocess.Popen(
         flamekit_argv(
-            "record", "-r", RATE, "-o", str(out), "--", interp.path, str(COUNTER), str(ready)
+            "record",
+            *mode,
+            "-r",
+            RATE,
+            "-o",
+            str(out),
+            "--",
+            interp.path,
+            str(COUNTER),
+            str(ready),
         ),
         stdout=subprocess.PIPE,  # the child's too: it inherits the recorder's
         stderr=subprocess.PIPE,

@@ -50,6 +50,8 @@ MEMO_STACKS = 4096
 _LONG_WAIT_S = 0.01
 #: Nonblocking mode: how often to check between ticks that the target still exists.
 _EXIT_CHECK_S = 0.01
+#: What ends a recording from outside (blocked while recording, polled).
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 @dataclass
@@ -161,6 +163,8 @@ class Recorder:
         self._exec_deadline: float | None = None  # set while following an exec
         self._blocked: list[int] = []  #: native tids found blocked at the last tick
         self._next_exit_check = 0.0  #: nonblocking: monotonic time of the next exit check
+        #: nonblocking: the wait before this tick already looked for Ctrl-C / SIGTERM
+        self._signals_seen = False
 
     def _open_readers(self, target: PythonTarget) -> None:
         old = getattr(self, "codes", None)  # after an exec: code refs must stay unique
@@ -224,11 +228,12 @@ class Recorder:
                         break
                     # Polled before every tick anyway; here only after a long wait
                     # (a low rate), so Ctrl-C is never a long period late.
-                    if wait_s >= _LONG_WAIT_S and self._interrupted():
+                    if pauser is not None and wait_s >= _LONG_WAIT_S and self._interrupted():
                         break
                     continue
-                if self._interrupted():
+                if not self._signals_seen and self._interrupted():
                     break
+                self._signals_seen = False
                 ended = self._tick(pauser)
                 if ended:
                     reason = ended
@@ -513,7 +518,13 @@ class Recorder:
             if not os.path.exists(f"/proc/{self.pid}"):
                 return "target-exited"
         if wait_s > 0:
-            time.sleep(wait_s)
+            # The wait is the Ctrl-C poll too: one system call, not two, a tick. A signal
+            # arriving after it stays pending for the next one, a period at most.
+            info = signal.sigtimedwait(_STOP_SIGNALS, wait_s)
+            if info is not None:
+                self._pass_on(info)
+                return "interrupted"
+            self._signals_seen = True
         return None
 
     def _interrupted(self) -> bool:
@@ -522,9 +533,14 @@ class Recorder:
         A SIGINT sent to the recorder alone (kill -INT) is passed on to a launched
         child; one from the terminal already reached the child through its process group.
         """
-        info = signal.sigtimedwait({signal.SIGINT, signal.SIGTERM}, 0)
+        info = signal.sigtimedwait(_STOP_SIGNALS, 0)
         if info is None:
             return False
+        self._pass_on(info)
+        return True
+
+    def _pass_on(self, info: signal.struct_siginfo) -> None:
+        """A SIGINT sent to the recorder alone goes on to a launched child."""
         if (
             self.launched is not None
             and info.si_signo == signal.SIGINT
@@ -534,7 +550,6 @@ class Recorder:
                 os.kill(self.pid, signal.SIGINT)
             except OSError:
                 pass
-        return True
 
     def _child_status(self, pauser: Pauser | None, reason: str) -> int | None:
         """A launched child's exit code once it has exited; None while it runs on.
