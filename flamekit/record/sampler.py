@@ -433,9 +433,14 @@ class Recorder:
 
         Until the new thread binds it, the state carries no ident (3.12+) or its
         creator's ident and tid (3.11 and older). Sampled, it looked like an extra,
-        empty main thread: a third of all samples of a target churning threads.
+        empty main thread: a third of all samples of a target churning threads. The new
+        thread sets its ident, then its tid: caught between the two (3.11 and older),
+        the state has an ident of its own but still its creator's tid.
         """
-        return st.thread_id == 0 or sum(s.thread_id == st.thread_id for s in stacks) > 1
+        if st.thread_id == 0 or sum(s.thread_id == st.thread_id for s in stacks) > 1:
+            return True
+        tid = st.native_tid
+        return tid is not None and sum(s.native_tid == tid for s in stacks) > 1
 
     def _new_thread(self, key: tuple[int, int, int | None], st: ThreadStack, t_ns: int) -> int:
         ref = self._next_thread_ref
