@@ -12,7 +12,10 @@ one that also makes the tick's two unavoidable system calls (one ``process_vm_re
 what the walker reads, one ``pread`` of the thread's /proc stat), and the same calls back
 to back with no sleep; then a whole walk after each sleep and back to back. The
 differences are what waking up costs the work that follows (cold caches, and on a VM the
-vCPU's own wake-up), which grows with the time asleep: compare ``--rate 100``.
+vCPU's own wake-up), which grows with the time asleep: compare ``--rate 100``. Last, the
+same calls in a compiled loop (``bench/floor_loop.c``, built with the system's ``cc``;
+bench-only, flamekit has no compiled code): what the tick would cost with no interpreter
+around the calls, the floor of any recorder of this design on this machine.
 
 Usage::
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -154,6 +158,7 @@ def floor(python: str, rate: float = 1000.0, seconds: float = 2.0) -> None:
         walk_woken = loop(lambda: (w.walk(), os.pread(fd, 256, 0)), True)
         walk_tight = loop(lambda: (w.walk(), os.pread(fd, 256, 0)), False)
         os.close(fd)
+        compiled = compiled_floor(proc.pid, ranges, rate, ticks)
     finally:
         proc.kill()
         proc.wait()
@@ -163,6 +168,36 @@ def floor(python: str, rate: float = 1000.0, seconds: float = 2.0) -> None:
     print(f"  process_vm_readv + pread, back to back       {tight:6.1f} us")
     print(f"  sleep + a whole walk + pread                 {walk_woken:6.1f} us")
     print(f"  a whole walk + pread, back to back           {walk_tight:6.1f} us")
+    if compiled is None:
+        print("  compiled loop: not measured (no C compiler, cc, on PATH)")
+    else:
+        print(f"  compiled: sleep + the same calls             {compiled[0]:6.1f} us")
+        print(f"  compiled: the same calls, back to back       {compiled[1]:6.1f} us")
+
+
+def compiled_floor(
+    pid: int, ranges: list[tuple[int, int]], rate: float, ticks: int
+) -> tuple[float, float] | None:
+    """CPU a tick of bench/floor_loop.c on the same schedule and ranges: (asleep, tight)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "floor_loop")
+        subprocess.run([cc, "-O2", "-o", exe, str(ROOT / "bench" / "floor_loop.c")], check=True)
+        spans = [f"{a:x}:{n}" for a, n in ranges]
+        stat = f"/proc/{pid}/task/{pid}/stat"
+
+        def run(sleep: bool) -> float:
+            out = subprocess.run(
+                [exe, str(pid), stat, f"{rate:g}", str(ticks), str(int(sleep)), *spans],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            return float(out.stdout)
+
+        return run(True), run(False)
 
 
 def main(argv: list[str] | None = None) -> None:

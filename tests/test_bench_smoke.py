@@ -210,7 +210,8 @@ def test_longrun_smoke(tmp_path: Path) -> None:
 
 def test_recorder_phases_smoke() -> None:
     """bench/recorder_phases.py (the per-step CPU of a tick quoted in docs/benchmarks.md)
-    runs a real recording with every step charged, and its floor loop runs."""
+    runs a real recording with every step charged, and its floor loops run, the compiled
+    one too (this image has cc)."""
     script = str(ROOT / "bench" / "recorder_phases.py")
     r = subprocess.run(
         [sys.executable, script, "--seconds", "1", "--nonblocking"],
@@ -224,4 +225,5 @@ def test_recorder_phases_smoke() -> None:
     r = subprocess.run([sys.executable, script, "--floor", "--rate", "500"],
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.startswith("500 Hz loop") and r.stdout.count(" us") == 5, r.stdout
+    assert r.stdout.startswith("500 Hz loop") and r.stdout.count(" us") == 7, r.stdout
+    assert r.stdout.count("compiled:") == 2, r.stdout
