@@ -24,6 +24,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flamekit.errors import TargetError
 from flamekit.record.code import CodeReader
@@ -646,6 +648,53 @@ def test_memory_rereads_a_tuple_of_ranges_after_other_reads() -> None:
         ):
             other()
             assert mem.read_ranges_partial(ranges) == (want, 2)
+
+
+_HOLD_BUF = bytearray(bytes(range(256)) * 64)
+
+
+@settings(max_examples=200)
+@given(
+    spans=st.lists(
+        st.tuples(st.integers(0, len(_HOLD_BUF) - 1), st.integers(1, 600)), min_size=1, max_size=8
+    ),
+    flip=st.one_of(st.none(), st.integers(0, len(_HOLD_BUF) - 1)),
+    short=st.booleans(),
+    unmapped=st.booleans(),
+    pread=st.booleans(),
+)
+def test_memory_ranges_hold_is_a_compare_of_what_the_ranges_read(
+    spans: list[tuple[int, int]], flip: int | None, short: bool, unmapped: bool, pread: bool
+) -> None:
+    """ranges_hold(ranges, data) is exactly "the ranges read whole, and give data": after
+    a byte anywhere changed (inside a range or not), with data of the wrong length, with a
+    range that cannot be read, through process_vm_readv or /proc/PID/mem, and after other
+    reads overwrote the iovec table it may keep."""
+    import ctypes
+
+    buf = _HOLD_BUF
+    base = ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
+    spans = [(o, min(n, len(buf) - o)) for o, n in spans]
+    ranges = tuple((base + o, n) for o, n in spans)
+    if unmapped:
+        ranges += ((0x1000, 8),)  # never mapped
+    data = b"".join(bytes(buf[o : o + n]) for o, n in spans)
+    if short:
+        data = data[:-1]
+    with ProcessMemory(os.getpid()) as mem:
+        if pread:
+            mem._vm = False
+        try:
+            if flip is not None:
+                buf[flip] ^= 0xFF
+            now = b"".join(bytes(buf[o : o + n]) for o, n in spans)
+            want = not unmapped and not short and now == data
+            assert mem.ranges_hold(ranges, data) is want
+            mem.read_ranges_partial(((base + 7, 13),))  # fills the iovec table for itself
+            assert mem.ranges_hold(ranges, data) is want
+        finally:
+            if flip is not None:
+                buf[flip] ^= 0xFF
 
 
 def test_layout_table_is_reproducible() -> None:

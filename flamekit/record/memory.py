@@ -217,6 +217,31 @@ class ProcessMemory:
             raise ReadError(f"cannot read {ranges[complete][1]} bytes at {addr:#x}", addr)
         return data
 
+    def ranges_hold(self, ranges: tuple[tuple[int, int], ...], data: bytes) -> bool:
+        """Whether ``ranges`` can all be read and hold ``data`` now, compared where the
+        kernel put them: a deep stack's older data-stack chunks are hundreds of KiB, and
+        copying them out into a new bytes object costs more than the read and the compare
+        (fresh pages for every large allocation)."""
+        n = len(ranges)
+        if not self._vm or not 0 < n <= IOV_MAX or ranges is not self._iov_for:
+            if not self._vm or not 0 < n <= IOV_MAX:
+                got, k = self.read_ranges_partial(ranges)
+                return k == n and got == data
+            try:
+                self._iov[0 : 2 * n] = array.array("Q", itertools.chain.from_iterable(ranges))
+            except OverflowError:
+                self._iov_for = None
+                return False
+            self._iov_for = ranges
+            self._iov_lengths = [length for _, length in ranges]
+        total = len(data)
+        if sum(self._iov_lengths) != total:
+            return False
+        self._grow(total)
+        self._local[1] = total
+        got = _process_vm_readv(self.pid, self._local_addr, 1, self._iov_addr, n, 0)
+        return got == total and self._buf.startswith(data)
+
     def read_ranges_partial(self, ranges: Sequence[tuple[int, int]]) -> tuple[bytes, int]:
         """The longest readable prefix of ``ranges``: (concatenated bytes, ranges read).
 

@@ -70,6 +70,8 @@ MAX_OUTSIDE = 16
 MERGE_GAP = 1536
 #: Older data-stack chunks loaded per thread and walk (a corrupt list could be cyclic).
 MAX_CHUNKS = 64
+#: Most bytes of older chunks kept per thread to reuse a deep stack's outer part.
+MAX_TAIL_BYTES = 4 << 20
 #: glibc (x86_64, 2.2x-2.3x): offset of the kernel tid inside struct pthread.
 PTHREAD_TID_OFFSET = 0x2D0
 #: Offsets beyond this are not believable for real bytecode (a torn read).
@@ -228,6 +230,7 @@ class StackWalker:
         self.errors = 0  #: threads returned with ``error`` set, over the walker's life
         self.spliced = 0  #: thread walks that reused the bottom of the thread's last chain
         self.steadied = 0  #: walks that reused the last one's parse of the thread list
+        self.tail_hits = 0  #: thread walks that reused their last part in older chunks
         self._head_addr = target.interpreters_head_address()
         self._none = target.symbols.get("_Py_NoneStruct", -1)
         self._frame_type = target.symbols.get("PyFrame_Type", 0)
@@ -309,6 +312,11 @@ class StackWalker:
         self._spec: dict[int, tuple[int, int, int, list[int]]] = {}
         #: 3.11+: tstate -> its last chain, for the next walk to reuse the unchanged part
         self._last: dict[int, _Chain] = {}
+        #: 3.11+: tstate -> the part of its last chain in older data-stack chunks (see
+        #: _walk_iframes): entry frame, first chunk, the chunks' ranges and bytes, its
+        #: frames, how many positions, the addresses of those in the chunks, and the
+        #: (address, bytes) of those outside them
+        self._tails: dict[int, tuple] = {}
         self._legacy_tids: dict[tuple[int, int], int | None] = {}
         #: What _read_fast asks the kernel for, while the thread list and every thread's
         #: prefetch spec stay the same: (ranges, gil ranges, slots, offsets, control
@@ -692,7 +700,7 @@ class StackWalker:
         return out
 
     def _forget_dead_threads(self, live: set[int]) -> None:
-        for cache in (self._chains, self._spec, self._last):
+        for cache in (self._chains, self._spec, self._last, self._tails):
             if len(cache) > len(live):
                 for t in [t for t in cache if t not in live]:
                     del cache[t]  # type: ignore[attr-defined]
@@ -825,6 +833,13 @@ class StackWalker:
         the chain is the last one's, because a walk is a function of those bytes alone.
         A CPU-bound thread changes its innermost frame or two between samples, so a
         50-deep stack costs two frames of Python instead of fifty.
+
+        A stack deeper than its current chunk (a few hundred frames) goes on in older
+        chunks, which that splice does not cover. Their part of the chain is kept too:
+        when the walk leaves the current chunk at the same frame, towards the same older
+        chunk, and those chunks hold the same bytes as last time (one vectored read and a
+        compare), that part is the last one's, for the same reason. A 3,000-deep
+        recursion then costs the frames of its current chunk, not 3,000.
         """
         frames: list[Frame] = []
         append = frames.append
@@ -863,6 +878,8 @@ class StackWalker:
         pcount: list[int] = []
         praws: list[bytes | None] = []  # kind 1: the frame's bytes
         spliced = 0  # end-positions of the last chain reused (0: none)
+        tail_at: tuple | None = None  # where this walk entered older chunks
+        tail_used = False
         for depth in range(self.max_depth):
             if not addr:
                 break
@@ -901,6 +918,16 @@ class StackWalker:
                     if t is None:
                         if next_chunk == -1:
                             next_chunk = self._chunk_previous(buf, rpos)
+                            tail_at = (len(paddrs), len(frames), addr, next_chunk)
+                            tail = self._tail_holds(
+                                tstate, addr, next_chunk, depth, known, kbuf, lo, hi
+                            )
+                            if tail is not None:
+                                frames += tail[4]
+                                outside += [a for a, _ in tail[7]]  # found prefetched
+                                addr = 0
+                                tail_used = True
+                                break
                         while next_chunk:
                             if len(extra) >= MAX_CHUNKS:
                                 next_chunk = 0
@@ -918,7 +945,8 @@ class StackWalker:
                                 break
                     if t is None:
                         try:
-                            t = unpack(self.memory.read(addr, flen), 0)
+                            raw = self.memory.read(addr, flen)  # kept for _keep_tail
+                            t = unpack(raw, 0)
                         except ReadError:
                             error = f"cannot read frame at {addr:#x}"
                             break
@@ -957,7 +985,19 @@ class StackWalker:
                 frames += old.frames[-rem:]  # type: ignore[union-attr]
             outside += [a for q, a, _ in reversed(old.outs) if q < spliced]  # type: ignore[union-attr]
         result = (tuple(frames), truncated, error)
-        if error is None and not truncated and rpos >= 0:
+        if tail_used:
+            # Kept as it is. Its chunk frames, below every frame of the region, leave a
+            # chain nothing a later walk could splice onto (see below).
+            self._last.pop(tstate, None)
+            return result, outside
+        whole = error is None and not truncated and not spliced
+        self._keep_tail(tstate, tail_at, whole, extra, paddrs, praws, frames)
+        if not spliced and 2 in pkinds and 0 not in pkinds[len(pkinds) - pkinds[::-1].index(2) :]:
+            # No frame of the region lies below the last one read from elsewhere (a deep
+            # stack's older chunks): a later walk could splice onto nothing of this chain
+            # (see _Chain.solid), and building it would cost a step per frame.
+            self._last.pop(tstate, None)
+        elif error is None and not truncated and rpos >= 0:
             self._last[tstate] = _Chain.build(
                 old if spliced else None,
                 spliced,
@@ -975,6 +1015,85 @@ class StackWalker:
         else:
             self._last.pop(tstate, None)
         return result, outside
+
+    def _tail_holds(
+        self,
+        tstate: int,
+        entry: int,
+        first: int,
+        depth: int,
+        known: dict[int, int],
+        kbuf: bytes,
+        lo: int,
+        hi: int,
+    ) -> tuple | None:
+        """The last walk's part of this thread's chain in older chunks, if it is this
+        walk's too: entered at the same frame, from the same chunk, with room under the
+        depth cap; none of its frames where this walk would look first (the current
+        region, or prefetched, but for its frames from outside the chunks); and the same
+        bytes in its chunks and in those frames (taken from the prefetch where a walk
+        would take them from, else read along with the chunks)."""
+        tail = self._tails.get(tstate)
+        if (
+            tail is None
+            or tail[0] != entry
+            or tail[1] != first
+            or depth + tail[5] > self.max_depth
+            or any(a in tail[6] for a in known)
+            or any(b <= hi and lo < b + n for b, n in tail[2])
+        ):
+            return None
+        flen = self._flen
+        ranges, data = tail[2], tail[3]
+        unread = []  # frames outside the chunks not prefetched: read along with the chunks
+        for a, raw in tail[7]:
+            if lo <= a <= hi:
+                return None
+            pos = known.get(a)
+            if pos is None:
+                unread.append((a, raw))
+            elif kbuf[pos : pos + flen] != raw:
+                return None
+        if unread:
+            ranges = ranges + tuple((a, flen) for a, _ in unread)
+            data = data + b"".join(raw for _, raw in unread)
+        if not self.memory.ranges_hold(ranges, data):
+            return None
+        self.tail_hits += 1
+        return tail
+
+    def _keep_tail(
+        self,
+        tstate: int,
+        tail_at: tuple | None,
+        whole: bool,
+        extra: list[tuple[int, int, bytes]],
+        paddrs: list[int],
+        praws: list[bytes | None],
+        frames: list[Frame],
+    ) -> None:
+        """Keep the part of this walk's chain in older chunks for the next walk (see
+        _walk_iframes), or forget the last one. Its frames found outside the chunks (an
+        entry frame on the C stack, a generator's) are kept with their bytes: the next
+        walk has them prefetched and must find the same there."""
+        if tail_at is not None and whole and extra:
+            p0, f0, entry, first = tail_at
+            ranges = tuple((b, len(d)) for b, _, d in extra)
+            if sum(n for _, n in ranges) <= MAX_TAIL_BYTES:
+                addrs = paddrs[p0:]
+                outs = tuple((a, r) for a, r in zip(addrs, praws[p0:]) if r is not None)
+                self._tails[tstate] = (
+                    entry,
+                    first,
+                    ranges,
+                    b"".join(d for _, _, d in extra),
+                    tuple(frames[f0:]),
+                    len(addrs),
+                    frozenset(addrs).difference(a for a, _ in outs),
+                    outs,
+                )
+                return
+        self._tails.pop(tstate, None)
 
     @staticmethod
     def _splice_floor(
