@@ -754,10 +754,12 @@ BASE = 0x5500_0000_0000
 CODE_TYPE, FRAME_TYPE, NONE = BASE + 0x100, BASE + 0x200, BASE + 0x300
 RUNTIME, INTERP, TSTATE = BASE + 0x1000, BASE + 0x10000, BASE + 0x20000
 F1, F2, F3, CODE = BASE + 0x30000, BASE + 0x31000, BASE + 0x32000, BASE + 0x40000
+ENTRY, CFRAME = BASE + 0x33000, BASE + 0x34000
 
 
 def synthetic(version: tuple[int, int]) -> tuple[FakeMemory, PythonTarget]:
-    """runtime -> one interpreter -> one thread -> frames F1 -> F2 -> F3, code CODE."""
+    """runtime -> one interpreter -> one thread -> frames F1 -> F2 -> F3, code CODE; on
+    3.12+ F3 -> ENTRY, the C-stack shim every whole chain ends at."""
     lay = layout_from_table(version)
     mem = FakeMemory(BASE, 0x50000)
     mem.put(RUNTIME + lay.runtime_interpreters_head, "Q", INTERP)
@@ -765,12 +767,21 @@ def synthetic(version: tuple[int, int]) -> tuple[FakeMemory, PythonTarget]:
     mem.put(INTERP + lay.interp_threads_head, "Q", TSTATE)
     mem.put(TSTATE + lay.tstate_next, "Q", 0)
     mem.put(TSTATE + lay.tstate_thread_id, "Q", 0x7777_0000)
-    mem.put(TSTATE + lay.tstate_frame, "Q", F1)
+    if lay.cframe_current_frame is None:
+        mem.put(TSTATE + lay.tstate_frame, "Q", F1)
+    else:  # 3.11/3.12: the thread state points at a _PyCFrame, that at the frame
+        mem.put(TSTATE + lay.tstate_frame, "Q", CFRAME)
+        mem.put(CFRAME + lay.cframe_current_frame, "Q", F1)
     mem.put(CODE + lay.ob_type, "Q", CODE_TYPE)
     if lay.runtime_gil_locked is not None:
         mem.put(RUNTIME + lay.runtime_gil_locked, "i", 1)
         mem.put(RUNTIME + lay.runtime_gil_last_holder, "Q", TSTATE)
-    for frame, back in ((F1, F2), (F2, F3), (F3, 0)):
+    chain = [(F1, F2), (F2, F3), (F3, 0)]
+    if lay.owner_skip_from is not None:
+        chain[-1] = (F3, ENTRY)
+        mem.put(ENTRY + lay.frame_owner, "B", lay.owner_skip_from)
+        mem.put(ENTRY + lay.frame_code, "Q", NONE)
+    for frame, back in chain:
         if lay.frame_objects:
             mem.put(frame + lay.ob_type, "Q", FRAME_TYPE)
             mem.put(frame + lay.frame_instr, "i", 5)
@@ -832,6 +843,38 @@ def test_corrupt_chain_is_reported(version, where: str, value: int, message: str
     assert stack.error is not None and message in stack.error
     assert stack.frames[0] == (CODE, 10)
     assert walker.errors == 1
+
+
+@pytest.mark.parametrize(
+    "version, owner, torn",
+    [
+        ((3, 11), 0, False),  # a thread's own first frame
+        ((3, 11), 1, True),  # a generator's: it was suspended, its link cut
+        ((3, 12), 3, False),  # the C-stack shim of the first eval entry
+        ((3, 12), 0, True),  # from 3.12 on, a whole chain always ends at a shim
+        ((3, 12), 1, True),
+        ((3, 13), 3, False),
+        ((3, 13), 2, True),
+    ],
+)
+def test_a_chain_ending_where_no_stack_ends_is_torn(
+    version: tuple[int, int], owner: int, torn: bool
+) -> None:
+    """A read racing the target can follow a chain to a frame no whole stack ends at (a
+    generator suspended meanwhile links to nothing): an error, not a shorter stack."""
+    mem, target = synthetic(version)
+    lay = target.layout
+    mem.put(F3 + lay.frame_back, "Q", 0)  # F3 is the outermost frame now
+    mem.put(F3 + lay.frame_owner, "B", owner)
+    if owner >= (lay.owner_skip_from or 256):
+        mem.put(F3 + lay.frame_code, "Q", NONE)
+    walker = StackWalker(target)
+    (stack,) = walker.walk()
+    if torn:
+        assert stack.error is not None and "torn chain" in stack.error
+        assert walker.errors == 1
+    else:
+        assert stack.error is None and len(stack.frames) in (2, 3)
 
 
 def test_unverified_gil_offsets_report_no_holder() -> None:

@@ -96,6 +96,9 @@ class Layout:
     frame_size: int  #: bytes from the frame's start that cover every field we read
     instr_kind: str
     owner_skip_from: int | None  #: owners >= this are shim frames, not Python calls
+    #: Owners a chain's outermost frame never has (3.11+): a chain ending at one was torn
+    #: by a read racing the target (a generator's frame, unlinked when it was suspended)
+    never_outermost: tuple[int, ...]
     code_tag_bits: int  #: low bits of f_executable used as tags (3.14 _PyStackRef)
 
     # Code objects
@@ -126,13 +129,18 @@ class Layout:
 
 #: Per-minor facts not in the generated table or _Py_DebugOffsets (from CPython headers).
 MINOR_CONSTANTS: dict[tuple[int, int], dict[str, Any]] = {
-    # 3.11: owners THREAD 0, GENERATOR 1, FRAME_OBJECT 2; no shim frames.
-    (3, 11): {},
-    # 3.12: FRAME_OWNED_BY_CSTACK = 3 marks the C-stack shim pushed at each eval entry.
-    (3, 12): {"owner_skip_from": 3},
+    # 3.11: owners THREAD 0, GENERATOR 1, FRAME_OBJECT 2; no shim frames. A running
+    # generator's frame links to its caller's, a suspended one's to nothing: a chain
+    # ending at a generator's frame met it suspended (only a generator resumed from C
+    # with no Python frame under it, the bottom of a thread, would end there rightly).
+    (3, 11): {"never_outermost": (1,)},
+    # 3.12: FRAME_OWNED_BY_CSTACK = 3 marks the C-stack shim pushed at each eval entry,
+    # the first one too: every whole chain ends at one.
+    (3, 12): {"owner_skip_from": 3, "never_outermost": (0, 1, 2)},
     # 3.13: same owner enum; holds_gil is bit 5 of the u32 tstate->_status bitfield.
     (3, 13): {
         "owner_skip_from": 3,
+        "never_outermost": (0, 1, 2),
         "holds_gil_bit": 5,
         "holds_gil_after_status": 0,
         "unicode_kind_shift": 2,
@@ -143,9 +151,11 @@ MINOR_CONSTANTS: dict[tuple[int, int], dict[str, Any]] = {
     },
     # 3.14: owners 3 (INTERPRETER) and 4 (CSTACK) are both non-Python; f_executable is a
     # _PyStackRef whose low bit is a tag (mask 3, forward-compatible with 3.15);
-    # `int holds_gil` follows the 4-byte _status word.
+    # `int holds_gil` follows the 4-byte _status word. A thread's chain ends at its base
+    # frame (INTERPRETER).
     (3, 14): {
         "owner_skip_from": 3,
+        "never_outermost": (0, 1, 2),
         "code_tag_bits": 3,
         "holds_gil_bit": None,
         "holds_gil_after_status": 4,
@@ -302,6 +312,7 @@ def layout_from_table(version: tuple[int, int]) -> Layout:
         frame_size=frame_size,
         instr_kind=_instr_kind(version),
         owner_skip_from=const.get("owner_skip_from"),
+        never_outermost=const.get("never_outermost", ()),
         code_tag_bits=const.get("code_tag_bits", 0),
         code_firstlineno=t["code_firstlineno"],
         code_filename=t["code_filename"],
@@ -396,6 +407,7 @@ def layout_from_debug_offsets(raw: bytes, source: str = "") -> Layout:
         frame_size=max(d["frame.instr_ptr"] + 8, d["frame.owner"] + 1),
         instr_kind=INSTR_POINTER,
         owner_skip_from=const.get("owner_skip_from"),
+        never_outermost=const.get("never_outermost", ()),
         code_tag_bits=const.get("code_tag_bits", 0),
         code_firstlineno=d["code.firstlineno"],
         code_filename=d["code.filename"],

@@ -64,8 +64,9 @@ MAX_REGION = 8 << 20
 #: is still inside the speculative read.
 REGION_SLACK = 2048
 #: Frames outside the data stack (shims on the C stack, generators) remembered per thread
-#: and prefetched next time.
-MAX_OUTSIDE = 16
+#: and prefetched next time: read in the same system call as the thread state, a chain of
+#: generators (a `yield from` pipeline) is far less often torn than read frame by frame.
+MAX_OUTSIDE = 64
 #: Frame objects closer than this are read as one range (bytes are cheaper than iovecs).
 MERGE_GAP = 1536
 #: Older data-stack chunks loaded per thread and walk (a corrupt list could be cyclic).
@@ -299,6 +300,7 @@ class StackWalker:
         self._tag_mask = ~lay.code_tag_bits
         self._tag_bits = lay.code_tag_bits
         self._skip_owner = lay.owner_skip_from if lay.owner_skip_from is not None else 256
+        self._never_outermost = frozenset(lay.never_outermost)
         self._adaptive = lay.code_adaptive or 0
         self._cframe_off = lay.cframe_current_frame
         self._frame_objects = lay.frame_objects
@@ -978,6 +980,9 @@ class StackWalker:
             append((code, off))
         else:
             truncated = addr != 0
+        if error is None and not truncated and not spliced and not tail_used and paddrs:
+            if owner in self._never_outermost:  # the last frame the loop unpacked
+                error = "torn chain: it ends at a frame no thread's stack ends at"
         if spliced:
             self.spliced += 1
             rem = old.rev_rem[spliced - 1]  # type: ignore[union-attr]

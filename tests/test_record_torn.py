@@ -1,0 +1,49 @@
+"""Torn reads in non-blocking mode: what a read racing the target makes of its stack
+must be dropped as a sampling error, never recorded as a stack the program did not have.
+
+A generator's frame links to its caller's only while it runs. A non-blocking walk of a
+`yield from` chain that reads some generators after they were suspended follows a chain
+that ends at a generator's frame: before 3.11+ checked chains' ends, 40-51% of the
+samples of tests/targets/gen_chain.py were such stacks, rooted at a generator instead of
+<module>. 3.8-3.10 (frame objects) do not check yet.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from pythons import Interpreter, recordable
+
+from flamekit.trace import load
+
+TARGET = Path(__file__).resolve().parent / "targets" / "gen_chain.py"
+GENERATORS = {"chain_level", "leaf"}
+
+
+@pytest.mark.parametrize("interp", [i for i in recordable() if i.version >= (3, 11)], ids=str)
+def test_nonblocking_never_records_a_chain_torn_at_a_suspended_generator(
+    interp: Interpreter,
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "torn.fkt"
+        r = subprocess.run(
+            [sys.executable, "-m", "flamekit", "record", "-q", "--nonblocking", "-r", "1000",
+             "-o", str(out), "--", interp.path, str(TARGET), "2"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        trace = load(out)
+    names = {ref: code.name for ref, code in trace.codes.items()}
+    outermost: dict[str, int] = {}
+    for sid in trace.columns.stack:
+        frames = trace.stacks.get(sid, ())  # 0: no Python frames
+        if frames:
+            name = names[frames[-1][0]]
+            outermost[name] = outermost.get(name, 0) + 1
+    assert outermost.get("<module>", 0) > 300, outermost  # the recording worked
+    torn = {n: c for n, c in outermost.items() if n in GENERATORS}
+    assert not torn, f"stacks rooted at a generator: {torn} of {sum(outermost.values())}"
