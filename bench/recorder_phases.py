@@ -23,6 +23,11 @@ Usage::
     python bench/recorder_phases.py --nonblocking --python 3.8 --seconds 3
     python bench/recorder_phases.py --floor
     python bench/recorder_phases.py --floor --rate 100
+    python bench/recorder_phases.py --deep 3000 --python 3.12   # deep stacks: a walk's CPU
+
+``--deep N`` measures the walk alone on the target N frames deep: 100 walks back to back,
+each with the target paused (so every walk reads a consistent stack), CPU a walk with the
+pause, and how many thread walks reused the part of the stack in older data-stack chunks.
 """
 
 from __future__ import annotations
@@ -200,6 +205,30 @@ def compiled_floor(
         return run(True), run(False)
 
 
+def deep(python: str, depth: int, walks: int = 100) -> None:
+    proc = start_target(python, depth)
+    try:
+        target = sampler.attach(proc.pid)
+        w = walker.StackWalker(target)
+        with pause.Pauser(proc.pid) as p:
+            t0 = time.thread_time_ns()
+            for _ in range(walks):
+                p.pause()
+                try:
+                    stacks = w.walk()
+                finally:
+                    p.resume()
+            cpu = (time.thread_time_ns() - t0) / walks / 1e3
+    finally:
+        proc.kill()
+        proc.wait()
+    frames = max(len(s.frames) for s in stacks)
+    print(
+        f"{depth} deep ({frames} frames), {walks} paused walks: {cpu:.0f} us a walk with "
+        f"its pause; older chunks reused in {w.tail_hits} thread walks"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--python", default="3.12", help="target interpreter (pyenv version)")
@@ -208,9 +237,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--nonblocking", action="store_true")
     ap.add_argument("--bare", action="store_true", help="no per-step accounting")
     ap.add_argument("--floor", action="store_true", help="the floor, not the recorder")
+    ap.add_argument("--deep", type=int, metavar="N", help="walks alone, N frames deep")
     args = ap.parse_args(argv)
     python = bench.pyenv_python(args.python)
-    if args.floor:
+    if args.deep:
+        deep(python, args.deep)
+    elif args.floor:
         floor(python, args.rate)
     else:
         phases(python, args.seconds, args.rate, args.nonblocking, args.bare)

@@ -9,6 +9,7 @@ harness logic still run, and the py-spy rows are simply absent.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -210,8 +211,8 @@ def test_longrun_smoke(tmp_path: Path) -> None:
 
 def test_recorder_phases_smoke() -> None:
     """bench/recorder_phases.py (the per-step CPU of a tick quoted in docs/benchmarks.md)
-    runs a real recording with every step charged, and its floor loops run, the compiled
-    one too (this image has cc)."""
+    runs a real recording with every step charged, its floor loops run, the compiled one
+    too (this image has cc), and its deep-stack walks reuse the older chunks."""
     script = str(ROOT / "bench" / "recorder_phases.py")
     r = subprocess.run(
         [sys.executable, script, "--seconds", "1", "--nonblocking"],
@@ -227,3 +228,9 @@ def test_recorder_phases_smoke() -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("500 Hz loop") and r.stdout.count(" us") == 7, r.stdout
     assert r.stdout.count("compiled:") == 2, r.stdout
+    r = subprocess.run([sys.executable, script, "--deep", "600"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.match(r"600 deep \((\d+) frames\), 100 paused walks: \d+ us", r.stdout), r.stdout
+    # the target is 3.12 (3.11+ keep frames in data-stack chunks): the older ones reused
+    assert int(re.search(r"reused in (\d+) thread walks", r.stdout).group(1)) > 50
