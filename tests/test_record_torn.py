@@ -3,9 +3,10 @@ must be dropped as a sampling error, never recorded as a stack the program did n
 
 A generator's frame links to its caller's only while it runs. A non-blocking walk of a
 `yield from` chain that reads some generators after they were suspended follows a chain
-that ends at a generator's frame: before 3.11+ checked chains' ends, 40-51% of the
+that ends at a generator's frame: before the walker checked chains' ends, 73-76% of the
 samples of tests/targets/gen_chain.py were such stacks, rooted at a generator instead of
-<module>. 3.8-3.10 (frame objects) do not check yet.
+<module> (3.11+: the owner of the outermost frame; 3.8-3.10: whether it runs, which a
+read can still race: see the test).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ TARGET = Path(__file__).resolve().parent / "targets" / "gen_chain.py"
 GENERATORS = {"chain_level", "leaf"}
 
 
-@pytest.mark.parametrize("interp", [i for i in recordable() if i.version >= (3, 11)], ids=str)
+@pytest.mark.parametrize("interp", recordable(), ids=str)
 def test_nonblocking_never_records_a_chain_torn_at_a_suspended_generator(
     interp: Interpreter,
 ) -> None:
@@ -46,4 +47,10 @@ def test_nonblocking_never_records_a_chain_torn_at_a_suspended_generator(
             outermost[name] = outermost.get(name, 0) + 1
     assert outermost.get("<module>", 0) > 300, outermost  # the recording worked
     torn = {n: c for n, c in outermost.items() if n in GENERATORS}
-    assert not torn, f"stacks rooted at a generator: {torn} of {sum(outermost.values())}"
+    if interp.version >= (3, 11):
+        assert not torn, f"stacks rooted at a generator: {torn} of {sum(outermost.values())}"
+    else:
+        # A frame object's link and its "running" byte are read in one copy, which the
+        # target can race too: a generator resumed mid-copy reads as running, unlinked.
+        # Measured 0-7 in ~2,000 samples (0.4% at most; 73-76% before the check).
+        assert sum(torn.values()) <= 0.01 * sum(outermost.values()), torn

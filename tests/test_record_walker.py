@@ -877,6 +877,34 @@ def test_a_chain_ending_where_no_stack_ends_is_torn(
         assert stack.error is None and len(stack.frames) in (2, 3)
 
 
+@pytest.mark.parametrize(
+    "version, running, torn",
+    [
+        ((3, 8), 1, False),  # f_executing
+        ((3, 8), 0, True),  # a suspended generator's frame
+        ((3, 9), 0, True),
+        ((3, 10), 0, False),  # f_state FRAME_EXECUTING
+        ((3, 10), -1, True),  # FRAME_SUSPENDED
+    ],
+)
+def test_a_frame_object_chain_ending_at_a_frame_not_running_is_torn(
+    version: tuple[int, int], running: int, torn: bool
+) -> None:
+    """<= 3.10: the outermost frame of a whole chain runs; one that does not is a
+    generator suspended meanwhile (its f_back cleared), met by a racing read."""
+    mem, target = synthetic(version)
+    lay = target.layout
+    for frame in (F1, F2):
+        mem.put(frame + lay.frame_running, "b", lay.frame_running_value)
+    mem.put(F3 + lay.frame_running, "b", running)
+    walker = StackWalker(target)
+    (stack,) = walker.walk()
+    if torn:
+        assert stack.error is not None and "torn chain" in stack.error
+    else:
+        assert stack.error is None and len(stack.frames) == 3
+
+
 def test_unverified_gil_offsets_report_no_holder() -> None:
     """3.7.0-3.7.3 moved the GIL words: such builds walk normally, with no GIL holder."""
     assert layout_for_release((3, 7, 2)).gil_mode == GIL_UNKNOWN

@@ -113,6 +113,7 @@ int main(void)
 #elif PY_VERSION_HEX < 0x030D0000
     OFF("tstate_cframe", PyThreadState, cframe);
     OFF("cframe_current_frame", _PyCFrame, current_frame);
+    OFF("cframe_previous", _PyCFrame, previous);
 #else
     OFF("tstate_current_frame", PyThreadState, current_frame);
 #endif
@@ -134,6 +135,11 @@ int main(void)
     OFF("frame_back", PyFrameObject, f_back);
     OFF("frame_code", PyFrameObject, f_code);
     OFF("frame_instr", PyFrameObject, f_lasti);
+#  if PY_VERSION_HEX >= 0x030A0000
+    OFF("frame_running", PyFrameObject, f_state);
+#  elif PY_VERSION_HEX >= 0x03000000
+    OFF("frame_running", PyFrameObject, f_executing);
+#  endif
 #else
     OFF("frame_back", _PyInterpreterFrame, previous);
 #  if PY_VERSION_HEX < 0x030D0000

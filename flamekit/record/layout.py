@@ -80,6 +80,7 @@ class Layout:
     tstate_native_thread_id: int | None
     tstate_frame: int  #: frame pointer; for 3.11/3.12 the _PyCFrame pointer instead
     cframe_current_frame: int | None  #: set when tstate_frame points at a _PyCFrame
+    cframe_previous: int | None  #: the caller's _PyCFrame, in a _PyCFrame (3.11/3.12)
     tstate_datastack_chunk: int | None
     tstate_datastack_top: int | None
     chunk_previous: int | None
@@ -93,6 +94,10 @@ class Layout:
     frame_code: int
     frame_instr: int
     frame_owner: int | None
+    #: <= 3.10: offset of the byte saying a frame object runs (f_executing; 3.10 f_state),
+    #: and its value then: a chain's outermost frame that does not run was read torn
+    frame_running: int | None
+    frame_running_value: int | None
     frame_size: int  #: bytes from the frame's start that cover every field we read
     instr_kind: str
     owner_skip_from: int | None  #: owners >= this are shim frames, not Python calls
@@ -129,6 +134,13 @@ class Layout:
 
 #: Per-minor facts not in the generated table or _Py_DebugOffsets (from CPython headers).
 MINOR_CONSTANTS: dict[tuple[int, int], dict[str, Any]] = {
+    # <= 3.9: f_executing is 1 while a frame runs (or waits for its callee); a suspended
+    # generator's frame has 0 and no f_back. 3.10: f_state is FRAME_EXECUTING = 0 then.
+    (3, 6): {"frame_running_value": 1},
+    (3, 7): {"frame_running_value": 1},
+    (3, 8): {"frame_running_value": 1},
+    (3, 9): {"frame_running_value": 1},
+    (3, 10): {"frame_running_value": 0},
     # 3.11: owners THREAD 0, GENERATOR 1, FRAME_OBJECT 2; no shim frames. A running
     # generator's frame links to its caller's, a suspended one's to nothing: a chain
     # ending at a generator's frame met it suspended (only a generator resumed from C
@@ -298,6 +310,7 @@ def layout_from_table(version: tuple[int, int]) -> Layout:
         tstate_native_thread_id=g("tstate_native_thread_id"),
         tstate_frame=t["tstate_cframe"] if cframe else g("tstate_frame", g("tstate_current_frame")),
         cframe_current_frame=g("cframe_current_frame") if cframe else None,
+        cframe_previous=g("cframe_previous") if cframe else None,
         tstate_datastack_chunk=g("tstate_datastack_chunk"),
         tstate_datastack_top=g("tstate_datastack_top"),
         chunk_previous=g("chunk_previous"),
@@ -309,6 +322,8 @@ def layout_from_table(version: tuple[int, int]) -> Layout:
         frame_code=t["frame_code"],
         frame_instr=t["frame_instr"],
         frame_owner=g("frame_owner"),
+        frame_running=g("frame_running") if old_frames else None,
+        frame_running_value=const.get("frame_running_value"),
         frame_size=frame_size,
         instr_kind=_instr_kind(version),
         owner_skip_from=const.get("owner_skip_from"),
@@ -393,6 +408,7 @@ def layout_from_debug_offsets(raw: bytes, source: str = "") -> Layout:
         tstate_native_thread_id=d["tstate.native_thread_id"],
         tstate_frame=d["tstate.current_frame"],
         cframe_current_frame=None,
+        cframe_previous=None,
         tstate_datastack_chunk=d["tstate.datastack_chunk"],
         tstate_datastack_top=d["tstate.datastack_chunk"] + const["datastack_top_after_chunk"],
         chunk_previous=chunk_previous,
@@ -404,6 +420,8 @@ def layout_from_debug_offsets(raw: bytes, source: str = "") -> Layout:
         frame_code=d["frame.executable"],
         frame_instr=d["frame.instr_ptr"],
         frame_owner=d["frame.owner"],
+        frame_running=None,
+        frame_running_value=None,
         frame_size=max(d["frame.instr_ptr"] + 8, d["frame.owner"] + 1),
         instr_kind=INSTR_POINTER,
         owner_skip_from=const.get("owner_skip_from"),

@@ -286,6 +286,8 @@ class StackWalker:
         if lay.frame_objects:
             fields = [(lay.ob_type, "Q"), (lay.frame_back, "Q"), (lay.frame_code, "Q")]
             fields.append((lay.frame_instr, "i"))
+            if lay.frame_running is not None:
+                fields.append((lay.frame_running, "b"))
             self._fstart = lay.ob_type
         else:
             assert lay.frame_owner is not None
@@ -295,6 +297,9 @@ class StackWalker:
         self._frame_struct, fidx = _struct_at(fields, self._fstart)
         self._fidx = fidx
         self._fidx_identity = fidx == [0, 1, 2, 3]
+        #: <= 3.10: where the unpacked frame holds its "running" byte, and its value then
+        self._running_at = fidx[4] if len(fidx) > 4 else -1
+        self._running_value = lay.frame_running_value
         self._flen = self._frame_struct.size
         self._lasti_scale = 2 if lay.instr_kind == LASTI_UNITS else 1
         self._tag_mask = ~lay.code_tag_bits
@@ -1255,6 +1260,7 @@ class StackWalker:
                 except ReadError:
                     error = f"cannot read frame at {addr:#x}"
                     break
+            raw_t = t
             if not identity:
                 t = (t[fidx[0]], t[fidx[1]], t[fidx[2]], t[fidx[3]])
             ob_type, back, code, lasti = t
@@ -1269,6 +1275,11 @@ class StackWalker:
             addr = back
         else:
             truncated = addr != 0
+        if error is None and not truncated and frames and self._running_at >= 0:
+            # The outermost frame of a whole chain runs (or waits for its callee); one
+            # that does not is a suspended generator's, met by a read racing the target.
+            if raw_t[self._running_at] != self._running_value:
+                error = "torn chain: it ends at a frame that is not running"
         if self._chains.get(tstate) != chain:
             self._chains[tstate] = chain
             self._ranges = None
