@@ -169,7 +169,7 @@ class Recorder:
     def _open_readers(self, target: PythonTarget) -> None:
         old = getattr(self, "codes", None)  # after an exec: code refs must stay unique
         self.target = target
-        self.walker = StackWalker(target)
+        self.walker = StackWalker(target, consistent=self.options.pausing)
         self.code_reader = CodeReader(target)
         self.codes = CodeRefs(
             self.code_reader, self._write_code, old.next_ref if old is not None else 1

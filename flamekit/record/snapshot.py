@@ -46,7 +46,7 @@ def snapshot(target: PythonTarget, pausing: bool = True) -> list[DumpThread]:
         if pauser is not None:
             pauser.pause()
         try:
-            stacks = StackWalker(target).walk()
+            stacks = StackWalker(target, consistent=pauser is not None).walk()
             reader = CodeReader(target)
             codes = {}
             for st in stacks:

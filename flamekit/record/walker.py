@@ -222,8 +222,13 @@ class _Chain:
 class StackWalker:
     """Walks all threads of one target. Keeps per-thread caches between walks."""
 
-    def __init__(self, target: PythonTarget, *, max_depth: int = MAX_DEPTH) -> None:
+    def __init__(
+        self, target: PythonTarget, *, max_depth: int = MAX_DEPTH, consistent: bool = False
+    ) -> None:
+        """``consistent``: every walk reads a stopped target (pausing mode), so a chain
+        that fails was not torn by a racing read (see _caller_chain)."""
         self.target = target
+        self.consistent = consistent
         self.memory = target.memory
         self.max_depth = max_depth
         lay = target.layout
@@ -308,6 +313,8 @@ class StackWalker:
         self._never_outermost = frozenset(lay.never_outermost)
         self._adaptive = lay.code_adaptive or 0
         self._cframe_off = lay.cframe_current_frame
+        self._cframe_prev = lay.cframe_previous
+        self.entries = 0  #: walks that found their thread entering the eval loop (3.11/3.12)
         self._frame_objects = lay.frame_objects
 
         # Caches between walks.
@@ -789,9 +796,51 @@ class StackWalker:
                 out.append(((), False, error))
                 continue
             result, outside = self._walk_iframes(t, frame, chunk, buf, rpos, size, data, known)
+            failed = result[2] is not None and (self.consistent or not result[0])
+            if failed and cframe and self._cframe_prev:
+                again = self._caller_chain(t, cframe, chunk, buf, rpos, size, data, known)
+                if again is not None:
+                    result, outside = again
+                    self.entries += 1
             out.append(result)
             self._remember(t, cframe, chunk, buf, rpos, size, outside)
         return out
+
+    def _caller_chain(
+        self,
+        t: int,
+        cframe: int,
+        chunk: int,
+        buf: bytes,
+        rpos: int,
+        size: int,
+        kbuf: bytes,
+        known: dict[int, int],
+    ) -> tuple[WalkResult, list[int]] | None:
+        """The stack of a thread caught entering the eval loop (3.11/3.12): the caller's,
+        as its _PyCFrame names it.
+
+        Each entry points the thread state at a new _PyCFrame on the C stack a few
+        instructions before it stores the frame to run in it (3.11: and links that frame
+        to the caller's): what is read meanwhile is whatever those slots held, often an
+        older frame at the same place (paused walks of tests/targets/c_callbacks.py
+        failed 1-2% of the time). The new cframe's link to the caller's is set first,
+        and the caller's chain is whole: the stack minus the frame not yet started.
+        Used when the walk failed on a stopped target, where nothing else makes a chain
+        fail, or before its first frame on a running one (later failures there are
+        most often torn reads: the caller's chain would drop their innermost frames).
+        """
+        try:
+            prev = self._read_ptr(cframe + self._cframe_prev)  # type: ignore[operator]
+            if _bad(prev):
+                return None
+            frame = self._read_ptr(prev + self._cframe_off)  # type: ignore[operator]
+        except ReadError:
+            return None
+        if frame and _bad(frame):
+            return None
+        again = self._walk_iframes(t, frame, chunk, buf, rpos, size, kbuf, known)
+        return again if again[0][2] is None else None
 
     def _remember(
         self, t: int, cframe: int, chunk: int, buf: bytes, rpos: int, size: int, outside: list
