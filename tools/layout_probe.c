@@ -108,6 +108,9 @@ int main(void)
     OFF("tstate_next", PyThreadState, next);
     OFF("tstate_interp", PyThreadState, interp);
     OFF("tstate_thread_id", PyThreadState, thread_id);
+#if PY_VERSION_HEX >= 0x03070000
+    OFF("tstate_unique_id", PyThreadState, id);
+#endif
 #if PY_VERSION_HEX < 0x030B0000
     OFF("tstate_frame", PyThreadState, frame);
 #elif PY_VERSION_HEX < 0x030D0000

@@ -78,6 +78,9 @@ class Layout:
     tstate_interp: int
     tstate_thread_id: int
     tstate_native_thread_id: int | None
+    #: <= 3.10 (3.7+): PyThreadState.id, unique per thread state made: a new thread can
+    #: get a dead one's tstate address and pthread_t both
+    tstate_unique_id: int | None
     tstate_frame: int  #: frame pointer; for 3.11/3.12 the _PyCFrame pointer instead
     cframe_current_frame: int | None  #: set when tstate_frame points at a _PyCFrame
     cframe_previous: int | None  #: the caller's _PyCFrame, in a _PyCFrame (3.11/3.12)
@@ -308,6 +311,7 @@ def layout_from_table(version: tuple[int, int]) -> Layout:
         tstate_interp=t["tstate_interp"],
         tstate_thread_id=t["tstate_thread_id"],
         tstate_native_thread_id=g("tstate_native_thread_id"),
+        tstate_unique_id=g("tstate_unique_id") if old_frames else None,
         tstate_frame=t["tstate_cframe"] if cframe else g("tstate_frame", g("tstate_current_frame")),
         cframe_current_frame=g("cframe_current_frame") if cframe else None,
         cframe_previous=g("cframe_previous") if cframe else None,
@@ -406,6 +410,7 @@ def layout_from_debug_offsets(raw: bytes, source: str = "") -> Layout:
         tstate_interp=d["tstate.interp"],
         tstate_thread_id=d["tstate.thread_id"],
         tstate_native_thread_id=d["tstate.native_thread_id"],
+        tstate_unique_id=None,
         tstate_frame=d["tstate.current_frame"],
         cframe_current_frame=None,
         cframe_previous=None,

@@ -257,11 +257,12 @@ class StackWalker:
             (lay.tstate_datastack_chunk if lay.tstate_datastack_chunk is not None else -1, "Q"),
             (lay.tstate_datastack_top if lay.tstate_datastack_top is not None else -1, "Q"),
             (lay.holds_gil_offset if lay.holds_gil_offset is not None else -1, "I"),
+            (lay.tstate_unique_id if lay.tstate_unique_id is not None else -1, "Q"),
         ]
         present = [(o, c) for o, c in tfields if o >= 0]
         self._tstate_struct, idx = _struct_at(present, 0)
         self._tstate_len = max(o + struct.calcsize("<" + c) for o, c in present)
-        # For each of the 7 logical fields, its index in the unpacked tuple or -1.
+        # For each of the 8 logical fields, its index in the unpacked tuple or -1.
         self._tidx: list[int] = []
         j = 0
         for o, _ in tfields:
@@ -331,7 +332,7 @@ class StackWalker:
         #: frames, how many positions, the addresses of those in the chunks, and the
         #: (address, bytes) of those outside them
         self._tails: dict[int, tuple] = {}
-        self._legacy_tids: dict[tuple[int, int], int | None] = {}
+        self._legacy_tids: dict[tuple[int, int, int], int | None] = {}
         #: What _read_fast asks the kernel for, while the thread list and every thread's
         #: prefetch spec stay the same: (ranges, gil ranges, slots, offsets, control
         #: spans); None: build.
@@ -697,6 +698,7 @@ class StackWalker:
                     v[ti[4]] if ti[4] >= 0 else 0,  # datastack chunk
                     v[ti[5]] if ti[5] >= 0 else 0,  # datastack top
                     holds,
+                    v[ti[7]] if ti[7] >= 0 else 0,  # <= 3.10: the tstate's unique id
                 )
             )
         if self._frame_objects:
@@ -1339,12 +1341,15 @@ class StackWalker:
 
         ``thread_id`` is the pthread_t, a pointer to glibc's struct pthread, whose
         ``tid`` field sits at PTHREAD_TID_OFFSET. Each answer is checked against
-        /proc/PID/task once and cached for the life of the thread.
+        /proc/PID/task once and cached for the life of the thread state: keyed by its
+        unique id too, since glibc reuses a dead thread's struct pthread (the same
+        pthread_t) and malloc often its thread state's address for the next thread
+        (keyed by those two alone, 26 of 40 short threads took a dead one's tid).
         """
         out: list[int | None] = []
         cache = self._legacy_tids
         for p in parsed:
-            key = (p[1], p[2])
+            key = (p[1], p[2], p[8])
             if key not in cache:
                 tid = None
                 if not _bad(p[2]):
@@ -1357,7 +1362,7 @@ class StackWalker:
                 cache[key] = tid
             out.append(cache[key])
         if len(cache) > 4 * len(parsed) + 64:
-            live = {(p[1], p[2]) for p in parsed}
+            live = {(p[1], p[2], p[8]) for p in parsed}
             for k in [k for k in cache if k not in live]:
                 del cache[k]
         return out
