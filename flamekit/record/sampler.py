@@ -44,6 +44,10 @@ EXEC_WAIT_S = 1.0
 _code, _offset = itemgetter(0), itemgetter(1)  # of a walker frame
 #: Most stacks remembered with their ids (Recorder._memo); emptied when full.
 MEMO_STACKS = 4096
+#: First retry of a thread name not found, doubling to 2 s: a thread runs briefly before
+#: threading lists it, and a short one may be gone at a later first retry (at 50 ms, 4 of
+#: 40 threads of 50 ms stayed unnamed).
+NAME_RETRY_S = 0.005
 
 #: Waits this long or longer are followed by a Ctrl-C / SIGTERM check (shorter ones by the
 #: check every tick makes anyway).
@@ -157,7 +161,7 @@ class Recorder:
         #: thread ref -> (native tid, python thread id, first seen ns since origin)
         self.thread_meta: dict[int, tuple[int | None, int, int]] = {}
         self._next_name_try = 0
-        self._name_backoff = 0.05
+        self._name_backoff = NAME_RETRY_S
         self.errors = 0
         self.ticks = 0
         self._exec_deadline: float | None = None  # set while following an exec
@@ -391,6 +395,7 @@ class Recorder:
         gil_only = self.options.gil_only
         pausing = self.options.pausing
         new = False
+        live: set[int] = set()  # the thread refs sampled this tick
         for st, code_refs in zip(stacks, refs):
             if code_refs is None:
                 self.errors += 1
@@ -406,6 +411,7 @@ class Recorder:
             if ref is None:
                 ref = self._new_thread(key, st, t_ns)
                 new = True
+            live.add(ref)
             if type(code_refs) is int:
                 sid = code_refs
             else:
@@ -425,7 +431,7 @@ class Recorder:
             idle = (not state) if state is not None else self._looks_idle(st)
             w.sample(t_ns, ref, sid, gil=st.holds_gil, idle=idle)
         if new or self.unnamed:
-            self._name_threads(t_ns, force=new)
+            self._name_threads(t_ns, force=new, live=live)
 
     @staticmethod
     def _not_started(st: ThreadStack, stacks: list[ThreadStack]) -> bool:
@@ -461,12 +467,21 @@ class Recorder:
         self.unnamed.add(ref)
         return ref
 
-    def _name_threads(self, t_ns: int, force: bool) -> None:
+    def _name_threads(self, t_ns: int, force: bool, live: set[int]) -> None:
         """Look up names of threads not yet named: at once for new threads, then with
-        back-off (a name can be set after the thread started), never on every sample."""
+        back-off (a name can be set after the thread started), never on every sample.
+
+        Only threads sampled this tick are looked up: names are found by ident, and a
+        thread that ended may have left its ident to a new one (glibc reuses a dead
+        thread's pthread_t at once). A thread that ran before the threading module
+        listed it, and ended before the next try, was named after its successor (1-4
+        of 40 short threads started in waves): it now stays unnamed."""
         if not force and t_ns < self._next_name_try:
             return
-        ids = {self.thread_meta[r][1]: r for r in self.unnamed}
+        unnamed = self.unnamed
+        if len(unnamed) > 4 * len(live) + 256:
+            unnamed.intersection_update(live)  # threads that ended unnamed
+        ids = {self.thread_meta[r][1]: r for r in live if r in unnamed}
         found = self.names.lookup(list(ids))
         for tid, name in found.items():
             ref = ids.get(tid)
@@ -475,7 +490,7 @@ class Recorder:
             native, py_id, first = self.thread_meta[ref]
             self.writer.write(R.Thread(ref, self.pid, native, py_id, name, first))
             self.unnamed.discard(ref)
-        self._name_backoff = 0.05 if force else min(self._name_backoff * 2, 2.0)
+        self._name_backoff = NAME_RETRY_S if force else min(self._name_backoff * 2, 2.0)
         self._next_name_try = t_ns + int(self._name_backoff * 1e9)
 
     def _looks_idle(self, st: ThreadStack) -> bool:
