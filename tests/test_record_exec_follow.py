@@ -49,7 +49,9 @@ def test_a_stop_while_following_an_exec_is_serviced(monkeypatch: pytest.MonkeyPa
                 assert rec._tick(pauser) is None  # still waiting for the new program
                 time.sleep(0.001)
             ran = cpu_s(proc.pid) - before
-        assert ran > 0.5, f"the target ran {ran:.2f} s of 1 s: left stopped by the recorder"
+        # Left stopped, it runs ~0 s; a loaded 2-core machine gave it 0.42 s once (a CI-like
+        # run with two more spinners beside it), so the bound is well under that.
+        assert ran > 0.2, f"the target ran {ran:.2f} s of 1 s: left stopped by the recorder"
     finally:
         proc.kill()
         proc.wait()

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 from pythons import Interpreter, recordable
+from recording import record_launched
 
 from flamekit.trace import load
 
 TARGET = Path(__file__).resolve().parent / "targets" / "thread_waves.py"
+SUBINTERP = TARGET.parent / "subinterp.py"
 
 
 @pytest.mark.parametrize("interp", recordable(), ids=str)
@@ -38,7 +40,8 @@ def test_threads_reusing_a_dead_ones_ident_are_recorded_as_themselves(
     workers = [tid for tid in tids if tid in truth]
     # every sampled thread is a real one, once: none under a dead thread's tid...
     assert len(set(tids)) == len(tids), tids
-    assert all(tid in truth or tid == trace.header.pid for tid in tids), tids
+    strangers = [t for t in tids if t not in truth and t != trace.header.pid]
+    assert not strangers, (strangers, tids)
     # ...and the 50 ms threads were nearly all caught (a loaded machine may miss some;
     # keyed without the thread state's unique id, 3.8-3.10 found 12-16 of 40)
     assert len(workers) >= 30, f"{len(workers)} of 40 threads recorded"
@@ -50,3 +53,25 @@ def test_threads_reusing_a_dead_ones_ident_are_recorded_as_themselves(
         if t.native_tid in truth and t.name is not None and t.name != truth[t.native_tid]
     }
     assert not wrong, wrong
+
+
+@pytest.mark.parametrize("interp", [i for i in recordable() if i.version >= (3, 12)], ids=str)
+def test_a_thread_running_a_sub_interpreter_is_counted_once(interp: Interpreter) -> None:
+    """While a sub-interpreter runs on the main thread, the main interpreter's thread
+    state waits in the call, under the same tid: it is idle, not a second running
+    thread (sampled as running, its `<module>` took 42% of the samples and the thread's
+    CPU counted twice). 3.12+: before, nothing in the target's memory tells the two
+    thread states apart (see layout.GIL_PER_INTERPRETER), and 3.8-3.11 still count
+    such a thread twice."""
+    trace = record_launched([interp.path, str(SUBINTERP)])
+    names = {ref: code.name for ref, code in trace.codes.items()}
+    innermost: dict[str, int] = {}
+    for i in range(len(trace)):
+        frames = trace.stacks.get(trace.columns.stack[i], ())
+        if frames and not trace.is_idle(i):
+            name = names[frames[0][0]]
+            innermost[name] = innermost.get(name, 0) + 1
+    sub, main = innermost.get("sub_spin", 0), innermost.get("main_spin", 0)
+    assert sub + main > 500, innermost
+    assert 0.55 <= sub / (sub + main) <= 0.78, innermost  # 2/3 by construction
+    assert innermost.get("<module>", 0) < 0.05 * (sub + main), innermost

@@ -36,6 +36,11 @@ GIL_INTERP = "interp"  #: *interp->ceval.gil -> {locked,last_holder} (3.12)
 GIL_STATUS_BIT = "status-bit"  #: tstate->_status.holds_gil (3.13)
 GIL_TSTATE_INT = "tstate-int"  #: tstate->holds_gil (3.14)
 GIL_UNKNOWN = "unknown"  #: no trustworthy source for this build: nobody is reported
+#: Modes that say, per interpreter, which of its thread states holds its GIL right now
+#: (3.12+). Before, the one GIL's last holder is not moved by a thread state swap (a
+#: sub-interpreter run on the calling thread), so it cannot tell two states of one
+#: thread apart.
+GIL_PER_INTERPRETER = frozenset({GIL_INTERP, GIL_STATUS_BIT, GIL_TSTATE_INT})
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from flamekit.record.code import CodeInfo, CodeReader
 from flamekit.record.codes import CodeRefs
 from flamekit.record.idle import ThreadStates, idle_by_frame
 from flamekit.record.interpreter import PythonTarget, open_target
+from flamekit.record.layout import GIL_PER_INTERPRETER
 from flamekit.record.memory import ProcessGoneError, ReadError
 from flamekit.record.pause import Events, Pauser
 from flamekit.record.progress import Progress
@@ -174,6 +175,7 @@ class Recorder:
         old = getattr(self, "codes", None)  # after an exec: code refs must stay unique
         self.target = target
         self.walker = StackWalker(target, consistent=self.options.pausing)
+        self._gil_per_interpreter = target.layout.gil_mode in GIL_PER_INTERPRETER
         self.code_reader = CodeReader(target)
         self.codes = CodeRefs(
             self.code_reader, self._write_code, old.next_ref if old is not None else 1
@@ -396,6 +398,7 @@ class Recorder:
         pausing = self.options.pausing
         new = False
         live: set[int] = set()  # the thread refs sampled this tick
+        elsewhere = self._running_elsewhere(stacks) if self._gil_per_interpreter else None
         for st, code_refs in zip(stacks, refs):
             if code_refs is None:
                 self.errors += 1
@@ -429,9 +432,29 @@ class Recorder:
                     else (None if pausing else self.states.running(st.native_tid))
                 )
             idle = (not state) if state is not None else self._looks_idle(st)
+            if elsewhere and st.native_tid in elsewhere and not st.holds_gil:
+                idle = True
             w.sample(t_ns, ref, sid, gil=st.holds_gil, idle=idle)
         if new or self.unnamed:
             self._name_threads(t_ns, force=new, live=live)
+
+    @staticmethod
+    def _running_elsewhere(stacks: list[ThreadStack]) -> set[int] | None:
+        """Kernel tids whose OS thread runs one of several thread states, the one holding
+        its interpreter's GIL (sub-interpreters run on the calling thread: its own
+        interpreter's thread state waits inside the call, e.g. _interpreters.exec).
+        3.12+ only (layout.GIL_PER_INTERPRETER): before, nothing in memory says which.
+
+        The others share its tid, so /proc says they run too: sampled as running, the
+        waiting caller took as much CPU as the sub-interpreter's code (42% self time for
+        a `<module>` that only waited, the thread's CPU counted twice). They are idle."""
+        if len(stacks) < 2:
+            return None
+        tids = [s.native_tid for s in stacks if s.native_tid]
+        if len(set(tids)) == len(tids):
+            return None
+        shared = {t for t in tids if tids.count(t) > 1}
+        return {s.native_tid for s in stacks if s.holds_gil and s.native_tid in shared}
 
     @staticmethod
     def _not_started(st: ThreadStack, stacks: list[ThreadStack]) -> bool:
@@ -440,12 +463,15 @@ class Recorder:
         Until the new thread binds it, the state carries no ident (3.12+) or its
         creator's ident and tid (3.11 and older). Sampled, it looked like an extra,
         empty main thread: a third of all samples of a target churning threads. The new
-        thread sets its ident, then its tid: caught between the two (3.11 and older),
-        the state has an ident of its own but still its creator's tid.
+        thread sets its ident, then its tid: caught between the two, the state has an
+        ident of its own but still its creator's tid (3.11 and older) or tid 0 (3.12+,
+        recorded as a thread of tid 0).
         """
         if st.thread_id == 0 or sum(s.thread_id == st.thread_id for s in stacks) > 1:
             return True
         tid = st.native_tid
+        if tid == 0:  # 3.12+: caught binding (a thread of tid 0 in half the wave runs)
+            return True
         return tid is not None and sum(s.native_tid == tid for s in stacks) > 1
 
     def _new_thread(self, key: tuple[int, int, int | None], st: ThreadStack, t_ns: int) -> int:
