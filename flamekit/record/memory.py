@@ -223,17 +223,11 @@ class ProcessMemory:
         copying them out into a new bytes object costs more than the read and the compare
         (fresh pages for every large allocation)."""
         n = len(ranges)
-        if not self._vm or not 0 < n <= IOV_MAX or ranges is not self._iov_for:
-            if not self._vm or not 0 < n <= IOV_MAX:
-                got, k = self.read_ranges_partial(ranges)
-                return k == n and got == data
-            try:
-                self._iov[0 : 2 * n] = array.array("Q", itertools.chain.from_iterable(ranges))
-            except OverflowError:
-                self._iov_for = None
-                return False
-            self._iov_for = ranges
-            self._iov_lengths = [length for _, length in ranges]
+        if not self._vm or not 0 < n <= IOV_MAX:
+            got, k = self.read_ranges_partial(ranges)
+            return k == n and got == data
+        if not self._load_iov(ranges):
+            return False
         total = len(data)
         if sum(self._iov_lengths) != total:
             return False
@@ -241,6 +235,21 @@ class ProcessMemory:
         self._local[1] = total
         got = _process_vm_readv(self.pid, self._local_addr, 1, self._iov_addr, n, 0)
         return got == total and self._buf.startswith(data)
+
+    def _load_iov(self, ranges: Sequence[tuple[int, int]]) -> bool:
+        """Fill the iovec table with ``ranges`` (at most IOV_MAX) unless it holds them
+        already; False if an address does not fit (a garbage pointer)."""
+        if ranges is self._iov_for:
+            return True
+        try:
+            self._iov[0 : 2 * len(ranges)] = array.array("Q", itertools.chain.from_iterable(ranges))
+        except OverflowError:
+            self._iov_for = None
+            return False
+        # Only a tuple is remembered: a list could change under the same identity.
+        self._iov_for = ranges if type(ranges) is tuple else None
+        self._iov_lengths = [length for _, length in ranges]
+        return True
 
     def read_ranges_partial(self, ranges: Sequence[tuple[int, int]]) -> tuple[bytes, int]:
         """The longest readable prefix of ``ranges``: (concatenated bytes, ranges read).
@@ -252,15 +261,8 @@ class ProcessMemory:
         if n == 0:
             return b"", 0
         if n <= IOV_MAX:
-            if ranges is not self._iov_for:
-                try:
-                    self._iov[0 : 2 * n] = array.array("Q", itertools.chain.from_iterable(ranges))
-                except OverflowError:
-                    self._iov_for = None
-                    return self._pread_ranges_checked(ranges)
-                # Only a tuple is remembered: a list could change under the same identity.
-                self._iov_for = ranges if type(ranges) is tuple else None
-                self._iov_lengths = [length for _, length in ranges]
+            if not self._load_iov(ranges):
+                return self._pread_ranges_checked(ranges)
             return self._readv(n, self._iov_lengths)
         out = []
         done = 0

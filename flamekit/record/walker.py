@@ -96,6 +96,20 @@ class ThreadStack(NamedTuple):
     interp: int  #: address of its PyInterpreterState
 
 
+class _Tail(NamedTuple):
+    """The part of a thread's last chain (3.11+) in older data-stack chunks, for the next
+    walk to reuse while their bytes stay the same (see StackWalker._walk_iframes)."""
+
+    entry: int  #: the frame the walk left the current chunk at
+    first: int  #: the older chunk it went on in
+    ranges: tuple[tuple[int, int], ...]  #: the older chunks it loaded
+    data: bytes  #: their bytes then
+    frames: tuple[Frame, ...]  #: what the walk found in them
+    positions: int  #: chain positions it took (shims included): for the depth cap
+    chunk_addrs: frozenset[int]  #: addresses of its frames inside the chunks
+    outs: tuple[tuple[int, bytes], ...]  #: its frames outside them: (address, bytes)
+
+
 def _bad(p: int) -> bool:
     return p & 7 != 0 or p <= 0xFFFF or p >= _USER_SPACE_END
 
@@ -226,7 +240,7 @@ class StackWalker:
         self, target: PythonTarget, *, max_depth: int = MAX_DEPTH, consistent: bool = False
     ) -> None:
         """``consistent``: every walk reads a stopped target (pausing mode), so a chain
-        that fails was not torn by a racing read (see _caller_chain)."""
+        that fails was not torn by a racing read (see _caller_frame)."""
         self.target = target
         self.consistent = consistent
         self.memory = target.memory
@@ -327,11 +341,8 @@ class StackWalker:
         self._spec: dict[int, tuple[int, int, int, list[int]]] = {}
         #: 3.11+: tstate -> its last chain, for the next walk to reuse the unchanged part
         self._last: dict[int, _Chain] = {}
-        #: 3.11+: tstate -> the part of its last chain in older data-stack chunks (see
-        #: _walk_iframes): entry frame, first chunk, the chunks' ranges and bytes, its
-        #: frames, how many positions, the addresses of those in the chunks, and the
-        #: (address, bytes) of those outside them
-        self._tails: dict[int, tuple] = {}
+        #: 3.11+: tstate -> the part of its last chain in older data-stack chunks
+        self._tails: dict[int, _Tail] = {}
         self._legacy_tids: dict[tuple[int, int, int], int | None] = {}
         #: What _read_fast asks the kernel for, while the thread list and every thread's
         #: prefetch spec stay the same: (ranges, gil ranges, slots, offsets, control
@@ -799,28 +810,19 @@ class StackWalker:
                 continue
             result, outside = self._walk_iframes(t, frame, chunk, buf, rpos, size, data, known)
             failed = result[2] is not None and (self.consistent or not result[0])
-            if failed and cframe and self._cframe_prev:
-                again = self._caller_chain(t, cframe, chunk, buf, rpos, size, data, known)
-                if again is not None:
+            caller = self._caller_frame(cframe) if failed and cframe else None
+            if caller is not None:
+                again = self._walk_iframes(t, caller, chunk, buf, rpos, size, data, known)
+                if again[0][2] is None:
                     result, outside = again
                     self.entries += 1
             out.append(result)
             self._remember(t, cframe, chunk, buf, rpos, size, outside)
         return out
 
-    def _caller_chain(
-        self,
-        t: int,
-        cframe: int,
-        chunk: int,
-        buf: bytes,
-        rpos: int,
-        size: int,
-        kbuf: bytes,
-        known: dict[int, int],
-    ) -> tuple[WalkResult, list[int]] | None:
-        """The stack of a thread caught entering the eval loop (3.11/3.12): the caller's,
-        as its _PyCFrame names it.
+    def _caller_frame(self, cframe: int) -> int | None:
+        """Where to walk a thread caught entering the eval loop from (3.11/3.12): the
+        caller's current frame, as its _PyCFrame names it (None: not to be had).
 
         Each entry points the thread state at a new _PyCFrame on the C stack a few
         instructions before it stores the frame to run in it (3.11: and links that frame
@@ -832,17 +834,16 @@ class StackWalker:
         fail, or before its first frame on a running one (later failures there are
         most often torn reads: the caller's chain would drop their innermost frames).
         """
+        if self._cframe_prev is None:
+            return None
         try:
-            prev = self._read_ptr(cframe + self._cframe_prev)  # type: ignore[operator]
+            prev = self._read_ptr(cframe + self._cframe_prev)
             if _bad(prev):
                 return None
             frame = self._read_ptr(prev + self._cframe_off)  # type: ignore[operator]
         except ReadError:
             return None
-        if frame and _bad(frame):
-            return None
-        again = self._walk_iframes(t, frame, chunk, buf, rpos, size, kbuf, known)
-        return again if again[0][2] is None else None
+        return None if frame and _bad(frame) else frame
 
     def _remember(
         self, t: int, cframe: int, chunk: int, buf: bytes, rpos: int, size: int, outside: list
@@ -981,8 +982,8 @@ class StackWalker:
                                 tstate, addr, next_chunk, depth, known, kbuf, lo, hi
                             )
                             if tail is not None:
-                                frames += tail[4]
-                                outside += [a for a, _ in tail[7]]  # found prefetched
+                                frames += tail.frames
+                                outside += [a for a, _ in tail.outs]  # found prefetched
                                 addr = 0
                                 tail_used = True
                                 break
@@ -1087,7 +1088,7 @@ class StackWalker:
         kbuf: bytes,
         lo: int,
         hi: int,
-    ) -> tuple | None:
+    ) -> _Tail | None:
         """The last walk's part of this thread's chain in older chunks, if it is this
         walk's too: entered at the same frame, from the same chunk, with room under the
         depth cap; none of its frames where this walk would look first (the current
@@ -1097,17 +1098,17 @@ class StackWalker:
         tail = self._tails.get(tstate)
         if (
             tail is None
-            or tail[0] != entry
-            or tail[1] != first
-            or depth + tail[5] > self.max_depth
-            or any(a in tail[6] for a in known)
-            or any(b <= hi and lo < b + n for b, n in tail[2])
+            or tail.entry != entry
+            or tail.first != first
+            or depth + tail.positions > self.max_depth
+            or any(a in tail.chunk_addrs for a in known)
+            or any(b <= hi and lo < b + n for b, n in tail.ranges)
         ):
             return None
         flen = self._flen
-        ranges, data = tail[2], tail[3]
+        ranges, data = tail.ranges, tail.data
         unread = []  # frames outside the chunks not prefetched: read along with the chunks
-        for a, raw in tail[7]:
+        for a, raw in tail.outs:
             if lo <= a <= hi:
                 return None
             pos = known.get(a)
@@ -1143,7 +1144,7 @@ class StackWalker:
             if sum(n for _, n in ranges) <= MAX_TAIL_BYTES:
                 addrs = paddrs[p0:]
                 outs = tuple((a, r) for a, r in zip(addrs, praws[p0:]) if r is not None)
-                self._tails[tstate] = (
+                self._tails[tstate] = _Tail(
                     entry,
                     first,
                     ranges,
