@@ -1,4 +1,4 @@
-"""The walker reuses the unchanged bottom of each thread's last chain (3.11+): the stacks
+"""The walker reuses the unchanged bottom of each thread's last chain: the stacks
 it returns must be exactly the ones a walker without any memory of earlier walks finds.
 
 One target (tests/targets/churn_stack.py) changes its three threads' stacks all the time:
@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flamekit.record.interpreter import open_target
 from flamekit.record.pause import Pauser
-from flamekit.record.walker import StackWalker, _Chain
+from flamekit.record.walker import StackWalker, _Chain, _OChain
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pythons import Interpreter, recordable  # noqa: E402
@@ -68,18 +70,19 @@ def test_reused_chains_match_a_fresh_walk(interp: Interpreter, target_name: str)
         # the threads were in their loops: the deepest stack of any round, since the last
         # round alone may catch every thread between two recursions (a CI run did, on 3.8)
         assert deepest > 5
+        # the reuse really ran (three threads a round), and not only when nothing moved;
+        # a deep 3.11+ stack reuses its older chunks instead (below)
+        if target_name != "deep_stack" or target.layout.frame_objects:
+            assert walker.spliced > ROUNDS
         if target_name == "deep_stack":
             assert deepest > 400  # deeper than a chunk
             if not target.layout.frame_objects:
                 # the deep parts in older chunks were reused in most thread walks, and
                 # not always (they change too)
                 assert ROUNDS < walker.tail_hits < 3 * compared
-        elif not target.layout.frame_objects:
-            # the reuse really ran (three threads a round), and not only when nothing moved
-            assert walker.spliced > ROUNDS
-            if target_name == "steady_stack":
-                # the thread list's parse was reused in most rounds (3.11+)
-                assert walker.steadied > ROUNDS / 2
+        elif target_name == "steady_stack" and not target.layout.frame_objects:
+            # the thread list's parse was reused in most rounds (3.11+)
+            assert walker.steadied > ROUNDS / 2
     finally:
         proc.kill()
         proc.wait()
@@ -130,3 +133,41 @@ def test_splice_floor_checks_frames_outside_the_region() -> None:
     assert changed == 0
     unread = StackWalker._splice_floor(_chain(region, reach, outs=outs), 3, region, 0, 64, b"", {})
     assert unread == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    flen=st.sampled_from([8, 24, 112]),
+    changed=st.lists(st.integers(0, 39), max_size=4),
+    data=st.data(),
+)
+def test_holding_counts_the_unchanged_bottom_frames(
+    n: int, flen: int, changed: list[int], data: st.DataObject
+) -> None:
+    """3.10 and older: the frames at the bottom of the last chain whose bytes, and those of
+    every frame below them, are the same in this read's prefetch (frames scattered in it
+    in any order) may be reused; the first changed frame from the bottom stops it."""
+    walker = StackWalker.__new__(StackWalker)
+    walker._flen = flen
+    addrs = [0x10000 + 0x1000 * i for i in range(n)]  # innermost first
+    old = [bytes([i % 251]) * flen for i in range(n)]
+    new = list(old)
+    for c in changed:
+        if c < n:
+            new[c] = bytes([(c + 7) % 251]) + new[c][1:]
+    order = data.draw(st.permutations(range(n)))  # where each frame lies in the read
+    pad = b"\xee" * 5
+    buf = bytearray(pad)
+    pos_of = {}
+    for i in order:
+        pos_of[addrs[i]] = len(buf)
+        buf += new[i] + pad
+    last = _OChain(addrs[::-1], {}, (), b"".join(old), None, None)
+    got = walker._holding(last, bytes(buf), pos_of)
+    moved = [c for c in changed if c < n]
+    want = n - (max(moved) + 1 if moved else 0)
+    assert got == want
+    assert walker._holding(last, bytes(buf), pos_of) == want  # again, from the kept slices
+    del pos_of[addrs[data.draw(st.integers(0, n - 1))]]  # a frame not prefetched
+    assert walker._holding(last, bytes(buf), dict(pos_of)) == 0
