@@ -39,7 +39,7 @@ from flamekit.record.layout import (
     without_gil,
 )
 from flamekit.record.memory import ProcessGoneError, ProcessMemory, ReadError
-from flamekit.record.walker import StackWalker, ThreadStack
+from flamekit.record.walker import CYCLE_CHECK, StackWalker, ThreadStack
 from flamekit.symbolize import line_for_offset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -757,6 +757,17 @@ F1, F2, F3, CODE = BASE + 0x30000, BASE + 0x31000, BASE + 0x32000, BASE + 0x4000
 ENTRY, CFRAME = BASE + 0x33000, BASE + 0x34000
 
 
+def put_frame(mem: FakeMemory, lay, frame: int, back: int) -> None:
+    """A frame of CODE at offset 10 at ``frame``, its caller at ``back``."""
+    if lay.frame_objects:
+        mem.put(frame + lay.ob_type, "Q", FRAME_TYPE)
+        mem.put(frame + lay.frame_instr, "i", 5)
+    else:
+        mem.put(frame + lay.frame_instr, "Q", CODE + lay.code_adaptive + 10)
+    mem.put(frame + lay.frame_back, "Q", back)
+    mem.put(frame + lay.frame_code, "Q", CODE)
+
+
 def synthetic(version: tuple[int, int]) -> tuple[FakeMemory, PythonTarget]:
     """runtime -> one interpreter -> one thread -> frames F1 -> F2 -> F3, code CODE; on
     3.12+ F3 -> ENTRY, the C-stack shim every whole chain ends at."""
@@ -782,13 +793,7 @@ def synthetic(version: tuple[int, int]) -> tuple[FakeMemory, PythonTarget]:
         mem.put(ENTRY + lay.frame_owner, "B", lay.owner_skip_from)
         mem.put(ENTRY + lay.frame_code, "Q", NONE)
     for frame, back in chain:
-        if lay.frame_objects:
-            mem.put(frame + lay.ob_type, "Q", FRAME_TYPE)
-            mem.put(frame + lay.frame_instr, "i", 5)
-        else:
-            mem.put(frame + lay.frame_instr, "Q", CODE + lay.code_adaptive + 10)
-        mem.put(frame + lay.frame_back, "Q", back)
-        mem.put(frame + lay.frame_code, "Q", CODE)
+        put_frame(mem, lay, frame, back)
     target = PythonTarget(
         pid=os.getpid(),
         memory=mem,  # type: ignore[arg-type]
@@ -821,6 +826,32 @@ def test_cyclic_chain_is_cut(version: tuple[int, int]) -> None:
     for _ in range(3):  # the prefetching second walk must not loop either
         (stack,) = walker.walk()
         assert stack.truncated and len(stack.frames) == 100
+    # Under the default cap (65,536) a cycle is found within CYCLE_CHECK frames: an error,
+    # not a walk that runs to the cap.
+    walker = StackWalker(target)
+    for _ in range(3):
+        (stack,) = walker.walk()
+        assert stack.error is not None and "cyclic" in stack.error
+        assert not stack.truncated and len(stack.frames) <= CYCLE_CHECK
+
+
+@pytest.mark.parametrize("version", [(3, 10), (3, 13)], ids=["frame-objects", "interp-frames"])
+def test_a_long_acyclic_chain_is_not_called_cyclic(version: tuple[int, int]) -> None:
+    """The cycle check looks at the frames walked, not at the depth: a chain longer than
+    CYCLE_CHECK whose frames are all distinct walks to its end."""
+    lay = layout_from_table(version)
+    n = CYCLE_CHECK + 500
+    frames = [BASE + 0x50000 + 0x100 * i for i in range(n)]
+    mem, target = synthetic(version)
+    grown = FakeMemory(BASE, 0x50000 + 0x100 * n + 0x1000)
+    grown.mem[: len(mem.mem)] = mem.mem
+    target.memory = grown  # type: ignore[assignment]
+    grown.put(F3 + lay.frame_back, "Q", frames[0])
+    for f, back in zip(frames, frames[1:] + [ENTRY if lay.owner_skip_from is not None else 0]):
+        put_frame(grown, lay, f, back)
+    (stack,) = StackWalker(target).walk()
+    assert stack.error is None and not stack.truncated
+    assert len(stack.frames) == n + 3
 
 
 @pytest.mark.parametrize("version", [(3, 10), (3, 13)], ids=["frame-objects", "interp-frames"])

@@ -38,7 +38,7 @@ from test_reliability_common import (
 from flamekit.trace import TraceReader, load
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pythons import python314  # noqa: E402
+from pythons import Interpreter, python314, recordable  # noqa: E402
 
 
 def recovered(path: Path) -> dict:
@@ -289,59 +289,50 @@ def test_torn_reads_never_crash_hang_or_invent_frames(tmp_path: Path, which: str
         assert tr.end.errors <= 0.01 * n, figures
 
 
-# -- the depth cap -----------------------------------------------------------------------
+# -- deep recursion --------------------------------------------------------------------
 
 DEPTHS = """\
 import sys, threading
 sys.setrecursionlimit(20000)
-def below_cap(n):
+def deep(n):
     if n:
-        return below_cap(n - 1)
+        return deep(n - 1)
     while True:
         pass
-def over_cap(n):
+def deeper(n):
     if n:
-        return over_cap(n - 1)
-    threading.Thread(target=below_cap, args=(1500,), daemon=True).start()
+        return deeper(n - 1)
+    threading.Thread(target=deep, args=(1500,), daemon=True).start()
     while True:
         pass
-over_cap(4200)
+deeper(6000)
 """
 
 
-def test_stacks_over_the_depth_cap_are_counted_not_recorded(tmp_path: Path):
-    """A chain longer than the walker's cap (4,096 frames) is what a cyclic torn read
-    looks like: it is a sampling error, never a stack in the trace. A deep stack under the
-    cap is recorded whole. (3.11+ only: older versions recurse on the C stack too.)"""
+@pytest.mark.parametrize("interp", recordable(), ids=str)
+def test_a_recursion_past_4096_frames_is_recorded_whole(tmp_path: Path, interp: Interpreter):
+    """Under a raised recursion limit a stack can be thousands of frames deep: it is
+    recorded whole, on every version (the recorder used to count any chain over 4,096
+    frames as an error, the same as a cyclic torn read, and recorded nothing of it)."""
     out = tmp_path / "deep.fkt"
-    rec = start_record("-r", 50, "-d", 2, "-q", "-o", out, "--", PY, "-c", DEPTHS)
+    rec = start_record("-r", 50, "-d", 2, "-q", "-o", out, "--", interp.path, "-c", DEPTHS)
     code, _, err = finish(rec, timeout=60)
     assert code == 0, err
     tr = check_complete(out, "duration")
     names = {ref: c.name for ref, c in tr.codes.items()}
-    depths = [
-        sum(names[c] == "below_cap" for c, _ in frames)
-        for frames in tr.stacks.values()
-        if any(names[c] == "below_cap" for c, _ in frames)
-    ]
-    # Nothing cut at the cap is ever written; the main thread shows up only while it is
-    # still climbing to its depth (a sample or two at the start; the thread in below_cap
-    # starts once the main thread is at the bottom).
-    assert max(len(f) for f in tr.stacks.values()) < 4096
-    assert max(depths) == 1501, depths  # 1500 calls below the first: recorded whole
 
-    def samples_in(name: str) -> int:
-        return sum(
-            1 for s in tr.columns.stack if s and any(names[c] == name for c, _ in tr.stacks[s])
-        )
+    def depths(name: str) -> list[int]:
+        return [
+            sum(names[c] == name for c, _ in frames)
+            for frames in tr.stacks.values()
+            if any(names[c] == name for c, _ in frames)
+        ]
 
-    deep_samples = samples_in("below_cap")
-    assert samples_in("over_cap") <= 0.1 * deep_samples, (samples_in("over_cap"), deep_samples)
-    # Every tick that saw the main thread at its full depth counted one error for it.
-    assert deep_samples > 50 and tr.end.errors >= 0.8 * deep_samples, (
-        deep_samples,
-        tr.end.errors,
-    )
+    assert max(depths("deeper")) == 6001  # 6000 calls below the first, all recorded
+    assert max(depths("deep")) == 1501
+    deepest = [s for s in tr.columns.stack if s and len(tr.stacks[s]) > 6001]
+    assert len(deepest) > 50, len(deepest)  # the main thread, sampled at its full depth
+    assert tr.end.errors < 0.1 * len(tr), (tr.end.errors, len(tr))
 
 
 def test_a_launched_command_is_stopped_when_the_duration_ends(tmp_path: Path):

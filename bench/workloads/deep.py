@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 
-sys.setrecursionlimit(10000)
+sys.setrecursionlimit(100000)  # --depth up to the recorder's cap
 
 STOP = threading.Event()
 DEADLINE = float("inf")

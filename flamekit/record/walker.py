@@ -58,7 +58,12 @@ from flamekit.record.layout import GIL_CURRENT_SYMBOL, GIL_INTERP, GIL_RUNTIME, 
 from flamekit.record.memory import ProcessGoneError, ReadError
 
 #: Default cap on frames per thread: deeper chains are cut and flagged ``truncated``.
-MAX_DEPTH = 4096
+#: High, so that a recursion under a raised recursion limit is still recorded whole.
+MAX_DEPTH = 1 << 16
+#: Chains longer than this are checked for a cycle (a torn read can link a frame back to
+#: one walked already) every so many frames, so one is an error at once, not a walk
+#: that runs to MAX_DEPTH.
+CYCLE_CHECK = 4096
 #: Most threads per interpreter / interpreters we follow before calling the list corrupt.
 MAX_THREADS = 100_000
 MAX_INTERPRETERS = 1024
@@ -73,15 +78,17 @@ REGION_SLACK = 2048
 MAX_OUTSIDE = 64
 #: Frame objects closer than this are read as one range (bytes are cheaper than iovecs).
 MERGE_GAP = 1536
-#: Older data-stack chunks loaded per thread and walk (a corrupt list could be cyclic).
-MAX_CHUNKS = 64
+#: Older data-stack chunks loaded per thread and walk (a corrupt list could be cyclic);
+#: a MAX_DEPTH-deep recursion spans a few hundred.
+MAX_CHUNKS = 1024
 #: Most bytes of older chunks kept per thread to reuse a deep stack's outer part.
-MAX_TAIL_BYTES = 4 << 20
+MAX_TAIL_BYTES = 32 << 20
 #: glibc (x86_64, 2.2x-2.3x): offset of the kernel tid inside struct pthread.
 PTHREAD_TID_OFFSET = 0x2D0
 #: Offsets beyond this are not believable for real bytecode (a torn read).
 MAX_OFFSET = 1 << 26
 _USER_SPACE_END = 1 << 47
+CYCLIC = "cyclic chain: a frame links back to one walked already (a torn read)"
 
 Frame = tuple[int, int]
 WalkResult = tuple[tuple[Frame, ...], bool, "str | None"]
@@ -1009,9 +1016,15 @@ class StackWalker:
         spliced = 0  # end-positions of the last chain reused (0: none)
         tail_at: tuple | None = None  # where this walk entered older chunks
         tail_used = False
+        check_at = CYCLE_CHECK
         for depth in range(self.max_depth):
             if not addr:
                 break
+            if depth == check_at:
+                check_at += CYCLE_CHECK
+                if len(set(paddrs)) < depth:
+                    error = CYCLIC
+                    break
             if lo <= addr <= hi:
                 if floor:
                     q = index.get(addr)  # type: ignore[union-attr]
@@ -1388,9 +1401,15 @@ class StackWalker:
         truncated = False
         spliced = -1  # the end-position of the last chain the walk took the rest from
         raw_t: tuple = ()
+        check_at = CYCLE_CHECK
         for depth in range(max_depth):
             if not addr:
                 break
+            if depth == check_at:
+                check_at += CYCLE_CHECK
+                if len(set(chain)) < depth:
+                    error = CYCLIC
+                    break
             if hold:
                 e = index.get(addr)
                 if e is not None and e < hold and olds[e] == addr and depth + e < max_depth:

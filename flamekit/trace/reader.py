@@ -19,7 +19,7 @@ from flamekit.trace import records as R
 
 CHUNK = 1 << 16
 #: Caps on one record. The largest legitimate ones are a code object's line table and
-#: a deep stack (4096 frames); samples batches hold at most a few thousand samples.
+#: a deep stack (up to 65,536 frames, 2 bytes to 13 each); samples batches hold at most a few thousand samples.
 MAX_RECORD_BYTES = 32 << 20
 MAX_STR = 1 << 20
 MAX_BIN = 16 << 20
