@@ -55,20 +55,29 @@ def test_threads_reusing_a_dead_ones_ident_are_recorded_as_themselves(
     assert not wrong, wrong
 
 
-@pytest.mark.parametrize("interp", [i for i in recordable() if i.version >= (3, 12)], ids=str)
+@pytest.mark.parametrize("interp", recordable(), ids=str)
 def test_a_thread_running_a_sub_interpreter_is_counted_once(interp: Interpreter) -> None:
     """While a sub-interpreter runs on the main thread, the main interpreter's thread
     state waits in the call, under the same tid: it is idle, not a second running
     thread (sampled as running, its `<module>` took 42% of the samples and the thread's
-    CPU counted twice). 3.12+: before, nothing in the target's memory tells the two
-    thread states apart (see layout.GIL_PER_INTERPRETER), and 3.8-3.11 still count
-    such a thread twice."""
+    CPU counted twice). Which of the two runs: the one holding its interpreter's GIL
+    (3.12+), the GIL state's current thread state before (the GIL's last holder, used
+    there before, stays the caller's: 3.8-3.11 counted `<module>` as much as the
+    sub-interpreter's code)."""
     trace = record_launched([interp.path, str(SUBINTERP)])
-    names = {ref: code.name for ref, code in trace.codes.items()}
+    # The target's own code, in its file or in the string run in the sub-interpreter
+    # ("<string>", 3.14 "<script>"); not the interpreter's start-up, which runs the
+    # `<module>` of whatever site-packages' .pth files import.
+    names = {
+        ref: code.name
+        for ref, code in trace.codes.items()
+        if Path(code.filename).name == SUBINTERP.name
+        or (code.filename.startswith("<") and not code.filename.startswith("<frozen"))
+    }
     innermost: dict[str, int] = {}
     for i in range(len(trace)):
         frames = trace.stacks.get(trace.columns.stack[i], ())
-        if frames and not trace.is_idle(i):
+        if frames and not trace.is_idle(i) and frames[0][0] in names:
             name = names[frames[0][0]]
             innermost[name] = innermost.get(name, 0) + 1
     sub, main = innermost.get("sub_spin", 0), innermost.get("main_spin", 0)

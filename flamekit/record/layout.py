@@ -37,9 +37,7 @@ GIL_STATUS_BIT = "status-bit"  #: tstate->_status.holds_gil (3.13)
 GIL_TSTATE_INT = "tstate-int"  #: tstate->holds_gil (3.14)
 GIL_UNKNOWN = "unknown"  #: no trustworthy source for this build: nobody is reported
 #: Modes that say, per interpreter, which of its thread states holds its GIL right now
-#: (3.12+). Before, the one GIL's last holder is not moved by a thread state swap (a
-#: sub-interpreter run on the calling thread), so it cannot tell two states of one
-#: thread apart.
+#: (3.12+).
 GIL_PER_INTERPRETER = frozenset({GIL_INTERP, GIL_STATUS_BIT, GIL_TSTATE_INT})
 
 
@@ -72,6 +70,10 @@ class Layout:
     gil_mode: str
     runtime_gil_locked: int | None
     runtime_gil_last_holder: int | None
+    #: _PyRuntime.gilstate.tstate_current (3.7-3.11): the thread state running with the
+    #: GIL. The GIL's last holder is not moved by a thread state swap (a sub-interpreter
+    #: run on the calling thread); this is, so it is the GIL source where it exists.
+    runtime_tstate_current: int | None
     interp_ceval_gil: int | None  #: PyInterpreterState.ceval.gil (a pointer)
     gil_locked: int | None  #: inside struct _gil_runtime_state
     gil_last_holder: int | None
@@ -122,6 +124,15 @@ class Layout:
     code_linetable: int
     code_adaptive: int | None  #: start of the inline bytecode (3.11+)
     linetable_format: int
+
+    @property
+    def gil_names_thread_state(self) -> bool:
+        """The GIL holder read names the thread state that runs, not only its thread, so
+        it tells apart two thread states of one OS thread (a sub-interpreter run on the
+        calling thread, its caller's state waiting in the call under the same tid)."""
+        return self.gil_mode in GIL_PER_INTERPRETER or (
+            self.gil_mode == GIL_RUNTIME and self.runtime_tstate_current is not None
+        )
 
     def code_span(self) -> tuple[int, int]:
         """(start, length) of the code-object header covering every field we read."""
@@ -307,6 +318,7 @@ def layout_from_table(version: tuple[int, int]) -> Layout:
         gil_mode=_gil_mode(version),
         runtime_gil_locked=g("runtime_gil_locked"),
         runtime_gil_last_holder=g("runtime_gil_last_holder"),
+        runtime_tstate_current=g("runtime_tstate_current"),
         interp_ceval_gil=g("interp_ceval_gil"),
         gil_locked=g("gil_locked"),
         gil_last_holder=g("gil_last_holder"),
@@ -405,6 +417,7 @@ def layout_from_debug_offsets(raw: bytes, source: str = "") -> Layout:
         gil_mode=_gil_mode(version),
         runtime_gil_locked=None,
         runtime_gil_last_holder=None,
+        runtime_tstate_current=None,
         interp_ceval_gil=d["interp.ceval_gil"],
         # Offsets inside the interpreter's own _gil, made relative to the struct.
         gil_locked=d["interp.gil_locked"] - gil_state,
@@ -456,6 +469,7 @@ def without_gil(layout: Layout) -> Layout:
         gil_mode=GIL_UNKNOWN,
         runtime_gil_locked=None,
         runtime_gil_last_holder=None,
+        runtime_tstate_current=None,
         interp_ceval_gil=None,
         gil_locked=None,
         gil_last_holder=None,

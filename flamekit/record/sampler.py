@@ -25,7 +25,6 @@ from flamekit.record.code import CodeInfo, CodeReader
 from flamekit.record.codes import CodeRefs
 from flamekit.record.idle import ThreadStates, idle_by_frame
 from flamekit.record.interpreter import PythonTarget, open_target
-from flamekit.record.layout import GIL_PER_INTERPRETER
 from flamekit.record.memory import ProcessGoneError, ReadError
 from flamekit.record.pause import Events, Pauser
 from flamekit.record.progress import Progress
@@ -175,7 +174,7 @@ class Recorder:
         old = getattr(self, "codes", None)  # after an exec: code refs must stay unique
         self.target = target
         self.walker = StackWalker(target, consistent=self.options.pausing)
-        self._gil_per_interpreter = target.layout.gil_mode in GIL_PER_INTERPRETER
+        self._gil_per_interpreter = target.layout.gil_names_thread_state
         self.code_reader = CodeReader(target)
         self.codes = CodeRefs(
             self.code_reader, self._write_code, old.next_ref if old is not None else 1
@@ -443,7 +442,8 @@ class Recorder:
         """Kernel tids whose OS thread runs one of several thread states, the one holding
         its interpreter's GIL (sub-interpreters run on the calling thread: its own
         interpreter's thread state waits inside the call, e.g. _interpreters.exec).
-        3.12+ only (layout.GIL_PER_INTERPRETER): before, nothing in memory says which.
+        Where the GIL source names the thread state, not only the thread
+        (Layout.gil_names_thread_state: 3.7+; 2.7 and 3.6 keep the caller's).
 
         The others share its tid, so /proc says they run too: sampled as running, the
         waiting caller took as much CPU as the sub-interpreter's code (42% self time for

@@ -340,7 +340,12 @@ class StackWalker:
         mode = lay.gil_mode
         self._gil_mode = mode
         self._gil_range: tuple[int, int] | None = None
-        if mode == GIL_RUNTIME:
+        if mode == GIL_RUNTIME and lay.runtime_tstate_current is not None:
+            # The thread state running with the GIL: read like _PyThreadState_Current.
+            assert target.runtime is not None
+            self._gil_mode = mode = GIL_CURRENT_SYMBOL
+            self._gil_range = (target.runtime + lay.runtime_tstate_current, 8)
+        elif mode == GIL_RUNTIME:
             assert target.runtime is not None
             assert lay.runtime_gil_locked is not None and lay.runtime_gil_last_holder is not None
             self._gil_range = self._pair_range(
