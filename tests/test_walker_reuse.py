@@ -71,9 +71,8 @@ def test_reused_chains_match_a_fresh_walk(interp: Interpreter, target_name: str)
         # round alone may catch every thread between two recursions (a CI run did, on 3.8)
         assert deepest > 5
         # the reuse really ran (three threads a round), and not only when nothing moved;
-        # a deep 3.11+ stack reuses its older chunks instead (below)
-        if target_name != "deep_stack" or target.layout.frame_objects:
-            assert walker.spliced > ROUNDS
+        # on 3.11+ also above a deep stack's part in older chunks
+        assert walker.spliced > ROUNDS
         if target_name == "deep_stack":
             assert deepest > 400  # deeper than a chunk
             if not target.layout.frame_objects:

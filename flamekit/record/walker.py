@@ -206,6 +206,7 @@ class _Chain:
         "index",
         "frames",
         "hint",
+        "tail",
     )
 
     def __init__(self) -> None:
@@ -222,6 +223,9 @@ class _Chain:
         self.index: dict[int, int] = {}  #: address -> end-position (may hold stale entries)
         self.frames: tuple[Frame, ...] = ()
         self.hint = -1  #: where the walk that built this chain spliced (-1: it did not)
+        #: the part in older data-stack chunks at its bottom (end-position 0 stands for
+        #: all of it), reused as a whole: a splice above it holds only while it does
+        self.tail: _Tail | None = None
 
     @classmethod
     def build(
@@ -238,9 +242,11 @@ class _Chain:
         counts: list[int],
         raws: list[bytes | None],
         frames: tuple[Frame, ...],
+        tail: _Tail | None = None,
     ) -> _Chain:
         """This walk's chain: its own ``addrs`` (innermost first) above the bottom ``m``
-        positions of ``old``."""
+        positions of ``old``, or above ``tail``, the part it took whole from older chunks
+        (one position, not indexed: a walk meets it only through the frames above)."""
         c = cls()
         c.chunk, c.buf, c.rpos, c.size, c.flen, c.frames = chunk, buf, rpos, size, flen, frames
         c.hint = m - 1
@@ -253,6 +259,18 @@ class _Chain:
             outs = [o for o in old.outs if o[0] < m]
             reach = rev_reach[-1]
             index = old.index
+            c.tail = old.tail
+        elif tail is not None:
+            rev_addrs, rev_rem, rev_reach, outs, reach, index = (
+                [tail.entry],
+                [len(tail.frames)],
+                [0],
+                [],
+                0,
+                {},
+            )
+            m = 1
+            c.tail = tail
         else:
             rev_addrs, rev_rem, rev_reach, outs, reach, index = [], [], [], [], 0, {}
             m = 0
@@ -1035,7 +1053,18 @@ class StackWalker:
                     q = index.get(addr)  # type: ignore[union-attr]
                     if q is not None and q < floor and olds[q] == addr:  # type: ignore[index]
                         floor = self._splice_floor(old, q, buf, rpos, size, kbuf, known)
-                        if floor > q and depth + q + 1 <= self.max_depth:
+                        tail = old.tail  # type: ignore[union-attr]
+                        below = q + 1 + (tail.positions - 1 if tail is not None else 0)
+                        if floor > q and tail is not None:
+                            # the walk from q would go on into it: it must hold too
+                            if (
+                                self._tail_holds(
+                                    tstate, tail.entry, tail.first, depth + q, known, kbuf, lo, hi
+                                )
+                                is not tail
+                            ):
+                                floor = 0
+                        if floor > q and depth + below <= self.max_depth:
                             spliced = q + 1
                             break
                 t = unpack(buf, addr - shift)
@@ -1134,15 +1163,21 @@ class StackWalker:
             if rem:
                 frames += old.frames[-rem:]  # type: ignore[union-attr]
             outside += [a for q, a, _ in reversed(old.outs) if q < spliced]  # type: ignore[union-attr]
+            if old.tail is not None:  # type: ignore[union-attr]
+                outside += [a for a, _ in old.tail.outs]  # type: ignore[union-attr]
         result = (tuple(frames), truncated, error)
+        tail = None
         if tail_used:
-            # Kept as it is. Its chunk frames, below every frame of the region, leave a
-            # chain nothing a later walk could splice onto (see below).
-            self._last.pop(tstate, None)
-            return result, outside
-        whole = error is None and not truncated and not spliced
-        self._keep_tail(tstate, tail_at, whole, extra, paddrs, praws, frames)
-        if not spliced and 2 in pkinds and 0 not in pkinds[len(pkinds) - pkinds[::-1].index(2) :]:
+            tail = self._tails[tstate]  # kept as it is, and the bottom of this chain
+        elif not (spliced and old.tail is not None):  # type: ignore[union-attr]
+            whole = error is None and not truncated and not spliced
+            self._keep_tail(tstate, tail_at, whole, extra, paddrs, praws, frames)
+        if (
+            not spliced
+            and not tail_used
+            and 2 in pkinds
+            and 0 not in pkinds[len(pkinds) - pkinds[::-1].index(2) :]
+        ):
             # No frame of the region lies below the last one read from elsewhere (a deep
             # stack's older chunks): a later walk could splice onto nothing of this chain
             # (see _Chain.solid), and building it would cost a step per frame.
@@ -1161,6 +1196,7 @@ class StackWalker:
                 pcount,
                 praws,
                 result[0],
+                tail,
             )
         else:
             self._last.pop(tstate, None)
