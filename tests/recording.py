@@ -13,6 +13,11 @@ from flamekit.trace import Trace, load
 
 def record_launched(target_argv: list[str], *options: str) -> Trace:
     """``flamekit record -q -r 1000 OPTIONS -- TARGET_ARGV`` to its end; its trace."""
+    return record_launched_reporting(target_argv, *options)[0]
+
+
+def record_launched_reporting(target_argv: list[str], *options: str) -> tuple[Trace, str]:
+    """The same, with what the recorder printed on stderr (its summary line)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run.fkt"
         r = subprocess.run(
@@ -21,4 +26,4 @@ def record_launched(target_argv: list[str], *options: str) -> Trace:
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert r.returncode == 0, r.stderr
-        return load(out)
+        return load(out), r.stderr

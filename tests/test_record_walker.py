@@ -787,6 +787,8 @@ def synthetic(version: tuple[int, int]) -> tuple[FakeMemory, PythonTarget]:
     if lay.runtime_gil_locked is not None:
         mem.put(RUNTIME + lay.runtime_gil_locked, "i", 1)
         mem.put(RUNTIME + lay.runtime_gil_last_holder, "Q", TSTATE)
+    if lay.runtime_tstate_current is not None:  # 3.7-3.11: the one read
+        mem.put(RUNTIME + lay.runtime_tstate_current, "Q", TSTATE)
     chain = [(F1, F2), (F2, F3), (F3, 0)]
     if lay.owner_skip_from is not None:
         chain[-1] = (F3, ENTRY)

@@ -180,7 +180,7 @@ def command(
         "interrupted": "interrupted",
         "error": f"error: {result.error}",
     }[result.reason]
-    rate_eff = result.ticks / result.duration_s if result.duration_s > 0 else 0.0
+    rate_eff = result.sampled / result.duration_s if result.duration_s > 0 else 0.0
     click.echo(
         f"flamekit: wrote {path}: {result.samples:,} samples in {result.duration_s:.2f} s "
         f"({rate_eff:,.1f} Hz effective, {result.errors:,} sampling errors; {how})"

@@ -81,6 +81,9 @@ class RecordResult:
     duration_s: float
     child_status: int | None = None
     error: str | None = None
+    #: ticks that recorded at least one stack: the effective rate's ticks, as `info`
+    #: counts them from the trace (a tick whose every stack failed to read is not one)
+    sampled: int = 0
 
 
 def attach(
@@ -164,6 +167,7 @@ class Recorder:
         self._name_backoff = NAME_RETRY_S
         self.errors = 0
         self.ticks = 0
+        self.sampled_ticks = 0  #: ticks that wrote at least one sample
         self._exec_deadline: float | None = None  # set while following an exec
         self._blocked: list[int] = []  #: native tids found blocked at the last tick
         self._next_exit_check = 0.0  #: nonblocking: monotonic time of the next exit check
@@ -248,7 +252,7 @@ class Recorder:
                 progress.update(
                     (time.monotonic_ns() - self.start_ns) / 1e9,
                     self.writer.samples,
-                    self.ticks,
+                    self.sampled_ticks,
                     self.errors,
                 )
         except FlamekitError as exc:
@@ -276,6 +280,7 @@ class Recorder:
             (end_now - self.start_ns) / 1e9,
             child_status,
             error,
+            self.sampled_ticks,
         )
 
     def _tick(self, pauser: Pauser | None) -> str | None:
@@ -396,6 +401,7 @@ class Recorder:
         gil_only = self.options.gil_only
         pausing = self.options.pausing
         new = False
+        wrote = False
         live: set[int] = set()  # the thread refs sampled this tick
         elsewhere = self._running_elsewhere(stacks) if self._gil_per_interpreter else None
         for st, code_refs in zip(stacks, refs):
@@ -434,6 +440,9 @@ class Recorder:
             if elsewhere and st.native_tid in elsewhere and not st.holds_gil:
                 idle = True
             w.sample(t_ns, ref, sid, gil=st.holds_gil, idle=idle)
+            wrote = True
+        if wrote:
+            self.sampled_ticks += 1
         if new or self.unnamed:
             self._name_threads(t_ns, force=new, live=live)
 
