@@ -41,6 +41,9 @@ def test_nonblocking_never_records_a_chain_torn_at_a_suspended_generator(
     # `info` does from the trace (it counted every tick before: ~1.4x info's figure).
     reported = float(summary(stderr)["hz"].replace(",", ""))
     assert trace.end.errors > 0.05 * len(trace)  # the failing ticks this is about
+    # ...and fewer of them since a failed walk is made again at once (REWALKS): 24-30% of
+    # the ticks here, 53-56% before
+    assert trace.end.errors < 0.42 * (len(trace) + trace.end.errors), trace.end.errors
     info = summarize(trace)["effective_rate_hz"]
     assert abs(reported - info) <= 0.03 * info, (reported, info, trace.end.errors)
     names = {ref: code.name for ref, code in trace.codes.items()}
