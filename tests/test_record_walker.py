@@ -796,17 +796,21 @@ def synthetic(version: tuple[int, int]) -> tuple[FakeMemory, PythonTarget]:
         mem.put(ENTRY + lay.frame_code, "Q", NONE)
     for frame, back in chain:
         put_frame(mem, lay, frame, back)
-    target = PythonTarget(
+    return mem, synthetic_target(mem, version)
+
+
+def synthetic_target(mem: FakeMemory, version: tuple[int, int]) -> PythonTarget:
+    """A target of this version whose memory is ``mem``, with the synthetic symbols."""
+    return PythonTarget(
         pid=os.getpid(),
         memory=mem,  # type: ignore[arg-type]
         binary="synthetic",
         version=(*version, 0),
-        layout=lay,
+        layout=layout_from_table(version),
         runtime=RUNTIME,
         interp_head=None,
         symbols={"PyCode_Type": CODE_TYPE, "PyFrame_Type": FRAME_TYPE, "_Py_NoneStruct": NONE},
     )
-    return mem, target
 
 
 @pytest.mark.parametrize("version", [(3, 10), (3, 13)], ids=["frame-objects", "interp-frames"])

@@ -130,8 +130,10 @@ class Layout:
         """The GIL holder read names the thread state that runs, not only its thread, so
         it tells apart two thread states of one OS thread (a sub-interpreter run on the
         calling thread, its caller's state waiting in the call under the same tid)."""
-        return self.gil_mode in GIL_PER_INTERPRETER or (
-            self.gil_mode == GIL_RUNTIME and self.runtime_tstate_current is not None
+        return (
+            self.gil_mode in GIL_PER_INTERPRETER
+            or self.gil_mode == GIL_CURRENT_SYMBOL
+            or (self.gil_mode == GIL_RUNTIME and self.runtime_tstate_current is not None)
         )
 
     def code_span(self) -> tuple[int, int]:

@@ -340,9 +340,8 @@ class Recorder:
     ) -> list[list[int] | int | None]:
         """Per stack, its code refs, or its stack id if it was seen before (see _memo);
         None for a stack that is not recorded but counted as a sampling error: one that
-        could not be read whole, or one cut at the walker's depth cap (a chain made
-        cyclic by a torn read looks just like a very deep one, and neither would be a
-        stack the program has)."""
+        could not be read whole (a cyclic chain from a torn read among them), or one cut
+        at the walker's depth cap (not a stack the program has, only its top)."""
         codes = self.codes
         walker = self.walker
         memo = self._memo if remembered else {}
@@ -452,7 +451,7 @@ class Recorder:
         its interpreter's GIL (sub-interpreters run on the calling thread: its own
         interpreter's thread state waits inside the call, e.g. _interpreters.exec).
         Where the GIL source names the thread state, not only the thread
-        (Layout.gil_names_thread_state: 3.7+; 2.7 and 3.6 keep the caller's).
+        (Layout.gil_names_thread_state: all but builds whose GIL words are unknown).
 
         The others share its tid, so /proc says they run too: sampled as running, the
         waiting caller took as much CPU as the sub-interpreter's code (42% self time for

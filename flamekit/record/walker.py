@@ -106,7 +106,7 @@ class ThreadStack(NamedTuple):
     native_tid: int | None  #: kernel tid; None if it could not be established
     holds_gil: bool
     frames: tuple[Frame, ...]  #: (code address, instruction offset), innermost first
-    truncated: bool  #: the chain was longer than max_depth (or cyclic) and was cut
+    truncated: bool  #: the chain was longer than max_depth and was cut (cyclic: ``error``)
     error: str | None  #: why ``frames`` is incomplete, if it is
     tstate: int  #: address of the PyThreadState (stable while the thread lives)
     interp: int  #: address of its PyInterpreterState
@@ -462,7 +462,7 @@ class StackWalker:
         out = self._walk_frames(snap)
         if snap.steady is None:  # else the same threads as last time
             self._forget_dead_threads({t.tstate for t in out})
-        for _ in range(REWALKS):
+        for _ in range(0 if self.consistent else REWALKS):  # a stopped target reads the same
             failed = [n for n, t in enumerate(out) if t.error is not None]
             if not failed:
                 break
@@ -1044,6 +1044,7 @@ class StackWalker:
         extra: list[tuple[int, int, bytes]] = []  # older chunks loaded in this walk
         xlo, xhi, xbuf = 1, 0, b""  # the one of them the last frame was found in
         next_chunk = -1  # unknown until needed
+        loaded = 0  # bytes of older chunks loaded
         outside: list[int] = []
         error = None
         truncated = False
@@ -1084,6 +1085,8 @@ class StackWalker:
                         if floor > q and depth + below <= self.max_depth:
                             spliced = q + 1
                             break
+                        if floor > q:
+                            floor = 0  # the depth cap: no splice below would fit either
                 t = unpack(buf, addr - shift)
                 kind = 0
                 raw = None
@@ -1122,8 +1125,8 @@ class StackWalker:
                                 tail_used = True
                                 break
                         while next_chunk:
-                            if len(extra) >= MAX_CHUNKS:
-                                next_chunk = 0
+                            if len(extra) >= MAX_CHUNKS or loaded > MAX_TAIL_BYTES:
+                                next_chunk = 0  # a corrupt (cyclic) chunk list, or no stack
                                 break
                             got = self._load_chunk(next_chunk)
                             if got is None:
@@ -1132,6 +1135,7 @@ class StackWalker:
                             b, d, next_chunk = got
                             top = b + len(d) - flen
                             extra.append((b, top, d))
+                            loaded += len(d)
                             if b <= addr <= top:
                                 xlo, xhi, xbuf = b, top, d
                                 t = unpack(d, addr - b)
@@ -1188,7 +1192,7 @@ class StackWalker:
             tail = self._tails[tstate]  # kept as it is, and the bottom of this chain
         elif not (spliced and old.tail is not None):  # type: ignore[union-attr]
             whole = error is None and not truncated and not spliced
-            self._keep_tail(tstate, tail_at, whole, extra, paddrs, praws, frames)
+            self._keep_tail(tstate, tail_at, whole, extra, paddrs, pkinds, praws, frames)
         if (
             not spliced
             and not tail_used
@@ -1272,14 +1276,20 @@ class StackWalker:
         whole: bool,
         extra: list[tuple[int, int, bytes]],
         paddrs: list[int],
+        pkinds: list[int],
         praws: list[bytes | None],
         frames: list[Frame],
     ) -> None:
         """Keep the part of this walk's chain in older chunks for the next walk (see
         _walk_iframes), or forget the last one. Its frames found outside the chunks (an
         entry frame on the C stack, a generator's) are kept with their bytes: the next
-        walk has them prefetched and must find the same there."""
-        if tail_at is not None and whole and extra:
+        walk has them prefetched and must find the same there.
+
+        Not when the walk came back into the current region after entering them (the
+        frame it entered at was one outside the data stack, not prefetched, above more
+        of the region): the tail's check covers its chunks and outside frames, not the
+        region's, whose changes would go unseen."""
+        if tail_at is not None and whole and extra and 0 not in pkinds[tail_at[0] :]:
             p0, f0, entry, first = tail_at
             ranges = tuple((b, len(d)) for b, _, d in extra)
             if sum(n for _, n in ranges) <= MAX_TAIL_BYTES:
