@@ -784,10 +784,7 @@ def synthetic(version: tuple[int, int]) -> tuple[FakeMemory, PythonTarget]:
         mem.put(TSTATE + lay.tstate_frame, "Q", CFRAME)
         mem.put(CFRAME + lay.cframe_current_frame, "Q", F1)
     mem.put(CODE + lay.ob_type, "Q", CODE_TYPE)
-    if lay.runtime_gil_locked is not None:
-        mem.put(RUNTIME + lay.runtime_gil_locked, "i", 1)
-        mem.put(RUNTIME + lay.runtime_gil_last_holder, "Q", TSTATE)
-    if lay.runtime_tstate_current is not None:  # 3.7-3.11: the one read
+    if lay.runtime_tstate_current is not None:  # 3.7-3.11: the thread state with the GIL
         mem.put(RUNTIME + lay.runtime_tstate_current, "Q", TSTATE)
     chain = [(F1, F2), (F2, F3), (F3, 0)]
     if lay.owner_skip_from is not None:

@@ -31,14 +31,14 @@ INSTR_POINTER = "pointer"  #: a pointer into the code object's inline bytecode (
 
 #: How to tell which thread holds the GIL.
 GIL_CURRENT_SYMBOL = "current-symbol"  #: _PyThreadState_Current (2.7, 3.6)
-GIL_RUNTIME = "runtime"  #: _PyRuntime.ceval.gil.{locked,last_holder} (3.7-3.11)
+#: _PyRuntime.gilstate.tstate_current, the thread state running with the GIL (3.7-3.11).
+#: Not the GIL's last holder: a thread-state swap (a sub-interpreter run on the calling
+#: thread) does not move that, so it would name the caller's waiting state.
+GIL_RUNTIME = "runtime"
 GIL_INTERP = "interp"  #: *interp->ceval.gil -> {locked,last_holder} (3.12)
 GIL_STATUS_BIT = "status-bit"  #: tstate->_status.holds_gil (3.13)
 GIL_TSTATE_INT = "tstate-int"  #: tstate->holds_gil (3.14)
 GIL_UNKNOWN = "unknown"  #: no trustworthy source for this build: nobody is reported
-#: Modes that say, per interpreter, which of its thread states holds its GIL right now
-#: (3.12+).
-GIL_PER_INTERPRETER = frozenset({GIL_INTERP, GIL_STATUS_BIT, GIL_TSTATE_INT})
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,7 @@ class Layout:
 
     # GIL
     gil_mode: str
-    runtime_gil_locked: int | None
-    runtime_gil_last_holder: int | None
-    #: _PyRuntime.gilstate.tstate_current (3.7-3.11): the thread state running with the
-    #: GIL. The GIL's last holder is not moved by a thread state swap (a sub-interpreter
-    #: run on the calling thread); this is, so it is the GIL source where it exists.
-    runtime_tstate_current: int | None
+    runtime_tstate_current: int | None  #: _PyRuntime.gilstate.tstate_current (3.7-3.11)
     interp_ceval_gil: int | None  #: PyInterpreterState.ceval.gil (a pointer)
     gil_locked: int | None  #: inside struct _gil_runtime_state
     gil_last_holder: int | None
@@ -130,11 +125,7 @@ class Layout:
         """The GIL holder read names the thread state that runs, not only its thread, so
         it tells apart two thread states of one OS thread (a sub-interpreter run on the
         calling thread, its caller's state waiting in the call under the same tid)."""
-        return (
-            self.gil_mode in GIL_PER_INTERPRETER
-            or self.gil_mode == GIL_CURRENT_SYMBOL
-            or (self.gil_mode == GIL_RUNTIME and self.runtime_tstate_current is not None)
-        )
+        return self.gil_mode != GIL_UNKNOWN
 
     def code_span(self) -> tuple[int, int]:
         """(start, length) of the code-object header covering every field we read."""
@@ -318,8 +309,6 @@ def layout_from_table(version: tuple[int, int]) -> Layout:
         interp_next=t["interp_next"],
         interp_threads_head=t["interp_threads_head"],
         gil_mode=_gil_mode(version),
-        runtime_gil_locked=g("runtime_gil_locked"),
-        runtime_gil_last_holder=g("runtime_gil_last_holder"),
         runtime_tstate_current=g("runtime_tstate_current"),
         interp_ceval_gil=g("interp_ceval_gil"),
         gil_locked=g("gil_locked"),
@@ -417,8 +406,6 @@ def layout_from_debug_offsets(raw: bytes, source: str = "") -> Layout:
         interp_next=d["interp.next"],
         interp_threads_head=d["interp.threads_head"],
         gil_mode=_gil_mode(version),
-        runtime_gil_locked=None,
-        runtime_gil_last_holder=None,
         runtime_tstate_current=None,
         interp_ceval_gil=d["interp.ceval_gil"],
         # Offsets inside the interpreter's own _gil, made relative to the struct.
@@ -469,8 +456,6 @@ def without_gil(layout: Layout) -> Layout:
     return replace(
         layout,
         gil_mode=GIL_UNKNOWN,
-        runtime_gil_locked=None,
-        runtime_gil_last_holder=None,
         runtime_tstate_current=None,
         interp_ceval_gil=None,
         gil_locked=None,

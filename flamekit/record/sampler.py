@@ -178,7 +178,7 @@ class Recorder:
         old = getattr(self, "codes", None)  # after an exec: code refs must stay unique
         self.target = target
         self.walker = StackWalker(target, consistent=self.options.pausing)
-        self._gil_per_interpreter = target.layout.gil_names_thread_state
+        self._gil_names_thread_state = target.layout.gil_names_thread_state
         self.code_reader = CodeReader(target)
         self.codes = CodeRefs(
             self.code_reader, self._write_code, old.next_ref if old is not None else 1
@@ -402,7 +402,7 @@ class Recorder:
         new = False
         wrote = False
         live: set[int] = set()  # the thread refs sampled this tick
-        elsewhere = self._running_elsewhere(stacks) if self._gil_per_interpreter else None
+        elsewhere = self._running_elsewhere(stacks) if self._gil_names_thread_state else None
         for st, code_refs in zip(stacks, refs):
             if code_refs is None:
                 self.errors += 1

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import os
 import struct
+from itertools import accumulate
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -363,17 +364,9 @@ class StackWalker:
         mode = lay.gil_mode
         self._gil_mode = mode
         self._gil_range: tuple[int, int] | None = None
-        if mode == GIL_RUNTIME and lay.runtime_tstate_current is not None:
-            # The thread state running with the GIL: read like _PyThreadState_Current.
-            assert target.runtime is not None
-            self._gil_mode = mode = GIL_CURRENT_SYMBOL
+        if mode == GIL_RUNTIME:
+            assert target.runtime is not None and lay.runtime_tstate_current is not None
             self._gil_range = (target.runtime + lay.runtime_tstate_current, 8)
-        elif mode == GIL_RUNTIME:
-            assert target.runtime is not None
-            assert lay.runtime_gil_locked is not None and lay.runtime_gil_last_holder is not None
-            self._gil_range = self._pair_range(
-                target.runtime, lay.runtime_gil_last_holder, lay.runtime_gil_locked
-            )
         elif mode == GIL_CURRENT_SYMBOL:
             cur = target.symbols.get("_PyThreadState_Current")
             if cur is not None:
@@ -660,6 +653,13 @@ class StackWalker:
         (first range, spans, span starts, {frame: pos}, end range). Made once per read
         layout, not per walk."""
         n0, spans, starts = spec
+        return (n0, spans, starts, self._landing(spans, starts, at, n0), n0 + len(spans))
+
+    def _landing(
+        self, spans: list[tuple[int, int]], starts: list[int], at: list[int], n0: int
+    ) -> dict[int, int]:
+        """{frame address: where its bytes are in the read} for frames at ``starts``
+        merged into ``spans``, the read's ranges ``n0`` on, which start at ``at[n0:]``."""
         fstart = self._fstart
         pos_of: dict[int, int] = {}
         i = 0
@@ -668,7 +668,15 @@ class StackWalker:
             while i < len(starts) and starts[i] < lo + length:
                 pos_of[starts[i] - fstart] = base + starts[i]
                 i += 1
-        return (n0, spans, starts, pos_of, n0 + len(spans))
+        return pos_of
+
+    def _landed(
+        self, pos_of: dict[int, int], data: bytes, read_to: int
+    ) -> dict[int, tuple[bytes, int]]:
+        """Those of ``pos_of``'s frames whose bytes are in the first ``read_to`` bytes
+        of ``data`` (a partial read), as frame address -> (buffer, pos)."""
+        flen = self._flen
+        return {a: (data, p) for a, p in pos_of.items() if p + flen <= read_to}
 
     def _place(
         self, snap: _Snapshot, t: int, spec: tuple, ranges: list, at: list[int], k: int
@@ -680,16 +688,7 @@ class StackWalker:
             if k >= end:
                 snap.frame_pos[t] = pos_of
                 return
-            cache = snap.frame_cache
-            fstart = self._fstart
-            i = 0
-            for r, (lo, length) in enumerate(spans, n0):
-                if r >= k:
-                    break
-                base = at[r]
-                while i < len(starts) and starts[i] < lo + length:
-                    cache[starts[i] - fstart] = (data, base + starts[i] - lo)
-                    i += 1
+            snap.frame_cache.update(self._landed(pos_of, data, at[k]))
             return
         n0, cframe, chunk, length, outside = spec
         r = n0
@@ -718,27 +717,21 @@ class StackWalker:
         """{interp: tstate holding its GIL, 0 if none} from the GIL words read at ``pos``."""
         lay = self.layout
         mode = self._gil_mode
-        if mode == GIL_CURRENT_SYMBOL:
+        if mode in (GIL_CURRENT_SYMBOL, GIL_RUNTIME):  # one word: the running thread state
             if not ranges:
                 return {}
             (cur,) = struct.unpack_from("<Q", data, pos)
             return {i: cur for i in interps}
-        if mode == GIL_RUNTIME:
-            holder_off, locked_off = lay.runtime_gil_last_holder, lay.runtime_gil_locked
-        elif mode == GIL_INTERP:
-            holder_off, locked_off = lay.gil_last_holder, lay.gil_locked
-        else:
+        if mode != GIL_INTERP:
             return {}
+        holder_off, locked_off = lay.gil_last_holder, lay.gil_locked
         base = min(holder_off, locked_off)  # type: ignore[type-var]
         out = {}
-        for n, i in enumerate(interps if mode == GIL_INTERP else interps[:1]):
+        for n, i in enumerate(interps):
             p = pos + n * ranges[0][1]
             (holder,) = struct.unpack_from("<Q", data, p + holder_off - base)  # type: ignore[operator]
             (locked,) = struct.unpack_from("<i", data, p + locked_off - base)  # type: ignore[operator]
             out[i] = holder if locked == 1 else 0
-        if mode == GIL_RUNTIME:
-            holder = out.get(interps[0], 0)
-            out = {i: holder for i in interps}
         return out
 
     def _read_ptr(self, addr: int) -> int:
@@ -1412,15 +1405,8 @@ class StackWalker:
         """Frame address -> (buffer, pos) for ``addrs``, in one vectored read."""
         spans, starts = self._merge(addrs)
         data, k = self.memory.read_ranges_partial(spans)
-        out: dict[int, tuple[bytes, int]] = {}
-        pos = 0
-        i = 0
-        for lo, length in spans[:k]:
-            while i < len(starts) and starts[i] < lo + length:
-                out[starts[i] - self._fstart] = (data, pos + starts[i] - lo)
-                i += 1
-            pos += length
-        return out
+        at = list(accumulate((n for _, n in spans), initial=0))
+        return self._landed(self._landing(spans, starts, at, 0), data, at[k])
 
     def _walk_oframes(
         self,
