@@ -25,11 +25,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import run as bench  # noqa: E402
 
-from flamekit.record.code import CodeReader  # noqa: E402
-from flamekit.record.codes import CodeRefs  # noqa: E402
-from flamekit.record.interpreter import open_target  # noqa: E402
-from flamekit.record.pause import Pauser  # noqa: E402
-from flamekit.record.walker import StackWalker  # noqa: E402
+from flamekit.record.code_reader import CodeReader  # noqa: E402
+from flamekit.record.code_refs import CodeRefs  # noqa: E402
+from flamekit.record.target import open_target  # noqa: E402
+from flamekit.record.proc.pause import Pauser  # noqa: E402
+from flamekit.record.walk import StackWalker  # noqa: E402
 
 
 def measure(python: str, depth: int, threads: int, count: int, rate: float) -> dict:

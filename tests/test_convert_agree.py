@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from readers import decode
 
-from flamekit.filters import FilterOptions, select
-from flamekit.profile import build_profile
+from flamekit.analysis.filters import FilterOptions, select
+from flamekit.analysis.profile import build_profile
 from flamekit.trace import load
 from flamekit.trace.synthetic import write_synthetic
 

@@ -21,8 +21,8 @@ from test_profile import HOSTILE, Spec, fake_lines, load_spec, random_traces
 
 from flamekit.convert.base import ConvertOptions, formats, get_format
 from flamekit.convert.collapsed import escape_frame, unescape_frame
-from flamekit.filters import FilterOptions, select
-from flamekit.profile import build_profile
+from flamekit.analysis.filters import FilterOptions, select
+from flamekit.analysis.profile import build_profile
 from flamekit.trace import TraceWriter, load
 from flamekit.trace import records as R
 from flamekit.trace.synthetic import write_synthetic

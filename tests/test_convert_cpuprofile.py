@@ -17,8 +17,8 @@ from test_convert_collapsed import hostile_trace
 from test_profile import HOSTILE, Spec, fake_lines, load_spec, random_traces
 
 from flamekit.convert.base import ConvertOptions, formats, get_format
-from flamekit.filters import NS, FilterOptions, select
-from flamekit.profile import PYTHON, build_profile
+from flamekit.analysis.filters import NS, FilterOptions, select
+from flamekit.analysis.profile import PYTHON, build_profile
 from flamekit.trace import load
 from flamekit.trace.synthetic import write_synthetic
 

@@ -11,8 +11,8 @@ import pytest
 from pythons import recordable
 from test_convert_agree import FORMATS
 
-from flamekit.filters import FilterOptions, select
-from flamekit.profile import build_profile
+from flamekit.analysis.filters import FilterOptions, select
+from flamekit.analysis.profile import build_profile
 from flamekit.trace import load
 
 DEMO = Path(__file__).resolve().parent.parent / "formats" / "examples" / "demo.py"

@@ -20,8 +20,8 @@ from test_profile import HOSTILE, Spec, fake_lines, load_spec, random_traces
 
 from flamekit.convert.base import ConvertOptions, formats, get_format
 from flamekit.convert.speedscope import SCHEMA
-from flamekit.filters import NS, FilterOptions, select
-from flamekit.profile import build_profile
+from flamekit.analysis.filters import NS, FilterOptions, select
+from flamekit.analysis.profile import build_profile
 from flamekit.trace import load
 from flamekit.trace.synthetic import write_synthetic
 

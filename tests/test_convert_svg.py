@@ -28,8 +28,8 @@ from flamekit.convert.flamegraph_svg import (
     xml_text,
 )
 from flamekit.convert.svg import build_tree
-from flamekit.filters import FilterOptions, select
-from flamekit.profile import build_profile
+from flamekit.analysis.filters import FilterOptions, select
+from flamekit.analysis.profile import build_profile
 from flamekit.trace import load
 from flamekit.trace.synthetic import write_synthetic
 

@@ -29,8 +29,8 @@ from flamekit.diffing.outputs import (
     render_table,
     scale_counts,
 )
-from flamekit.filters import FilterOptions, select
-from flamekit.profile import build_profile
+from flamekit.analysis.filters import FilterOptions, select
+from flamekit.analysis.profile import build_profile
 from flamekit.trace import load
 
 #: flamegraph.pl's pattern for the count at the end of a line (applied twice for diffs).

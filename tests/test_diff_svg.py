@@ -25,8 +25,8 @@ from test_profile import HOSTILE, Spec, fake_lines, load_spec, random_traces
 from flamekit.convert.flamegraph_svg import visible
 from flamekit.diffing.model import Diff, build_diff
 from flamekit.diffing.svg import FULL_SCALE_PP, render_svg
-from flamekit.filters import FilterOptions, select
-from flamekit.profile import build_profile
+from flamekit.analysis.filters import FilterOptions, select
+from flamekit.analysis.profile import build_profile
 from flamekit.trace import load
 
 NS = "{http://www.w3.org/2000/svg}"

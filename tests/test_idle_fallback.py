@@ -10,10 +10,10 @@ import subprocess
 import pytest
 from pythons import python314, recordable
 
-from flamekit.record.code import CodeReader
-from flamekit.record.idle import idle_by_frame
-from flamekit.record.interpreter import open_target
-from flamekit.record.walker import StackWalker
+from flamekit.record.code_reader import CodeReader
+from flamekit.record.proc.idle import idle_by_frame
+from flamekit.record.target import open_target
+from flamekit.record.walk import StackWalker
 
 TARGET = """\
 import queue, threading, time

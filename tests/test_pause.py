@@ -1,4 +1,4 @@
-"""flamekit.record.pause against real processes: no mocks, every target a real program.
+"""flamekit.record.proc.pause against real processes: no mocks, every target a real program.
 
 The targets live in tests/targets/pause_*.py. The tests run the Pauser in the pytest
 process itself (so it is also the targets' parent: it reaps their exit and reports the
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from flamekit.errors import TargetError
-from flamekit.record.pause import Events, Pauser
+from flamekit.record.proc.pause import Events, Pauser
 
 TARGETS = Path(__file__).resolve().parent / "targets"
 ROOT = Path(__file__).resolve().parent.parent
@@ -495,7 +495,7 @@ def test_permission_denied(procs, tmp_path):
     # Become an unprivileged user after start-up (the interpreter may live where that
     # user cannot read): setting every uid to non-zero drops CAP_SYS_PTRACE.
     code = (
-        "import os, sys; from flamekit.record.pause import Pauser\n"
+        "import os, sys; from flamekit.record.proc.pause import Pauser\n"
         "from flamekit.errors import TargetError\n"
         "os.setgroups([]); os.setresgid(65534, 65534, 65534); os.setresuid(65534, 65534, 65534)\n"
         "try:\n    Pauser(int(sys.argv[1]))\n"

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flamekit.codeformat import LINETABLE_NONE
-from flamekit.profile import EMPTY, PYTHON, THREAD, Frame, build_profile
+from flamekit.analysis.profile import EMPTY, PYTHON, THREAD, Frame, build_profile
 from flamekit.trace import Trace, TraceWriter, load
 from flamekit.trace import records as R
 from flamekit.trace.synthetic import write_synthetic

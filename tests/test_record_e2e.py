@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 from pythons import Interpreter, recordable
 
-from flamekit.profile import build_profile
+from flamekit.analysis.profile import build_profile
 from flamekit.trace import Trace, load
 
 HERE = Path(__file__).resolve().parent

@@ -18,7 +18,7 @@ import pytest
 
 from flamekit.errors import TargetError
 from flamekit.record import sampler
-from flamekit.record.pause import Pauser
+from flamekit.record.proc.pause import Pauser
 
 
 def cpu_s(pid: int) -> float:

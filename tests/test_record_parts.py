@@ -10,8 +10,8 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flamekit.record.idle import ThreadStates
-from flamekit.record.launcher import default_output, short_name
+from flamekit.record.proc.idle import ThreadStates
+from flamekit.record.proc.launcher import default_output, short_name
 from flamekit.record.schedule import Schedule
 
 

@@ -21,10 +21,10 @@ from pythons import Interpreter, recordable
 from recording import record_launched_reporting
 from test_reliability_common import summary
 
-from flamekit.record.interpreter import open_target
-from flamekit.record.pause import Pauser
-from flamekit.record.walker import StackWalker
-from flamekit.summary import summarize
+from flamekit.record.target import open_target
+from flamekit.record.proc.pause import Pauser
+from flamekit.record.walk import StackWalker
+from flamekit.analysis.summary import summarize
 
 TARGETS = Path(__file__).resolve().parent / "targets"
 TARGET = TARGETS / "gen_chain.py"

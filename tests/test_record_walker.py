@@ -28,18 +28,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flamekit.errors import TargetError
-from flamekit.record.code import CodeReader
-from flamekit.record.codes import CodeRefs
-from flamekit.record.elf import ElfImage
-from flamekit.record.interpreter import PythonTarget, open_target
+from flamekit.record.code_reader import CodeReader
+from flamekit.record.code_refs import CodeRefs
+from flamekit.record.proc.elf import ElfImage
+from flamekit.record.target import PythonTarget, open_target
 from flamekit.record.layout import (
     GIL_UNKNOWN,
     layout_for_release,
     layout_from_table,
     without_gil,
 )
-from flamekit.record.memory import ProcessGoneError, ProcessMemory, ReadError
-from flamekit.record.walker import CYCLE_CHECK, StackWalker, ThreadStack
+from flamekit.record.proc.memory import ProcessGoneError, ProcessMemory, ReadError
+from flamekit.record.walk import CYCLE_CHECK, StackWalker, ThreadStack
 from flamekit.symbolize import line_for_offset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -566,7 +566,7 @@ def test_permission_denied_says_what_to_do() -> None:
         pytest.fail("this test needs root, to run the attacher as 'nobody'")
     proc, _ = start(INTERPRETERS[-1], "bench-sleep", "2")
     code = (
-        "from flamekit.record.interpreter import open_target\n"
+        "from flamekit.record.target import open_target\n"
         "from flamekit.errors import TargetError\n"
         f"try: open_target({proc.pid})\n"
         "except TargetError as e: print(e)\n"

@@ -54,8 +54,8 @@ from flamekit.diffing.model import build_diff
 from flamekit.diffing.outputs import render_difffolded, render_json, render_table
 from flamekit.diffing.svg import render_svg
 from flamekit.errors import FlamekitError, TraceError
-from flamekit.filters import FilterOptions, select
-from flamekit.profile import build_profile
+from flamekit.analysis.filters import FilterOptions, select
+from flamekit.analysis.profile import build_profile
 from flamekit.trace import load
 from flamekit.trace import records as R
 from flamekit.trace.samplecodec import pack_sample

@@ -24,12 +24,12 @@ from pathlib import Path
 import pytest
 
 from flamekit.errors import TargetError
-from flamekit.record.code import CodeReader
-from flamekit.record.interpreter import PythonTarget, open_target
-from flamekit.record.memory import ReadError
-from flamekit.record.threadname_layouts import TABLES
+from flamekit.record.code_reader import CodeReader
+from flamekit.record.target import PythonTarget, open_target
+from flamekit.record.proc.memory import ReadError
+from flamekit.record.tables.objects import TABLES
 from flamekit.record.threadnames import DEBUG_FIELDS, Offsets, ThreadNames, offsets_for
-from flamekit.record.walker import StackWalker
+from flamekit.record.walk import StackWalker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pythons import Interpreter, pyenv_root, recordable  # noqa: E402

@@ -30,10 +30,10 @@ from test_record_walker import (
     synthetic_target,
 )
 
-import flamekit.record.walker as walker_mod
-from flamekit.record.interpreter import PythonTarget
+import flamekit.record.walk as walker_mod
+from flamekit.record.target import PythonTarget
 from flamekit.record.layout import layout_from_table
-from flamekit.record.walker import StackWalker
+from flamekit.record.walk import StackWalker
 
 CFRAME = BASE + 0x34000
 CHUNKS = [BASE + 0x100000 + 0x3000 * i for i in range(30)]

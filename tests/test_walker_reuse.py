@@ -20,9 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flamekit.record.interpreter import open_target
-from flamekit.record.pause import Pauser
-from flamekit.record.walker import StackWalker, _Chain, _OChain
+from flamekit.record.target import open_target
+from flamekit.record.proc.pause import Pauser
+from flamekit.record.walk import StackWalker, _Chain, _OChain
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pythons import Interpreter, recordable  # noqa: E402

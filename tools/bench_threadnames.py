@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flamekit.record.code import CodeReader  # noqa: E402
-from flamekit.record.interpreter import open_target  # noqa: E402
+from flamekit.record.code_reader import CodeReader  # noqa: E402
+from flamekit.record.target import open_target  # noqa: E402
 from flamekit.record.threadnames import ThreadNames  # noqa: E402
-from flamekit.record.walker import StackWalker  # noqa: E402
+from flamekit.record.walk import StackWalker  # noqa: E402
 
 
 def default_python() -> str:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate flamekit/record/layouts.py from the interpreters installed with pyenv.
+"""Regenerate flamekit/record/tables/layouts.py from the interpreters installed with pyenv.
 
 For every ``$(pyenv root)/versions/X.Y.Z`` it compiles tools/layout_probe.c against that
 build's own headers (``include/pythonX.Y[m]``, with Py_BUILD_CORE so the internal structs

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Regenerate flamekit/record/threadname_layouts.py from real CPython headers.
+"""Regenerate flamekit/record/tables/objects.py from real CPython headers.
 
 The thread-name reader (flamekit/record/threadnames.py) walks sys.modules, module dicts,
 dict internals, instance dicts and int objects of the target; the offsets it needs are
-not in flamekit/record/layouts.py (which covers the stack walk), so they get their own
+not in flamekit/record/tables/layouts.py (which covers the stack walk), so they get their own
 table, measured the same way: tools/threadname_probe.c is compiled with offsetof()
 against each interpreter's own headers (Py_BUILD_CORE, internal structs visible), run,
 and its printed dict collected. One entry per minor version; the newest patch wins.

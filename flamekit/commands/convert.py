@@ -1,7 +1,7 @@
 """``flamekit convert FILE --to FORMAT [-o OUT]``: a trace into what people open.
 
-Loads the trace, symbolizes it once (:mod:`flamekit.profile`), selects samples with the
-shared filters (:mod:`flamekit.filters`), and streams the chosen format's bytes to an
+Loads the trace, symbolizes it once (:mod:`flamekit.analysis.profile`), selects samples with the
+shared filters (:mod:`flamekit.analysis.filters`), and streams the chosen format's bytes to an
 atomically replaced file or to stdout (:mod:`flamekit.output`).
 """
 
@@ -14,9 +14,9 @@ import click
 from flamekit import trace as fkt
 from flamekit.convert.base import ConvertOptions, formats, get_format
 from flamekit.errors import OutputError, TraceError, UsageError
-from flamekit.filters import FilterOptions, explain_empty, filter_options, select
+from flamekit.analysis.filters import FilterOptions, explain_empty, filter_options, select
 from flamekit.output import STDOUT, default_output_path, write_output
-from flamekit.profile import build_profile
+from flamekit.analysis.profile import build_profile
 
 
 def _format_help() -> str:

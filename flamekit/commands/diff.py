@@ -1,7 +1,7 @@
 """``flamekit diff A B``: what got slower and what got faster between two recordings.
 
 Loads both traces, symbolizes each once, applies the shared filters to each side
-(:mod:`flamekit.filters`), matches frames by function and file
+(:mod:`flamekit.analysis.filters`), matches frames by function and file
 (:mod:`flamekit.diffing.model`), and writes the table, JSON, differential folded stacks
 or a differential SVG flame graph. The table (and JSON) goes to stdout unless ``-o`` says
 otherwise; the folded stacks and SVG, which are files for other tools, default to B's
@@ -20,9 +20,9 @@ from flamekit import trace as fkt
 from flamekit.diffing.model import build_diff
 from flamekit.diffing.outputs import render_difffolded, render_json, render_table
 from flamekit.errors import FlamekitError, OutputError, TraceError, UsageError
-from flamekit.filters import FilterOptions, Selection, explain_empty, filter_options, select
+from flamekit.analysis.filters import FilterOptions, Selection, explain_empty, filter_options, select
 from flamekit.output import STDOUT, default_output_path, write_output
-from flamekit.profile import build_profile
+from flamekit.analysis.profile import build_profile
 
 #: --to choices; the value is the default output path's extension (None: stdout).
 FORMATS: dict[str, str | None] = {
@@ -60,7 +60,7 @@ def side_filters(trace: fkt.Trace, filters: FilterOptions) -> FilterOptions:
 
     Thread ids differ from run to run, so ``--thread 101 --thread 202`` can pick thread
     101 of A and thread 202 of B. A side with none of the TIDs keeps them all, so that
-    :func:`flamekit.filters.select` reports it with the list of threads it does have.
+    :func:`flamekit.analysis.filters.select` reports it with the list of threads it does have.
     """
     if not filters.thread_ids:
         return filters

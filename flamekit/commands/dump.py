@@ -39,8 +39,8 @@ def command(pid: int | None, as_json: bool, nonblocking: bool) -> None:
     """Print every thread's current Python stack once, innermost frame first."""
     if pid is None:
         raise UsageError("give the process to look at with -p PID")
-    from flamekit.record import launcher
-    from flamekit.record.interpreter import open_target
+    from flamekit.record.proc import launcher
+    from flamekit.record.target import open_target
     from flamekit.record.snapshot import snapshot
 
     launcher.check_exists(pid)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from flamekit import trace as fkt
-from flamekit.summary import summarize
+from flamekit.analysis.summary import summarize
 
 
 def render_text(s: dict[str, Any]) -> str:

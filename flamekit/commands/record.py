@@ -123,7 +123,7 @@ def command(
 
         flamekit record -o run.fkt -- python script.py ARGS...
     """
-    from flamekit.record import launcher
+    from flamekit.record.proc import launcher
     from flamekit.record.sampler import Recorder, RecordOptions, attach
 
     if (pid is None) == (not command):

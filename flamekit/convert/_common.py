@@ -11,8 +11,8 @@ import os
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 
-from flamekit.filters import NS, Selection
-from flamekit.profile import Frame
+from flamekit.analysis.filters import NS, Selection
+from flamekit.analysis.profile import Frame
 
 #: Bytes per yielded chunk for formats that stream.
 CHUNK = 1 << 16

@@ -1,8 +1,8 @@
 """What an output format is, and the registry ``convert`` looks formats up in.
 
 A format is one module in ``flamekit.convert`` with one entry point: a function taking
-the filtered samples (a :class:`~flamekit.filters.Selection`, which carries the symbolized
-:class:`~flamekit.profile.Profile`) and :class:`ConvertOptions`, and yielding the output
+the filtered samples (a :class:`~flamekit.analysis.filters.Selection`, which carries the symbolized
+:class:`~flamekit.analysis.profile.Profile`) and :class:`ConvertOptions`, and yielding the output
 as ``bytes`` chunks. Yielding chunks lets a format stream (collapsed, cpuprofile's sample
 list) while the caller decides where bytes go (an atomically replaced file, or stdout),
 so no format opens files or handles ``-o -`` itself.
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from flamekit.errors import UsageError
-from flamekit.filters import Selection
+from flamekit.analysis.filters import Selection
 
 
 @dataclass(frozen=True)

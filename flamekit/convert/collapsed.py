@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from flamekit.convert.base import ConvertOptions, register
-from flamekit.filters import Selection
+from flamekit.analysis.filters import Selection
 
 #: Characters a line-based reader could split on, plus every other control character.
 _SPECIAL = {ord("\\"): "\\\\", ord(";"): "\\x3b"}

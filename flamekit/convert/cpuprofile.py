@@ -36,8 +36,8 @@ from collections.abc import Iterator
 
 from flamekit.convert._common import chunked, frame_location, json_str, window_ns
 from flamekit.convert.base import ConvertOptions, register
-from flamekit.filters import Selection
-from flamekit.profile import PYTHON, Frame
+from flamekit.analysis.filters import Selection
+from flamekit.analysis.profile import PYTHON, Frame
 
 ROOT_ID = 1
 

@@ -40,8 +40,8 @@ from flamekit.convert._common import (
     window_ns,
 )
 from flamekit.convert.base import ConvertOptions, register
-from flamekit.filters import Selection
-from flamekit.profile import Frame
+from flamekit.analysis.filters import Selection
+from flamekit.analysis.profile import Frame
 
 SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 

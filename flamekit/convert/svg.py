@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from flamekit.convert._common import chunked, default_title
 from flamekit.convert.base import ConvertOptions, register
 from flamekit.convert.flamegraph_svg import FlameNode, render
-from flamekit.filters import Selection
-from flamekit.profile import Profile
+from flamekit.analysis.filters import Selection
+from flamekit.analysis.profile import Profile
 
 
 def build_tree(prof: Profile, counts: dict[tuple[int, ...], int]) -> FlameNode:

@@ -29,8 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Union
 
-from flamekit.filters import Selection
-from flamekit.profile import EMPTY, PYTHON, THREAD, Frame
+from flamekit.analysis.filters import Selection
+from flamekit.analysis.profile import EMPTY, PYTHON, THREAD, Frame
 
 #: A frame's matching identity. ``("python", function, file key, line or None)``,
 #: ``("thread", thread name)`` or ``("empty",)``.

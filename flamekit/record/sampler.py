@@ -20,17 +20,17 @@ from operator import itemgetter
 
 from flamekit import __version__
 from flamekit.errors import FlamekitError, TargetError
-from flamekit.record import launcher
-from flamekit.record.code import CodeInfo, CodeReader
-from flamekit.record.codes import CodeRefs
-from flamekit.record.idle import ThreadStates, idle_by_frame
-from flamekit.record.interpreter import PythonTarget, open_target
-from flamekit.record.memory import ProcessGoneError, ReadError
-from flamekit.record.pause import Events, Pauser
+from flamekit.record.proc import launcher
+from flamekit.record.code_reader import CodeInfo, CodeReader
+from flamekit.record.code_refs import CodeRefs
+from flamekit.record.proc.idle import ThreadStates, idle_by_frame
+from flamekit.record.target import PythonTarget, open_target
+from flamekit.record.proc.memory import ProcessGoneError, ReadError
+from flamekit.record.proc.pause import Events, Pauser
 from flamekit.record.progress import Progress
 from flamekit.record.schedule import Schedule
 from flamekit.record.threadnames import ThreadNames
-from flamekit.record.walker import StackWalker, ThreadStack
+from flamekit.record.walk import StackWalker, ThreadStack
 from flamekit.trace import records as R
 from flamekit.trace.writer import TraceWriter
 

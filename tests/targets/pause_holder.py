@@ -9,7 +9,7 @@ holds the target, or check that a second tracer is refused.
 import sys
 import time
 
-from flamekit.record.pause import Pauser
+from flamekit.record.proc.pause import Pauser
 
 pid, mode = int(sys.argv[1]), sys.argv[2]
 pauser = Pauser(pid)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from flamekit.errors import TargetError
-from flamekit.record.memory import gone_error, permission_error
+from flamekit.record.proc.memory import gone_error, permission_error
 
 _DELETED = " (deleted)"
 

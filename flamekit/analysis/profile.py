@@ -94,7 +94,7 @@ class Profile:
     first; stack id 0 (no Python frames) maps to ``(empty_frame,)``.
 
     Per-sample data stays in ``trace.columns`` / ``trace.times``; select samples with
-    :mod:`flamekit.filters`.
+    :mod:`flamekit.analysis.filters`.
     """
 
     trace: Trace

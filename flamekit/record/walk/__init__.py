@@ -53,10 +53,10 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from flamekit.codeformat import NOT_STARTED
-from flamekit.record.code import _struct_at
-from flamekit.record.interpreter import PythonTarget
+from flamekit.record.code_reader import _struct_at
+from flamekit.record.target import PythonTarget
 from flamekit.record.layout import GIL_CURRENT_SYMBOL, GIL_INTERP, GIL_RUNTIME, LASTI_UNITS
-from flamekit.record.memory import ProcessGoneError, ReadError
+from flamekit.record.proc.memory import ProcessGoneError, ReadError
 
 #: Default cap on frames per thread: deeper chains are cut and flagged ``truncated``.
 #: High, so that a recursion under a raised recursion limit is still recorded whole.
@@ -1649,7 +1649,7 @@ class StackWalker:
 
 def walk_once(pid: int) -> list[ThreadStack]:
     """Attach, walk every thread once, detach: for tools and tests, not for sampling."""
-    from flamekit.record.interpreter import open_target
+    from flamekit.record.target import open_target
 
     target = open_target(pid)
     try:

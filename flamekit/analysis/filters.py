@@ -4,7 +4,7 @@ Which samples count (idle or not, GIL-holding only, a time window, some threads)
 whether stacks are rooted per thread are decided here, once, so that collapsed, speedscope,
 cpuprofile, svg, pprof, ``top`` and ``diff`` can never disagree about what was selected.
 
-:func:`select` turns a :class:`~flamekit.profile.Profile` and :class:`FilterOptions` into
+:func:`select` turns a :class:`~flamekit.analysis.profile.Profile` and :class:`FilterOptions` into
 a :class:`Selection`: the indices of the chosen samples (time order) plus helpers that
 give converters what they want without touching the filters again: per-sample
 (time, thread, stack) tuples, or aggregated counts per rooted frame-id stack (the
@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import click
 
 from flamekit.errors import UsageError
-from flamekit.profile import Profile
+from flamekit.analysis.profile import Profile
 from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE
 
 NS = 1_000_000_000

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from itertools import chain
 
-from flamekit.record.code import CodeError, CodeInfo, CodeReader
-from flamekit.record.memory import ReadError
+from flamekit.record.code_reader import CodeError, CodeInfo, CodeReader
+from flamekit.record.proc.memory import ReadError
 
 #: Remembered header snapshots (address tuples -> bytes); cleared when it grows past this.
 MAX_SNAPSHOTS = 4096
