@@ -27,8 +27,8 @@ import run as bench  # noqa: E402
 
 from flamekit.record.code_reader import CodeReader  # noqa: E402
 from flamekit.record.code_refs import CodeRefs  # noqa: E402
-from flamekit.record.target import open_target  # noqa: E402
 from flamekit.record.proc.pause import Pauser  # noqa: E402
+from flamekit.record.target import open_target  # noqa: E402
 from flamekit.record.walk import StackWalker  # noqa: E402
 
 

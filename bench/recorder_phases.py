@@ -48,7 +48,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import run as bench  # noqa: E402
 
-from flamekit.record import idle, pause, sampler, walker  # noqa: E402
+from flamekit.record import sampler  # noqa: E402
+from flamekit.record import walk as walker  # noqa: E402
+from flamekit.record.proc import idle, pause  # noqa: E402
 
 #: (owner, method) pairs charged separately; names as they appear in the output.
 STEPS = [

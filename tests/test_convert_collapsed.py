@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_profile import HOSTILE, Spec, fake_lines, load_spec, random_traces
 
-from flamekit.convert.base import ConvertOptions, formats, get_format
-from flamekit.convert.collapsed import escape_frame, unescape_frame
 from flamekit.analysis.filters import FilterOptions, select
 from flamekit.analysis.profile import build_profile
+from flamekit.convert.base import ConvertOptions, formats, get_format
+from flamekit.convert.collapsed import escape_frame, unescape_frame
 from flamekit.trace import TraceWriter, load
 from flamekit.trace import records as R
 from flamekit.trace.synthetic import write_synthetic

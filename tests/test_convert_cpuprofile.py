@@ -16,9 +16,9 @@ from readers import decode, harness
 from test_convert_collapsed import hostile_trace
 from test_profile import HOSTILE, Spec, fake_lines, load_spec, random_traces
 
-from flamekit.convert.base import ConvertOptions, formats, get_format
 from flamekit.analysis.filters import NS, FilterOptions, select
 from flamekit.analysis.profile import PYTHON, build_profile
+from flamekit.convert.base import ConvertOptions, formats, get_format
 from flamekit.trace import load
 from flamekit.trace.synthetic import write_synthetic
 

@@ -18,11 +18,11 @@ from readers import decode, harness, profile_pb
 from test_convert_collapsed import hostile_trace
 from test_profile import HOSTILE, Spec, fake_lines, load_spec, random_traces
 
+from flamekit.analysis.filters import NS, FilterOptions, select
+from flamekit.analysis.profile import build_profile
 from flamekit.convert import protobuf_wire as pw
 from flamekit.convert.base import ConvertOptions, formats, get_format
 from flamekit.convert.pprof import build
-from flamekit.analysis.filters import NS, FilterOptions, select
-from flamekit.analysis.profile import build_profile
 from flamekit.trace import load
 from flamekit.trace.synthetic import write_synthetic
 

@@ -18,10 +18,10 @@ from readers import harness
 from test_convert_collapsed import hostile_trace
 from test_profile import HOSTILE, Spec, fake_lines, load_spec, random_traces
 
-from flamekit.convert.base import ConvertOptions, formats, get_format
-from flamekit.convert.speedscope import SCHEMA
 from flamekit.analysis.filters import NS, FilterOptions, select
 from flamekit.analysis.profile import build_profile
+from flamekit.convert.base import ConvertOptions, formats, get_format
+from flamekit.convert.speedscope import SCHEMA
 from flamekit.trace import load
 from flamekit.trace.synthetic import write_synthetic
 

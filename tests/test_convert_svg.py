@@ -17,6 +17,8 @@ from readers import decode, harness, png
 from test_convert_collapsed import hostile_trace
 from test_profile import HOSTILE, Spec, fake_lines, load_spec, names, random_traces
 
+from flamekit.analysis.filters import FilterOptions, select
+from flamekit.analysis.profile import build_profile
 from flamekit.convert.base import ConvertOptions, formats, get_format
 from flamekit.convert.flamegraph_svg import (
     FlameNode,
@@ -28,8 +30,6 @@ from flamekit.convert.flamegraph_svg import (
     xml_text,
 )
 from flamekit.convert.svg import build_tree
-from flamekit.analysis.filters import FilterOptions, select
-from flamekit.analysis.profile import build_profile
 from flamekit.trace import load
 from flamekit.trace.synthetic import write_synthetic
 

@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from pythons import pyenv_root
 from test_profile import Spec, fake_lines, load_spec, random_traces
 
-from flamekit.codeformat import LINETABLE_NONE, format_for_version
-from flamekit.diffing.model import Diff, Row, build_diff, file_key, rank
 from flamekit.analysis.filters import FilterOptions, select
 from flamekit.analysis.profile import build_profile
+from flamekit.codeformat import LINETABLE_NONE, format_for_version
+from flamekit.diffing.model import Diff, Row, build_diff, file_key, rank
 from flamekit.trace import TraceWriter, load
 from flamekit.trace import records as R
 

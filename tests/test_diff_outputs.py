@@ -21,6 +21,8 @@ from test_convert_collapsed import find_flamegraph, hostile_trace
 from test_diff import MODE_A, MODE_B, diff_of, fr, write_trace
 from test_profile import HOSTILE, Spec, fake_lines, load_spec, random_traces
 
+from flamekit.analysis.filters import FilterOptions, select
+from flamekit.analysis.profile import build_profile
 from flamekit.convert.collapsed import escape_frame, unescape_frame
 from flamekit.diffing.model import Diff, build_diff
 from flamekit.diffing.outputs import (
@@ -29,8 +31,6 @@ from flamekit.diffing.outputs import (
     render_table,
     scale_counts,
 )
-from flamekit.analysis.filters import FilterOptions, select
-from flamekit.analysis.profile import build_profile
 from flamekit.trace import load
 
 #: flamegraph.pl's pattern for the count at the end of a line (applied twice for diffs).

@@ -22,11 +22,11 @@ from test_convert_collapsed import hostile_trace
 from test_diff import MAIN, MODE_A, MODE_B, diff_of, fr, write_trace
 from test_profile import HOSTILE, Spec, fake_lines, load_spec, random_traces
 
+from flamekit.analysis.filters import FilterOptions, select
+from flamekit.analysis.profile import build_profile
 from flamekit.convert.flamegraph_svg import visible
 from flamekit.diffing.model import Diff, build_diff
 from flamekit.diffing.svg import FULL_SCALE_PP, render_svg
-from flamekit.analysis.filters import FilterOptions, select
-from flamekit.analysis.profile import build_profile
 from flamekit.trace import load
 
 NS = "{http://www.w3.org/2000/svg}"

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flamekit.codeformat import LINETABLE_NONE
 from flamekit.analysis.profile import EMPTY, PYTHON, THREAD, Frame, build_profile
+from flamekit.codeformat import LINETABLE_NONE
 from flamekit.trace import Trace, TraceWriter, load
 from flamekit.trace import records as R
 from flamekit.trace.synthetic import write_synthetic

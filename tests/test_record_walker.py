@@ -30,15 +30,15 @@ from hypothesis import strategies as st
 from flamekit.errors import TargetError
 from flamekit.record.code_reader import CodeReader
 from flamekit.record.code_refs import CodeRefs
-from flamekit.record.proc.elf import ElfImage
-from flamekit.record.target import PythonTarget, open_target
 from flamekit.record.layout import (
     GIL_UNKNOWN,
     layout_for_release,
     layout_from_table,
     without_gil,
 )
+from flamekit.record.proc.elf import ElfImage
 from flamekit.record.proc.memory import ProcessGoneError, ProcessMemory, ReadError
+from flamekit.record.target import PythonTarget, open_target
 from flamekit.record.walk import CYCLE_CHECK, StackWalker, ThreadStack
 from flamekit.symbolize import line_for_offset
 

@@ -48,14 +48,14 @@ import flamekit.commands.convert
 import flamekit.commands.diff
 import flamekit.commands.info
 import flamekit.commands.top  # noqa: F401  (loaded before forking: children start warm)
+from flamekit.analysis.filters import FilterOptions, select
+from flamekit.analysis.profile import build_profile
 from flamekit.cli import main as cli_main
 from flamekit.convert.base import ConvertOptions, formats
 from flamekit.diffing.model import build_diff
 from flamekit.diffing.outputs import render_difffolded, render_json, render_table
 from flamekit.diffing.svg import render_svg
 from flamekit.errors import FlamekitError, TraceError
-from flamekit.analysis.filters import FilterOptions, select
-from flamekit.analysis.profile import build_profile
 from flamekit.trace import load
 from flamekit.trace import records as R
 from flamekit.trace.samplecodec import pack_sample

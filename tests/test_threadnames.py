@@ -25,9 +25,9 @@ import pytest
 
 from flamekit.errors import TargetError
 from flamekit.record.code_reader import CodeReader
-from flamekit.record.target import PythonTarget, open_target
 from flamekit.record.proc.memory import ReadError
 from flamekit.record.tables.objects import TABLES
+from flamekit.record.target import PythonTarget, open_target
 from flamekit.record.threadnames import DEBUG_FIELDS, Offsets, ThreadNames, offsets_for
 from flamekit.record.walk import StackWalker
 

@@ -31,8 +31,8 @@ from test_record_walker import (
 )
 
 import flamekit.record.walk as walker_mod
-from flamekit.record.target import PythonTarget
 from flamekit.record.layout import layout_from_table
+from flamekit.record.target import PythonTarget
 from flamekit.record.walk import StackWalker
 
 CFRAME = BASE + 0x34000

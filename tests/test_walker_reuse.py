@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flamekit.record.target import open_target
 from flamekit.record.proc.pause import Pauser
+from flamekit.record.target import open_target
 from flamekit.record.walk import StackWalker, _Chain, _OChain
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

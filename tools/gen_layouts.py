@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = ROOT / "tools" / "layout_probe.c"
-TARGET = ROOT / "flamekit" / "record" / "layouts.py"
+TARGET = ROOT / "flamekit" / "record" / "tables" / "layouts.py"
 
 #: The range the generated table covers. 3.13+ also gets an entry: the recorder uses
 #: _Py_DebugOffsets read from the target instead, and the tests compare the two.

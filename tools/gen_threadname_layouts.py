@@ -38,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = ROOT / "tools" / "threadname_probe.c"
-TARGET = ROOT / "flamekit" / "record" / "threadname_layouts.py"
+TARGET = ROOT / "flamekit" / "record" / "tables" / "objects.py"
 MINORS = [(2, 7), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13), (3, 14)]
 
 HEADER = '''"""Offsets for reading thread names (threading._active, Thread._name): GENERATED.

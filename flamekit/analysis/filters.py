@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 import click
 
-from flamekit.errors import UsageError
 from flamekit.analysis.profile import Profile
+from flamekit.errors import UsageError
 from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE
 
 NS = 1_000_000_000

@@ -12,11 +12,11 @@ import os
 import click
 
 from flamekit import trace as fkt
+from flamekit.analysis.filters import FilterOptions, explain_empty, filter_options, select
+from flamekit.analysis.profile import build_profile
 from flamekit.convert.base import ConvertOptions, formats, get_format
 from flamekit.errors import OutputError, TraceError, UsageError
-from flamekit.analysis.filters import FilterOptions, explain_empty, filter_options, select
 from flamekit.output import STDOUT, default_output_path, write_output
-from flamekit.analysis.profile import build_profile
 
 
 def _format_help() -> str:

@@ -17,12 +17,18 @@ from dataclasses import replace
 import click
 
 from flamekit import trace as fkt
+from flamekit.analysis.filters import (
+    FilterOptions,
+    Selection,
+    explain_empty,
+    filter_options,
+    select,
+)
+from flamekit.analysis.profile import build_profile
 from flamekit.diffing.model import build_diff
 from flamekit.diffing.outputs import render_difffolded, render_json, render_table
 from flamekit.errors import FlamekitError, OutputError, TraceError, UsageError
-from flamekit.analysis.filters import FilterOptions, Selection, explain_empty, filter_options, select
 from flamekit.output import STDOUT, default_output_path, write_output
-from flamekit.analysis.profile import build_profile
 
 #: --to choices; the value is the default output path's extension (None: stdout).
 FORMATS: dict[str, str | None] = {

@@ -40,8 +40,8 @@ def command(pid: int | None, as_json: bool, nonblocking: bool) -> None:
     if pid is None:
         raise UsageError("give the process to look at with -p PID")
     from flamekit.record.proc import launcher
-    from flamekit.record.target import open_target
     from flamekit.record.snapshot import snapshot
+    from flamekit.record.target import open_target
 
     launcher.check_exists(pid)
     target = open_target(pid)

@@ -12,9 +12,15 @@ from dataclasses import dataclass
 import click
 
 from flamekit import trace as fkt
-from flamekit.errors import TraceError, UsageError
-from flamekit.analysis.filters import FilterOptions, Selection, explain_empty, filter_options, select
+from flamekit.analysis.filters import (
+    FilterOptions,
+    Selection,
+    explain_empty,
+    filter_options,
+    select,
+)
 from flamekit.analysis.profile import build_profile
+from flamekit.errors import TraceError, UsageError
 
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
 _CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})

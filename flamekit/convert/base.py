@@ -23,8 +23,8 @@ import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from flamekit.errors import UsageError
 from flamekit.analysis.filters import Selection
+from flamekit.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flamekit.convert.base import ConvertOptions, register
 from flamekit.analysis.filters import Selection
+from flamekit.convert.base import ConvertOptions, register
 
 #: Characters a line-based reader could split on, plus every other control character.
 _SPECIAL = {ord("\\"): "\\\\", ord(";"): "\\x3b"}

@@ -34,10 +34,10 @@ from array import array
 from collections import Counter
 from collections.abc import Iterator
 
-from flamekit.convert._common import chunked, frame_location, json_str, window_ns
-from flamekit.convert.base import ConvertOptions, register
 from flamekit.analysis.filters import Selection
 from flamekit.analysis.profile import PYTHON, Frame
+from flamekit.convert._common import chunked, frame_location, json_str, window_ns
+from flamekit.convert.base import ConvertOptions, register
 
 ROOT_ID = 1
 

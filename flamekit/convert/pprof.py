@@ -38,10 +38,10 @@ from collections import Counter
 from collections.abc import Iterator
 
 from flamekit import __version__
+from flamekit.analysis.filters import Selection
 from flamekit.convert._common import period_ns, window_ns
 from flamekit.convert.base import ConvertOptions, register
 from flamekit.convert.protobuf_wire import Message
-from flamekit.analysis.filters import Selection
 
 # profile.proto field numbers
 P_SAMPLE_TYPE, P_SAMPLE, P_MAPPING, P_LOCATION, P_FUNCTION, P_STRING_TABLE = 1, 2, 3, 4, 5, 6

@@ -30,6 +30,8 @@ from array import array
 from collections.abc import Iterable, Iterator
 
 from flamekit import __version__
+from flamekit.analysis.filters import Selection
+from flamekit.analysis.profile import Frame
 from flamekit.convert._common import (
     chunked,
     default_title,
@@ -40,8 +42,6 @@ from flamekit.convert._common import (
     window_ns,
 )
 from flamekit.convert.base import ConvertOptions, register
-from flamekit.analysis.filters import Selection
-from flamekit.analysis.profile import Frame
 
 SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 

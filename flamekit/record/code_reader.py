@@ -28,9 +28,9 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flamekit.record.target import PythonTarget
 from flamekit.record.layout import Layout
 from flamekit.record.proc.memory import ReadError
+from flamekit.record.target import PythonTarget
 
 #: Longest string or line table we copy (a sanity bound against corrupt lengths).
 MAX_OBJECT_BYTES = 1 << 20

@@ -20,15 +20,15 @@ from operator import itemgetter
 
 from flamekit import __version__
 from flamekit.errors import FlamekitError, TargetError
-from flamekit.record.proc import launcher
 from flamekit.record.code_reader import CodeInfo, CodeReader
 from flamekit.record.code_refs import CodeRefs
+from flamekit.record.proc import launcher
 from flamekit.record.proc.idle import ThreadStates, idle_by_frame
-from flamekit.record.target import PythonTarget, open_target
 from flamekit.record.proc.memory import ProcessGoneError, ReadError
 from flamekit.record.proc.pause import Events, Pauser
 from flamekit.record.progress import Progress
 from flamekit.record.schedule import Schedule
+from flamekit.record.target import PythonTarget, open_target
 from flamekit.record.threadnames import ThreadNames
 from flamekit.record.walk import StackWalker, ThreadStack
 from flamekit.trace import records as R

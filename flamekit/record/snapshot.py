@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 from flamekit.record.code_reader import CodeError, CodeReader
 from flamekit.record.proc.idle import ThreadStates, idle_by_frame
-from flamekit.record.target import PythonTarget
 from flamekit.record.proc.memory import ReadError
 from flamekit.record.proc.pause import Pauser
+from flamekit.record.target import PythonTarget
 from flamekit.record.threadnames import ThreadNames
 from flamekit.record.walk import StackWalker
 from flamekit.symbolize import line_for_offset

@@ -14,8 +14,6 @@ import struct
 from dataclasses import dataclass, field
 
 from flamekit.errors import TargetError
-from flamekit.record.proc import maps as mapsmod
-from flamekit.record.proc.elf import ElfImage, scan_version_strings
 from flamekit.record.layout import (
     DEBUG_READ_SIZE,
     Layout,
@@ -23,6 +21,8 @@ from flamekit.record.layout import (
     layout_from_debug_offsets,
     supported_minors,
 )
+from flamekit.record.proc import maps as mapsmod
+from flamekit.record.proc.elf import ElfImage, scan_version_strings
 from flamekit.record.proc.memory import ProcessMemory, ReadError
 
 #: Symbols looked up once per process (absolute addresses end up in PythonTarget.symbols).

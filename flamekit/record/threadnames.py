@@ -52,13 +52,13 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
-from flamekit.record.proc import maps as mapsmod
 from flamekit.record.code_reader import CodeReader
-from flamekit.record.proc.elf import ElfImage
-from flamekit.record.target import PythonTarget
 from flamekit.record.layout import DEBUG_READ_SIZE, parse_debug_offsets
+from flamekit.record.proc import maps as mapsmod
+from flamekit.record.proc.elf import ElfImage
 from flamekit.record.proc.memory import ReadError
 from flamekit.record.tables.objects import TABLES
+from flamekit.record.target import PythonTarget
 
 #: The module, its dict of live threads, and the Thread attribute holding the name.
 MODULE_NAME = "threading"

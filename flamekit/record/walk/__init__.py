@@ -54,9 +54,9 @@ from typing import NamedTuple
 
 from flamekit.codeformat import NOT_STARTED
 from flamekit.record.code_reader import _struct_at
-from flamekit.record.target import PythonTarget
 from flamekit.record.layout import GIL_CURRENT_SYMBOL, GIL_INTERP, GIL_RUNTIME, LASTI_UNITS
 from flamekit.record.proc.memory import ProcessGoneError, ReadError
+from flamekit.record.target import PythonTarget
 
 #: Default cap on frames per thread: deeper chains are cut and flagged ``truncated``.
 #: High, so that a recursion under a raised recursion limit is still recorded whole.
