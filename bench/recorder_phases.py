@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import run as bench  # noqa: E402
 
-from flamekit.record import sampler  # noqa: E402
+from flamekit.record import sampler, session  # noqa: E402
 from flamekit.record import walk as walker  # noqa: E402
 from flamekit.record.proc import idle, pause  # noqa: E402
 
@@ -101,10 +101,8 @@ def phases(python: str, seconds: float, rate: float, nonblocking: bool, bare: bo
         charge(cpu, calls)
     proc = start_target(python, 50)
     try:
-        target = sampler.attach(proc.pid)
-        opts = sampler.RecordOptions(
-            rate_hz=rate, duration_s=seconds, pausing=not nonblocking, quiet=True
-        )
+        target = session.attach(proc.pid)
+        opts = sampler.RecordOptions(rate_hz=rate, duration_s=seconds, pausing=not nonblocking)
         with tempfile.TemporaryFile() as out:
             rec = sampler.Recorder(target, out, opts)
             c0, w0 = time.process_time_ns(), time.monotonic_ns()
@@ -129,7 +127,7 @@ def phases(python: str, seconds: float, rate: float, nonblocking: bool, bare: bo
 def floor(python: str, rate: float = 1000.0, seconds: float = 2.0) -> None:
     proc = start_target(python, 50)
     try:
-        target = sampler.attach(proc.pid)
+        target = session.attach(proc.pid)
         w = walker.StackWalker(target)
         mem = target.memory
         seen: list[list[tuple[int, int]]] = []
@@ -210,7 +208,7 @@ def compiled_floor(
 def deep(python: str, depth: int, walks: int = 100) -> None:
     proc = start_target(python, depth)
     try:
-        target = sampler.attach(proc.pid)
+        target = session.attach(proc.pid)
         w = walker.StackWalker(target)
         with pause.Pauser(proc.pid) as p:
             t0 = time.thread_time_ns()

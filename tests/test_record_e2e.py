@@ -661,6 +661,7 @@ def test_sigint_in_launch_mode_reaches_the_child(tmp_path: Path, mode: list[str]
         ),
         stdout=subprocess.PIPE,  # the child's too: it inherits the recorder's
         stderr=subprocess.PIPE,
+        preexec_fn=_default_sigint,
     )
     stdout, err = Lines(rec.stdout), Lines(rec.stderr)
     info = None
@@ -689,7 +690,17 @@ def test_sigint_in_launch_mode_reaches_the_child(tmp_path: Path, mode: list[str]
     assert trace.end.reason == "interrupted", trace.end
 
 
+def _default_sigint() -> None:  # runs in the child, before exec
+    """SIGINT's default action for the recorder and so for the command it launches.
+
+    A suite run as a background job (``nohup bash tests/run.sh &``) has SIGINT ignored,
+    and an ignored signal stays ignored across fork and exec: the launched counter would
+    never see the interrupt these tests are about."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _controlling_tty() -> None:  # runs in the child, before exec
+    _default_sigint()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from flamekit.errors import TargetError
-from flamekit.record import sampler
+from flamekit.record import sampler, session
 from flamekit.record.proc.pause import Pauser
 
 
@@ -30,9 +30,9 @@ def cpu_s(pid: int) -> float:
 def test_a_stop_while_following_an_exec_is_serviced(monkeypatch: pytest.MonkeyPatch) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        target = sampler.attach(proc.pid, launched=proc)
+        target = session.attach(proc.pid, launched=proc)
         rec = sampler.Recorder(
-            target, io.BytesIO(), sampler.RecordOptions(rate_hz=1000, quiet=True), launched=proc
+            target, io.BytesIO(), sampler.RecordOptions(rate_hz=1000), launched=proc
         )
 
         def not_python_yet(pid: int):

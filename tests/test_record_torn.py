@@ -21,10 +21,10 @@ from pythons import Interpreter, recordable
 from recording import record_launched_reporting
 from test_reliability_common import summary
 
-from flamekit.record.target import open_target
-from flamekit.record.proc.pause import Pauser
-from flamekit.record.walk import StackWalker
 from flamekit.analysis.summary import summarize
+from flamekit.record.proc.pause import Pauser
+from flamekit.record.target import open_target
+from flamekit.record.walk import StackWalker
 
 TARGETS = Path(__file__).resolve().parent / "targets"
 TARGET = TARGETS / "gen_chain.py"
@@ -40,7 +40,11 @@ def test_nonblocking_never_records_a_chain_torn_at_a_suspended_generator(
     # effective rate the recorder reports counts the ticks that recorded a stack, as
     # `info` does from the trace (it counted every tick before: ~1.4x info's figure).
     reported = float(summary(stderr)["hz"].replace(",", ""))
-    assert trace.end.errors > 0.05 * len(trace)  # the failing ticks this is about
+    # The failing ticks this is about happen only when recorder and target run at the
+    # same instant: on a machine whose cores are all busy they may take turns for the
+    # whole run (0 errors in 2,000 samples seen on a loaded 2-core machine). Checked at
+    # the end, so that a torn stack recorded still fails the test.
+    raced = trace.end.errors > 0.05 * len(trace)
     # ...and fewer of them since a failed walk is made again at once (REWALKS): 24-30% of
     # the ticks here, 53-56% before
     assert trace.end.errors < 0.42 * (len(trace) + trace.end.errors), trace.end.errors
@@ -62,6 +66,12 @@ def test_nonblocking_never_records_a_chain_torn_at_a_suspended_generator(
         # target can race too: a generator resumed mid-copy reads as running, unlinked.
         # Measured 0-7 in ~2,000 samples (0.4% at most; 73-76% before the check).
         assert sum(torn.values()) <= 0.01 * sum(outermost.values()), torn
+    if not raced:
+        pytest.skip(
+            f"precondition not met: {trace.end.errors} failed reads in {len(trace)} samples "
+            "(the recorder and the target rarely ran at once: a busy machine), so no torn "
+            "chain was there to be dropped"
+        )
 
 
 @pytest.mark.parametrize("interp", recordable(), ids=str)

@@ -39,6 +39,7 @@ def command(pid: int | None, as_json: bool, nonblocking: bool) -> None:
     """Print every thread's current Python stack once, innermost frame first."""
     if pid is None:
         raise UsageError("give the process to look at with -p PID")
+    from flamekit.analysis.snapshot import symbolize
     from flamekit.record.proc import launcher
     from flamekit.record.snapshot import snapshot
     from flamekit.record.target import open_target
@@ -46,10 +47,11 @@ def command(pid: int | None, as_json: bool, nonblocking: bool) -> None:
     launcher.check_exists(pid)
     target = open_target(pid)
     try:
-        threads = snapshot(target, pausing=not nonblocking)
-        version = target.version_string
+        snap = snapshot(target, pausing=not nonblocking)
     finally:
         target.close()
+    threads = symbolize(snap.threads, snap.codes)
+    version = snap.python_version
     cmd = " ".join(launcher.cmdline(pid))
     if as_json:
         doc = {

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
 
 import click
 
 from flamekit.errors import OutputError, UsageError
-from flamekit.output import file_mode
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -38,37 +35,6 @@ def parse_pid(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     if pid <= 0:
         raise UsageError(f"--pid {value}: a process id is a positive whole number")
     return pid
-
-
-def _has_header(path: str) -> bool:
-    """Whether a trace cut short still begins with a whole header (readers can use it)."""
-    from flamekit.errors import TraceError
-    from flamekit.trace import TraceReader
-
-    try:
-        next(iter(TraceReader(path)))
-    except (TraceError, OSError, StopIteration):
-        return False
-    return True
-
-
-#: Seconds a launched command gets to end after SIGTERM before it is killed.
-STOP_GRACE_S = 2.0
-
-
-def _stop(child) -> bool:
-    """End a command we launched that would otherwise run on unrecorded, orphaned once
-    we exit (as py-spy does after ``record -d``): SIGTERM, then SIGKILL if it is still
-    there after a grace period. True if it was still running."""
-    if child is None or child.poll() is not None:
-        return False
-    child.terminate()
-    try:
-        child.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
-    return True
 
 
 @click.command("record", context_settings={"ignore_unknown_options": False})
@@ -123,73 +89,39 @@ def command(
 
         flamekit record -o run.fkt -- python script.py ARGS...
     """
-    from flamekit.record.proc import launcher
-    from flamekit.record.sampler import Recorder, RecordOptions, attach
+    from flamekit.commands.progress import Progress
+    from flamekit.record.session import RecordOptions, record
 
-    if (pid is None) == (not command):
-        raise UsageError(
-            "give either -p PID to attach or a command after -- to launch, not both"
-            if pid is not None
-            else "nothing to record: give -p PID or a command after --"
-        )
-    if rate > 100_000:
-        raise UsageError(f"--rate {rate:g}: at most 100000 samples per second")
     options = RecordOptions(
-        rate_hz=rate, duration_s=duration, pausing=not nonblocking, gil_only=gil_only, quiet=quiet
+        rate_hz=rate, duration_s=duration, pausing=not nonblocking, gil_only=gil_only
     )
-    child = launcher.launch(list(command)) if command else None
-    target_pid = child.pid if child is not None else pid
-    assert target_pid is not None
+    progress = Progress(quiet=quiet)
     try:
-        target = attach(target_pid, launched=child)
-    except BaseException:
-        _stop(child)
-        raise
-    path = output or launcher.default_output(target_pid)
-    try:
-        out = open(path, "wb")
-    except OSError as exc:
-        target.close()
-        _stop(child)  # it would run on unrecorded, orphaned once we exit
-        raise OutputError(f"{path}: cannot write the trace: {exc.strerror or exc}") from None
-    try:
-        os.fchmod(out.fileno(), file_mode())
-    except OSError:
-        pass  # an existing file of another owner that we may write but not chmod: its mode stays
-    try:
-        with out:
-            result = Recorder(target, out, options, launched=child).run()
-    except OSError as exc:
-        if _has_header(path):
-            note = "what was written so far is readable as a truncated trace"
-        else:  # not even the header fits: no file that looks like a recording is left
-            note = "nothing usable was written; the file was removed"
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-        raise OutputError(
-            f"{path}: cannot write the trace: {exc.strerror or exc} ({note})"
-        ) from None
+        result = record(
+            pid=pid,
+            command=command,
+            output=output,
+            options=options,
+            on_progress=None if quiet else progress.update,
+        )
     finally:
-        target.close()
-        stopped = _stop(child)
+        progress.finish()
     how = {
         "duration": "duration reached",
         "target-exited": "target exited",
         "interrupted": "interrupted",
         "error": f"error: {result.error}",
     }[result.reason]
-    rate_eff = result.sampled / result.duration_s if result.duration_s > 0 else 0.0
     click.echo(
-        f"flamekit: wrote {path}: {result.samples:,} samples in {result.duration_s:.2f} s "
-        f"({rate_eff:,.1f} Hz effective, {result.errors:,} sampling errors; {how})"
-        + ("; the launched command was stopped" if stopped else ""),
+        f"flamekit: wrote {result.path}: {result.samples:,} samples in "
+        f"{result.duration_s:.2f} s ({result.effective_hz:,.1f} Hz effective, "
+        f"{result.errors:,} sampling errors; {how})"
+        + ("; the launched command was stopped" if result.child_stopped else ""),
         err=True,
     )
     if result.child_status is not None and result.child_status != 0:
         click.echo(f"flamekit: the command exited with status {result.child_status}", err=True)
     if result.reason == "error":
         raise SystemExit(1)
-    if not os.path.getsize(path):
-        raise OutputError(f"{path}: nothing was written")
+    if not result.size_bytes:
+        raise OutputError(f"{result.path}: nothing was written")

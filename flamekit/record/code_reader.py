@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from flamekit.record.layout import Layout
 from flamekit.record.proc.memory import ReadError
 from flamekit.record.target import PythonTarget
+from flamekit.trace import records as R
 
 #: Longest string or line table we copy (a sanity bound against corrupt lengths).
 MAX_OBJECT_BYTES = 1 << 20
@@ -50,6 +51,20 @@ class CodeInfo:
     linetable: bytes  #: co_lnotab (<= 3.9) or co_linetable, raw
     linetable_format: int  #: a flamekit.codeformat id
     fingerprint: Fingerprint
+
+    def record(self, ref: int, pid: int) -> R.Code:
+        """The trace's CODE record of this code object, under trace ref ``ref``."""
+        return R.Code(
+            ref,
+            pid,
+            self.address,
+            self.name,
+            self.qualname,
+            self.filename,
+            self.firstlineno,
+            self.linetable,
+            self.linetable_format,
+        )
 
 
 class CodeError(ReadError):

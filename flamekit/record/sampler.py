@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -26,7 +27,6 @@ from flamekit.record.proc import launcher
 from flamekit.record.proc.idle import ThreadStates, idle_by_frame
 from flamekit.record.proc.memory import ProcessGoneError, ReadError
 from flamekit.record.proc.pause import Events, Pauser
-from flamekit.record.progress import Progress
 from flamekit.record.schedule import Schedule
 from flamekit.record.target import PythonTarget, open_target
 from flamekit.record.threadnames import ThreadNames
@@ -66,7 +66,11 @@ class RecordOptions:
     duration_s: float | None = None
     pausing: bool = True
     gil_only: bool = False
-    quiet: bool = False
+
+
+#: Called after every tick with (seconds since the start, samples written, ticks that
+#: recorded a stack, sampling errors): the figures of a progress line.
+ProgressCallback = Callable[[float, int, int, int], None]
 
 
 @dataclass
@@ -86,35 +90,6 @@ class RecordResult:
     sampled: int = 0
 
 
-def attach(
-    pid: int, launched: subprocess.Popen[bytes] | None = None, wait_s: float = 10.0
-) -> PythonTarget:
-    """Open ``pid`` as a CPython target.
-
-    A launched command may start as a wrapper (a shell script, pyenv's shims) that execs
-    the interpreter, so for a launched child we retry until it is Python, it exits, or
-    ``wait_s`` passes.
-    """
-    if launched is None:
-        launcher.check_exists(pid)
-        return open_target(pid)
-    deadline = time.monotonic() + wait_s
-    delay = 0.002
-    while True:
-        try:
-            return open_target(pid)
-        except TargetError:
-            if launched.poll() is not None:
-                raise TargetError(
-                    f"{' '.join(launcher.cmdline(pid)) or 'the command'} exited (status "
-                    f"{launched.returncode}) before flamekit could attach to it"
-                ) from None
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-
-
 class Recorder:
     """Records one target into one trace writer. Call :meth:`run` once."""
 
@@ -124,8 +99,10 @@ class Recorder:
         out,
         options: RecordOptions,
         launched: subprocess.Popen[bytes] | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> None:
         self.target = target
+        self.on_progress = on_progress
         self.pid = target.pid
         self.options = options
         self.launched = launched
@@ -193,19 +170,7 @@ class Recorder:
         self._memo_reused = 0
 
     def _write_code(self, ref: int, info: CodeInfo) -> None:
-        self.writer.write(
-            R.Code(
-                ref,
-                self.pid,
-                info.address,
-                info.name,
-                info.qualname,
-                info.filename,
-                info.firstlineno,
-                info.linetable,
-                info.linetable_format,
-            )
-        )
+        self.writer.write(info.record(ref, self.pid))
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -213,7 +178,6 @@ class Recorder:
         opts = self.options
         schedule = Schedule(opts.rate_hz, self.start_ns)
         end_ns = None if opts.duration_s is None else self.start_ns + int(opts.duration_s * 1e9)
-        progress = Progress(quiet=opts.quiet)
         pauser: Pauser | None = None
         reason, error = "interrupted", None
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
@@ -249,12 +213,13 @@ class Recorder:
                     break
                 due = schedule.advance(time.monotonic_ns())
                 self.writer.tick()
-                progress.update(
-                    (time.monotonic_ns() - self.start_ns) / 1e9,
-                    self.writer.samples,
-                    self.sampled_ticks,
-                    self.errors,
-                )
+                if self.on_progress is not None:
+                    self.on_progress(
+                        (time.monotonic_ns() - self.start_ns) / 1e9,
+                        self.writer.samples,
+                        self.sampled_ticks,
+                        self.errors,
+                    )
         except FlamekitError as exc:
             reason, error = "error", str(exc)
         finally:
@@ -263,7 +228,6 @@ class Recorder:
                     pauser.resume()
                 pauser.close()
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-            progress.finish()
             self.states.close()
         end_now = time.monotonic_ns()
         child_status = self._child_status(pauser, reason)

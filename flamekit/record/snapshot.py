@@ -1,7 +1,10 @@
-"""One symbolized look at every thread of a live process: what ``flamekit dump`` prints.
+"""One raw look at every thread of a live process: what ``flamekit dump`` shows.
 
 It uses the recorder's own pieces (pause, walk, code reader, /proc run states, thread
-names) and the offline symbolizer, so a dump shows exactly what a recording would.
+names), so a dump sees exactly what a recording would. Like the recorder it gives raw
+data only: frames as (code address, instruction offset) and each code object's contents
+as the trace's own CODE record; symbolizing them is the analysis layer's job
+(:func:`flamekit.analysis.snapshot.symbolize`), the same as for a trace.
 """
 
 from __future__ import annotations
@@ -15,29 +18,35 @@ from flamekit.record.proc.pause import Pauser
 from flamekit.record.target import PythonTarget
 from flamekit.record.threadnames import ThreadNames
 from flamekit.record.walk import StackWalker
-from flamekit.symbolize import line_for_offset
+from flamekit.trace import records as R
 
 
-@dataclass
-class DumpFrame:
-    function: str  #: qualified name where the version has one
-    file: str
-    line: int | None
+@dataclass(frozen=True)
+class ThreadSnapshot:
+    """One thread at the instant of the snapshot."""
 
-
-@dataclass
-class DumpThread:
     thread_id: int  #: threading.get_ident()
     native_tid: int | None
     name: str | None
     holds_gil: bool
     idle: bool
-    frames: list[DumpFrame] = field(default_factory=list)  #: innermost first
-    error: str | None = None
+    frames: tuple[tuple[int, int], ...]  #: (code address, instruction offset), innermost first
+    error: str | None = None  #: why ``frames`` is incomplete, if it is
 
 
-def snapshot(target: PythonTarget, pausing: bool = True) -> list[DumpThread]:
-    """Every thread's stack right now, symbolized, innermost frame first."""
+@dataclass(frozen=True)
+class Snapshot:
+    """Every thread of one process, and the code objects their frames name."""
+
+    pid: int
+    python_version: str
+    threads: list[ThreadSnapshot]
+    #: code address -> its contents (``ref`` is the address), None where unreadable
+    codes: dict[int, R.Code | None] = field(default_factory=dict)
+
+
+def snapshot(target: PythonTarget, pausing: bool = True) -> Snapshot:
+    """Every thread's stack right now, raw, innermost frame first."""
     states = ThreadStates(target.pid)
     pauser = Pauser(target.pid) if pausing else None
     try:
@@ -46,14 +55,15 @@ def snapshot(target: PythonTarget, pausing: bool = True) -> list[DumpThread]:
         if pauser is not None:
             pauser.pause()
         try:
-            stacks = StackWalker(target, consistent=pauser is not None).walk()
+            walker = StackWalker(target, consistent=pauser is not None)
+            stacks = walker.walk()
             reader = CodeReader(target)
-            codes = {}
+            codes: dict[int, R.Code | None] = {}
             for st in stacks:
                 for addr, _ in st.frames:
                     if addr not in codes:
                         try:
-                            codes[addr] = reader.read_code(addr)
+                            codes[addr] = reader.read_code(addr).record(addr, target.pid)
                         except (CodeError, ReadError):
                             codes[addr] = None
             names = ThreadNames(target, reader).lookup([st.thread_id for st in stacks])
@@ -64,30 +74,22 @@ def snapshot(target: PythonTarget, pausing: bool = True) -> list[DumpThread]:
         if pauser is not None:
             pauser.close()
         states.close()
-    out = []
+    threads = []
     for st in stacks:
-        frames = []
-        for addr, offset in st.frames:
-            info = codes.get(addr)
-            if info is None:
-                frames.append(DumpFrame("<unreadable code>", "?", None))
-                continue
-            line = line_for_offset(info.linetable, info.linetable_format, info.firstlineno, offset)
-            frames.append(DumpFrame(info.qualname or info.name, info.filename, line))
         state = running.get(st.native_tid) if st.native_tid else None
         if state is None:  # kernel tid unknown (or the thread just went): the recorder's rule
             idle = idle_by_frame(st.frames, codes.get)
         else:
             idle = state is False
-        out.append(
-            DumpThread(
+        threads.append(
+            ThreadSnapshot(
                 st.thread_id,
                 st.native_tid,
                 names.get(st.thread_id),
                 st.holds_gil,
                 idle,
-                frames,
+                st.frames,
                 st.error,
             )
         )
-    return out
+    return Snapshot(target.pid, target.version_string, threads, codes)

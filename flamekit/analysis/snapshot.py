@@ -1,0 +1,77 @@
+"""A live snapshot (``flamekit dump``) symbolized: names, files and lines per frame.
+
+The recorder's snapshot is raw (code addresses, instruction offsets, CODE records), as a
+trace is; this turns it into what a person reads, with the same line tables and the same
+symbolizer as ``convert``, so a dump and a recording of the same instant agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from flamekit.symbolize import Symbolizer
+from flamekit.trace import records as R
+
+#: The name of a frame whose code object could not be read.
+UNREADABLE = "<unreadable code>"
+
+
+class RawThread(Protocol):
+    """What :func:`symbolize` needs of a thread (``flamekit.record.snapshot`` gives it)."""
+
+    @property
+    def thread_id(self) -> int: ...
+    @property
+    def native_tid(self) -> int | None: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def holds_gil(self) -> bool: ...
+    @property
+    def idle(self) -> bool: ...
+    @property
+    def frames(self) -> Sequence[tuple[int, int]]: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+@dataclass
+class DumpFrame:
+    function: str  #: qualified name where the version has one
+    file: str
+    line: int | None
+
+
+@dataclass
+class DumpThread:
+    thread_id: int  #: threading.get_ident()
+    native_tid: int | None
+    name: str | None
+    holds_gil: bool
+    idle: bool
+    frames: list[DumpFrame] = field(default_factory=list)  #: innermost first
+    error: str | None = None
+
+
+def symbolize(threads: Sequence[RawThread], codes: Mapping[int, R.Code | None]) -> list[DumpThread]:
+    """Each thread with its frames named: function, file and line, innermost first."""
+    lines = Symbolizer()
+    out = []
+    for t in threads:
+        frames = []
+        for addr, offset in t.frames:
+            code = codes.get(addr)
+            if code is None:
+                frames.append(DumpFrame(UNREADABLE, "?", None))
+                continue
+            frames.append(
+                DumpFrame(
+                    code.qualname or code.name, code.filename, lines.line_for_code(code, offset)
+                )
+            )
+        out.append(
+            DumpThread(t.thread_id, t.native_tid, t.name, t.holds_gil, t.idle, frames, t.error)
+        )
+    return out
