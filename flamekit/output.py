@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -108,3 +109,116 @@ def default_output_path(input_path: str, extension: str) -> str:
     """The input's path with its ``.fkt`` suffix (if any) replaced by ``extension``."""
     base = input_path[:-4] if input_path.endswith(".fkt") else os.path.splitext(input_path)[0]
     return (base or input_path) + extension
+
+
+# -- where an output goes: a new file, or a stream that already exists ------------------
+
+#: What an output path turned out to be.
+NEW_FILE = "new-file"  #: absent or a regular file: a new file is renamed onto it
+STREAM = (
+    "stream"  #: a character device or a FIFO (/dev/null, /dev/stdout, a pipe): written in place
+)
+
+
+def resolve_output(path: str) -> tuple[str, str]:
+    """(kind, the path to write) for an output named ``path``, or OutputError.
+
+    Whatever existed at ``path`` is never chmod'ed, truncated as a file or removed unless
+    it is a regular file being replaced by a new one: as root, ``-o /dev/full`` once
+    deleted /dev/full, and a device node given as ``-o`` was made 0644. Character devices
+    and FIFOs are streams, written where they are. A symbolic link is followed only where
+    the kernel's protected_symlinks rule would follow it for us (not a link another user
+    planted in a sticky, world-writable directory such as /tmp, which would make root
+    overwrite the file it points to); block devices, directories and sockets are refused.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return NEW_FILE, path
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {_why(exc)}") from None
+    if stat.S_ISLNK(st.st_mode):
+        if not _may_follow(path, st):
+            raise OutputError(
+                f"cannot write {path}: it is a symbolic link owned by another user in a "
+                "sticky, world-writable directory; name the file it points to instead"
+            )
+        real = os.path.realpath(path)
+        try:
+            st = os.stat(real)
+        except FileNotFoundError:
+            return NEW_FILE, real  # a dangling link: the file it names is created
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {_why(exc)}") from None
+        path = real
+    if stat.S_ISREG(st.st_mode):
+        return NEW_FILE, path
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+        return STREAM, path
+    what = {stat.S_IFDIR: "a directory", stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
+    raise OutputError(
+        f"cannot write {path}: it is {what.get(stat.S_IFMT(st.st_mode), 'not a regular file')}"
+    )
+
+
+def _may_follow(link: str, st: os.stat_result) -> bool:
+    """fs.protected_symlinks: a link in a sticky, world-writable directory is followed
+    only by its owner, or when the directory's owner owns the link too."""
+    parent = os.stat(os.path.dirname(os.path.abspath(link)) or ".")
+    sticky_public = parent.st_mode & stat.S_ISVTX and parent.st_mode & stat.S_IWOTH
+    return not sticky_public or st.st_uid in (os.geteuid(), parent.st_uid)
+
+
+class NewOutput:
+    """An output being written: a new file created beside its path and renamed onto it by
+    :meth:`publish`, or a stream written in place (see :func:`resolve_output`).
+
+    Until it is published the path is untouched, so a reader never finds a file there that
+    is shorter than what the writer meant to be its first readable part (a trace's header).
+    """
+
+    def __init__(self, path: str, mode: int) -> None:
+        self.path = path
+        self.kind, self.target = resolve_output(path)
+        self._tmp: str | None = None
+        try:
+            if self.kind == STREAM:
+                fd = os.open(self.target, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+            else:
+                fd, self._tmp = tempfile.mkstemp(
+                    dir=os.path.dirname(os.path.abspath(self.target)),
+                    prefix=f".{os.path.basename(self.target)}.",
+                    suffix=".tmp",
+                )
+                os.fchmod(fd, mode)  # our own new file: mkstemp's 0600, or wider if asked
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write {path}: {_why(exc)}") from None
+        self.file: BinaryIO = os.fdopen(fd, "wb")
+
+    @property
+    def published(self) -> bool:
+        return self._tmp is None
+
+    def publish(self) -> None:
+        """Flush what was written and put the file at its path (a stream: flush only)."""
+        self.file.flush()
+        if self._tmp is not None:
+            os.replace(self._tmp, self.target)
+            self._tmp = None
+
+    def discard(self) -> None:
+        """Remove the new file if it was never published; a stream is left as it is."""
+        if self._tmp is not None:
+            try:
+                os.unlink(self._tmp)
+            except OSError:
+                pass
+            self._tmp = None
+
+    def close(self) -> None:
+        try:
+            self.file.close()
+        except OSError:
+            pass
+        self.discard()

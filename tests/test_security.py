@@ -98,16 +98,20 @@ def _flamekit(*args: str, umask: int, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("umask,mode", [(0o027, 0o640), (0o022, 0o644), (0o000, 0o664)])
-def test_record_and_convert_outputs_follow_the_umask_and_are_never_world_writable(
+def test_traces_are_private_and_converted_outputs_follow_the_umask(
     tmp_path: Path, umask: int, mode: int
 ):
+    """A trace holds the target's code paths, function and thread names: recorded as root
+    from another user's process, a world-readable one (0644, as before) gave them away.
+    Traces are 0600 whatever the umask; what convert writes is meant to be shared, and
+    follows the umask (never world-writable)."""
     trace = tmp_path / "run.fkt"
     r = _flamekit(
         "record", "-q", "-o", str(trace), "--", sys.executable, "-c", "sum(range(10**6))",
         umask=umask, cwd=tmp_path,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert trace.stat().st_mode & 0o777 == mode
+    assert trace.stat().st_mode & 0o777 == 0o600
     out = tmp_path / "run.svg"
     r = _flamekit("convert", str(trace), "--to", "svg", "-o", str(out), umask=umask, cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -109,7 +109,7 @@ def command(
     how = {
         "duration": "duration reached",
         "target-exited": "target exited",
-        "interrupted": "interrupted",
+        "interrupted": f"interrupted by {result.error}" if result.error else "interrupted",
         "error": f"error: {result.error}",
     }[result.reason]
     click.echo(

@@ -28,6 +28,7 @@ from flamekit.record.proc.idle import ThreadStates, idle_by_frame
 from flamekit.record.proc.memory import ProcessGoneError, ReadError
 from flamekit.record.proc.pause import Events, Pauser
 from flamekit.record.schedule import Schedule
+from flamekit.record.stop_signals import StopSignals
 from flamekit.record.target import PythonTarget, open_target
 from flamekit.record.threadnames import ThreadNames
 from flamekit.record.walk import StackWalker, ThreadStack
@@ -54,8 +55,6 @@ NAME_RETRY_S = 0.005
 _LONG_WAIT_S = 0.01
 #: Nonblocking mode: how often to check between ticks that the target still exists.
 _EXIT_CHECK_S = 0.01
-#: What ends a recording from outside (blocked while recording, polled).
-_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 @dataclass
@@ -150,6 +149,12 @@ class Recorder:
         self._next_exit_check = 0.0  #: nonblocking: monotonic time of the next exit check
         #: nonblocking: the wait before this tick already looked for Ctrl-C / SIGTERM
         self._signals_seen = False
+        #: the session's, once run() is given them
+        self.stop = StopSignals(suspend=options.pausing)
+        self._stopped_by: int | None = None  #: the signal that ended the recording
+        self._suspend = False  #: Ctrl-Z seen: release the target and stop (pausing mode)
+        #: nonblocking: how the program looked at the last check (an exec changes it)
+        self._exec_ident = launcher.exec_identity(self.pid)
 
     def _open_readers(self, target: PythonTarget) -> None:
         old = getattr(self, "codes", None)  # after an exec: code refs must stay unique
@@ -174,13 +179,30 @@ class Recorder:
 
     # -- the loop ---------------------------------------------------------------------
 
-    def run(self) -> RecordResult:
+    def run(self, stop: StopSignals | None = None) -> RecordResult:
+        """Record until the duration, the target's end, an error or a stop signal.
+
+        ``stop``: the session's stop signals, already held (see stop_signals); without
+        one the recorder holds SIGINT, SIGTERM and SIGHUP itself for the recording.
+        Whatever ends it, the target is released and the trace gets its end record."""
+        own = stop is None
+        if stop is not None:
+            self.stop = stop
+        stop = self.stop
+        if own:
+            stop.hold()
+        try:
+            return self._run()
+        finally:
+            if own:
+                stop.release()
+
+    def _run(self) -> RecordResult:
         opts = self.options
         schedule = Schedule(opts.rate_hz, self.start_ns)
         end_ns = None if opts.duration_s is None else self.start_ns + int(opts.duration_s * 1e9)
         pauser: Pauser | None = None
         reason, error = "interrupted", None
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             if opts.pausing:
                 pauser = Pauser(self.pid)
@@ -203,9 +225,20 @@ class Recorder:
                     # (a low rate), so Ctrl-C is never a long period late.
                     if pauser is not None and wait_s >= _LONG_WAIT_S and self._interrupted():
                         break
+                    if self._suspend:
+                        pauser = self._suspended(pauser)
+                        if pauser is None and opts.pausing:
+                            reason = "target-exited"
+                            break
                     continue
                 if not self._signals_seen and self._interrupted():
                     break
+                if self._suspend:
+                    pauser = self._suspended(pauser)
+                    if pauser is None and opts.pausing:
+                        reason = "target-exited"
+                        break
+                    continue
                 self._signals_seen = False
                 ended = self._tick(pauser)
                 if ended:
@@ -227,10 +260,11 @@ class Recorder:
                 if pauser.paused:
                     pauser.resume()
                 pauser.close()
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             self.states.close()
         end_now = time.monotonic_ns()
         child_status = self._child_status(pauser, reason)
+        if reason == "interrupted" and self._stopped_by is not None:
+            error = signal.Signals(self._stopped_by).name  # which signal, for the end record
         try:
             self.writer.close(reason, error=error, errors=self.errors, end_ns=end_now)
         except OSError as exc:
@@ -533,12 +567,19 @@ class Recorder:
             self._next_exit_check = now + _EXIT_CHECK_S
             if self.launched is not None and self.launched.poll() is not None:
                 return "target-exited"
-            if not os.path.exists(f"/proc/{self.pid}"):
+            ident = launcher.exec_identity(self.pid)
+            if ident is None:
                 return "target-exited"
+            if ident != self._exec_ident:
+                # An exec, which no ptrace event tells us of here: follow it as pausing
+                # mode does (it lost every sample after the exec: 160 against 361).
+                self._exec_ident = ident
+                if self._exec_deadline is None:
+                    self._exec_deadline = now + EXEC_WAIT_S
         if wait_s > 0:
             # The wait is the Ctrl-C poll too: one system call, not two, a tick. A signal
             # arriving after it stays pending for the next one, a period at most.
-            info = signal.sigtimedwait(_STOP_SIGNALS, wait_s)
+            info = self.stop.poll(wait_s)
             if info is not None:
                 self._pass_on(info)
                 return "interrupted"
@@ -551,14 +592,39 @@ class Recorder:
         A SIGINT sent to the recorder alone (kill -INT) is passed on to a launched
         child; one from the terminal already reached the child through its process group.
         """
-        info = signal.sigtimedwait(_STOP_SIGNALS, 0)
+        info = self.stop.poll()
         if info is None:
+            return False
+        if info.si_signo == signal.SIGTSTP:
+            self._suspend = True
             return False
         self._pass_on(info)
         return True
 
+    def _suspended(self, pauser: Pauser | None) -> Pauser | None:
+        """Ctrl-Z (SIGTSTP): release the target, stop as the terminal asked, and take the
+        target again once continued. A stopped tracer holds every signal its tracee gets
+        (each one stops the receiving thread until the tracer passes it on): a target
+        with a 10 ms SIGALRM timer was frozen for 2 s while the recorder sat stopped.
+        Only pausing mode traces the target; without it SIGTSTP is left to stop us."""
+        self._suspend = False
+        if pauser is not None:
+            pauser.close()
+        os.kill(os.getpid(), signal.SIGSTOP)  # SIGTSTP's own action, which we hold back
+        if pauser is None:
+            return None
+        try:
+            return Pauser(self.pid)
+        except TargetError:
+            gone = self.launched.poll() is not None if self.launched else False
+            if gone or not os.path.exists(f"/proc/{self.pid}"):
+                return None  # it ended while we were stopped
+            raise
+
     def _pass_on(self, info: signal.struct_siginfo) -> None:
-        """A SIGINT sent to the recorder alone goes on to a launched child."""
+        """Note what ended the recording; a SIGINT sent to the recorder alone goes on to a
+        launched child."""
+        self._stopped_by = info.si_signo
         if (
             self.launched is not None
             and info.si_signo == signal.SIGINT

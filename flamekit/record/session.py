@@ -18,16 +18,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flamekit.errors import OutputError, TargetError, TraceError, UsageError
-from flamekit.output import file_mode
+from flamekit.errors import OutputError, TargetError, UsageError
+from flamekit.output import STREAM, NewOutput
 from flamekit.record.proc import launcher
 from flamekit.record.sampler import ProgressCallback, Recorder, RecordOptions
+from flamekit.record.stop_signals import StopSignals
 from flamekit.record.target import PythonTarget, open_target
 
 __all__ = ["MAX_RATE_HZ", "RecordOptions", "SessionResult", "attach", "record"]
 
 #: The highest sampling rate accepted: above it the period is shorter than one walk.
 MAX_RATE_HZ = 100_000
+#: Traces are created readable by their owner only: recorded as root, a trace holds
+#: another user's code paths, function and thread names.
+TRACE_MODE = 0o600
 #: Seconds a launched command gets to end after SIGTERM before it is killed.
 STOP_GRACE_S = 2.0
 #: How long a launched command may take to become CPython (a wrapper script, pyenv's
@@ -114,35 +118,36 @@ def record(
         )
     if not 0 < opts.rate_hz <= MAX_RATE_HZ:
         raise UsageError(f"--rate {opts.rate_hz:g}: at most {MAX_RATE_HZ} samples per second")
-    child = launcher.launch(list(command)) if command else None
-    target_pid = child.pid if child is not None else pid
-    assert target_pid is not None
+    stop = StopSignals(suspend=opts.pausing)
+    stop.interrupt_now()  # until the trace exists, a stop signal just ends the session
+    child = target = out = None
     try:
+        child = launcher.launch(list(command)) if command else None
+        target_pid = child.pid if child is not None else pid
+        assert target_pid is not None
         target = attach(target_pid, launched=child)
-    except BaseException:
-        _stop(child)
-        raise
-    path = output or launcher.default_output(target_pid)
-    try:
-        out = open(path, "wb")  # noqa: SIM115 - closed below, after the recording
-    except OSError as exc:
-        target.close()
-        _stop(child)  # it would run on unrecorded, orphaned once we exit
-        raise OutputError(f"{path}: cannot write the trace: {exc.strerror or exc}") from None
-    try:
-        os.fchmod(out.fileno(), file_mode())
-    except OSError:
-        pass  # an existing file of another owner that we may write but not chmod: its mode stays
-    try:
-        with out:
-            result = Recorder(target, out, opts, launched=child, on_progress=on_progress).run()
-    except OSError as exc:
-        raise OutputError(
-            f"{path}: cannot write the trace: {exc.strerror or exc} ({_salvage(path)})"
-        ) from None
+        path = output or launcher.default_output(target_pid)
+        # From here on a stop signal ends the recording with a complete trace: it waits,
+        # blocked, for the sampling loop to see it (see stop_signals).
+        stop.hold()
+        out = NewOutput(path, TRACE_MODE)
+        try:
+            recorder = Recorder(target, out.file, opts, launched=child, on_progress=on_progress)
+            out.publish()  # the header is at the path before anything can go wrong
+            result = recorder.run(stop)
+        except OSError as exc:
+            note = _salvage(out)
+            raise OutputError(
+                f"{path}: cannot write the trace: {exc.strerror or exc} ({note})"
+            ) from None
+        finally:
+            out.close()
     finally:
-        target.close()
+        stop.hold()  # no second signal in the middle of what follows
+        if target is not None:
+            target.close()
         stopped = _stop(child)
+        stop.release()
     return SessionResult(
         path=path,
         reason=result.reason,
@@ -153,31 +158,27 @@ def record(
         error=result.error,
         child_status=result.child_status,
         child_stopped=stopped,
-        size_bytes=os.path.getsize(path),
+        size_bytes=_size(out),
     )
 
 
-def _salvage(path: str) -> str:
-    """What is left of a trace whose writing failed, for the error line: a trace cut
-    short that still begins with a whole header is readable as truncated; anything less
-    is removed, so no file that looks like a recording is left."""
-    if _has_header(path):
+def _size(out: NewOutput) -> int:
+    """The trace's size; a stream (a pipe, /dev/null) has none to tell: -1."""
+    if out.kind != STREAM:
+        try:
+            return os.path.getsize(out.target)
+        except OSError:
+            return 0
+    return -1
+
+
+def _salvage(out: NewOutput) -> str:
+    """What is left of a trace whose writing failed, for the error line."""
+    if out.kind == STREAM:
+        return "it was written to a stream"
+    if out.published:  # its header reached the file before it was put there
         return "what was written so far is readable as a truncated trace"
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
     return "nothing usable was written; the file was removed"
-
-
-def _has_header(path: str) -> bool:
-    from flamekit.trace import TraceReader
-
-    try:
-        next(iter(TraceReader(path)))
-    except (TraceError, OSError, StopIteration):
-        return False
-    return True
 
 
 def _stop(child: subprocess.Popen[bytes] | None) -> bool:

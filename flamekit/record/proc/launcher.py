@@ -85,3 +85,23 @@ def launch(argv: list[str]) -> subprocess.Popen[bytes]:
         raise UsageError(f"{argv[0]}: permission denied (is it executable?)") from None
     except OSError as exc:
         raise TargetError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
+
+
+def exec_identity(pid: int) -> tuple[int, ...] | None:
+    """Words of /proc/PID/stat that an ``execve`` changes: where the new program's code,
+    stack and arguments were put (randomized anew for each program), or None if the
+    process is gone (or a zombie). The process id and start time stay the same across an exec, so this
+    is how a recorder that does not trace the target (non-blocking mode) notices one."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()
+    if fields[:1] in ([b"Z"], [b"X"]):
+        return None  # exited, not yet reaped: it has no program any more
+    try:
+        # startcode, endcode, startstack (fields 26-28), arg_start, arg_end (48-49)
+        return tuple(int(fields[i - 3]) for i in (26, 27, 28, 48, 49))
+    except (ValueError, IndexError):
+        return None
