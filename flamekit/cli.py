@@ -1,63 +1,35 @@
 """The ``flamekit`` command line: parses options, calls one stage, picks the exit code.
 
-Commands live one per module in ``flamekit.commands`` and are imported only when run,
-so ``flamekit info`` never pays for loading the recorder's ELF and ptrace machinery.
+This module is the entry point and imports almost nothing at its top: a Ctrl-C (or
+SIGTERM, SIGHUP) is one line and exit 130 from its first line on (see
+:mod:`flamekit.stop_signals`), and loading click and the commands comes after that.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 
-import click
+from flamekit.stop_signals import interrupt_from_now
 
-from flamekit import __version__
-from flamekit.errors import FlamekitError
-
-# name -> one-line help. The module flamekit.commands.<name> defines ``command``.
-COMMANDS: dict[str, str] = {
-    "record": "Sample a running (or launched) Python process into an FKT trace.",
-    "dump": "Print every thread's current Python stack once.",
-    "info": "Summarise an FKT trace: header, duration, samples, threads.",
-    "convert": "Symbolize a trace and write collapsed, speedscope, cpuprofile, svg or pprof.",
-    "diff": "Compare two traces: what got slower, what got faster.",
-    "top": "Show the functions with the most samples in a trace.",
-}
-
-
-class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in COMMANDS:
-            return None
-        module = importlib.import_module(f"flamekit.commands.{name}")
-        return module.command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with formatter.section("Commands"):
-            formatter.write_dl(list(COMMANDS.items()))
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="flamekit")
-def cli() -> None:
-    """flamekit: sample CPython from outside, analyse the recording anywhere, later."""
-
-
-def _usage_line(exc: click.UsageError) -> str:
-    """click's own usage errors (a bad type, a missing option, an unknown one) as one line
-    that names the option and where to read more, like every other flamekit error."""
-    text = " ".join(exc.format_message().split())
-    path = exc.ctx.command_path if exc.ctx is not None else "flamekit"
-    return f"{text} (see '{path} --help')"
+interrupt_from_now()
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every flamekit error becomes one line on stderr and its exit code."""
+    interrupt_from_now()
+    try:
+        _run(argv)
+    except KeyboardInterrupt:  # before click was there to catch it
+        print("flamekit: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def _run(argv: list[str] | None) -> None:
+    import click
+
+    from flamekit.commands.group import cli, usage_line
+    from flamekit.errors import FlamekitError
+
     try:
         rv = cli.main(args=argv, prog_name="flamekit", standalone_mode=False)
     except FlamekitError as exc:
@@ -67,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("flamekit: interrupted", err=True)
         sys.exit(130)
     except click.UsageError as exc:
-        click.echo(f"flamekit: error: {_usage_line(exc)}", err=True)
+        click.echo(f"flamekit: error: {usage_line(exc)}", err=True)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()

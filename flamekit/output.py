@@ -143,14 +143,14 @@ def resolve_output(path: str) -> tuple[str, str]:
                 f"cannot write {path}: it is a symbolic link owned by another user in a "
                 "sticky, world-writable directory; name the file it points to instead"
             )
-        real = os.path.realpath(path)
         try:
-            st = os.stat(real)
+            st = os.stat(path)  # the kernel follows /dev/stdout's magic link to a pipe too
         except FileNotFoundError:
-            return NEW_FILE, real  # a dangling link: the file it names is created
+            return NEW_FILE, os.path.realpath(path)  # dangling: the file it names is made
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {_why(exc)}") from None
-        path = real
+        if stat.S_ISREG(st.st_mode):
+            return NEW_FILE, os.path.realpath(path)
     if stat.S_ISREG(st.st_mode):
         return NEW_FILE, path
     if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):

@@ -140,7 +140,10 @@ def test_target_execs_a_program_that_is_not_python(tmp_path: Path):
     assert samples_of(tr, "spin_for") > 50
 
 
-def test_target_execs_python_again_and_recording_follows(tmp_path: Path):
+@pytest.mark.parametrize("mode", [[], ["--nonblocking"]], ids=["pausing", "nonblocking"])
+def test_target_execs_python_again_and_recording_follows(tmp_path: Path, mode: list[str]):
+    """Both modes follow the exec: non-blocking mode, which gets no ptrace event for it,
+    lost every sample after it (160 samples and 0 errors, against 361 paused)."""
     state, out = tmp_path / "state", tmp_path / "t.fkt"
     after = (
         "import time\n"
@@ -152,8 +155,9 @@ def test_target_execs_python_again_and_recording_follows(tmp_path: Path):
         "raise SystemExit(4)\n"
     )
     rec = start_record(
-        "-r", 1000, "-q", "-o", out, "--", PY, REL_TARGET, "exec", state, 0.5, PY, "-c", after
-    )
+        "-r", 1000, "-q", *mode, "-o", out, "--", PY, REL_TARGET, "exec", state, 0.5, PY, "-c",
+        after,
+    )  # fmt: skip
     try:
         code, _, err = finish(rec)
     finally:

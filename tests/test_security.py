@@ -29,7 +29,7 @@ CODE_RUNNERS = {"eval", "exec", "compile", "__import__"}
 #: table and from the package's own folder, never from input.
 ALLOWED_RUNNERS = {
     ("flamekit/trace/synthetic.py", "compile"),
-    ("flamekit/cli.py", "importlib.import_module"),
+    ("flamekit/commands/group.py", "importlib.import_module"),
     ("flamekit/convert/base.py", "importlib.import_module"),
 }
 

@@ -103,6 +103,7 @@ def command(
             output=output,
             options=options,
             on_progress=None if quiet else progress.update,
+            exiting=True,
         )
     finally:
         progress.finish()

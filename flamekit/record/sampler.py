@@ -28,10 +28,10 @@ from flamekit.record.proc.idle import ThreadStates, idle_by_frame
 from flamekit.record.proc.memory import ProcessGoneError, ReadError
 from flamekit.record.proc.pause import Events, Pauser
 from flamekit.record.schedule import Schedule
-from flamekit.record.stop_signals import StopSignals
 from flamekit.record.target import PythonTarget, open_target
 from flamekit.record.threadnames import ThreadNames
 from flamekit.record.walk import StackWalker, ThreadStack
+from flamekit.stop_signals import StopSignals
 from flamekit.trace import records as R
 from flamekit.trace.writer import TraceWriter
 
@@ -325,7 +325,12 @@ class Recorder:
                 stacks = self.walker.walk()
                 checked = self._check_codes(stacks)  # the target may die between the two
             except ProcessGoneError:
-                return "target-exited"
+                if pauser is not None:
+                    return "target-exited"
+                # Non-blocking: a read caught mid-exec fails as if the process were gone
+                # (1 run in 10 of the exec test ended there); see whether it is.
+                self.errors += 1
+                return self._exec_or_exit()
         finally:
             if pauser is not None:
                 pauser.resume()
@@ -565,17 +570,9 @@ class Recorder:
         now = time.monotonic()
         if now >= self._next_exit_check:
             self._next_exit_check = now + _EXIT_CHECK_S
-            if self.launched is not None and self.launched.poll() is not None:
-                return "target-exited"
-            ident = launcher.exec_identity(self.pid)
-            if ident is None:
-                return "target-exited"
-            if ident != self._exec_ident:
-                # An exec, which no ptrace event tells us of here: follow it as pausing
-                # mode does (it lost every sample after the exec: 160 against 361).
-                self._exec_ident = ident
-                if self._exec_deadline is None:
-                    self._exec_deadline = now + EXEC_WAIT_S
+            ended = self._exec_or_exit()
+            if ended:
+                return ended
         if wait_s > 0:
             # The wait is the Ctrl-C poll too: one system call, not two, a tick. A signal
             # arriving after it stays pending for the next one, a period at most.
@@ -584,6 +581,21 @@ class Recorder:
                 self._pass_on(info)
                 return "interrupted"
             self._signals_seen = True
+        return None
+
+    def _exec_or_exit(self) -> str | None:
+        """Non-blocking mode: "target-exited" if the target is gone; after an exec, which
+        no ptrace event tells us of here, follow it as pausing mode does (it lost every
+        sample after the exec: 160 samples against 361)."""
+        if self.launched is not None and self.launched.poll() is not None:
+            return "target-exited"
+        ident = launcher.exec_identity(self.pid)
+        if ident is None:
+            return "target-exited"
+        if ident != self._exec_ident:
+            self._exec_ident = ident
+            if self._exec_deadline is None:
+                self._exec_deadline = time.monotonic() + EXEC_WAIT_S
         return None
 
     def _interrupted(self) -> bool:

@@ -22,8 +22,8 @@ from flamekit.errors import OutputError, TargetError, UsageError
 from flamekit.output import STREAM, NewOutput
 from flamekit.record.proc import launcher
 from flamekit.record.sampler import ProgressCallback, Recorder, RecordOptions
-from flamekit.record.stop_signals import StopSignals
 from flamekit.record.target import PythonTarget, open_target
+from flamekit.stop_signals import StopSignals
 
 __all__ = ["MAX_RATE_HZ", "RecordOptions", "SessionResult", "attach", "record"]
 
@@ -97,6 +97,7 @@ def record(
     output: str | None = None,
     options: RecordOptions | None = None,
     on_progress: ProgressCallback | None = None,
+    exiting: bool = False,
 ) -> SessionResult:
     """Record the process ``pid``, or the ``command`` launched here, into ``output``.
 
@@ -104,6 +105,8 @@ def record(
     ``on_progress`` is called after every tick with the running figures (see
     :data:`~flamekit.record.sampler.ProgressCallback`; it runs in the sampling loop, so
     keep it cheap: ``flamekit record`` rate-limits its progress line itself).
+    ``exiting``: the caller exits once this returns (the command line), so the stop
+    signals stay blocked: one more Ctrl-C then is not an interruption of anything.
 
     Raises UsageError for bad arguments, TargetError when the process cannot be recorded
     and OutputError when the trace cannot be written; a recording that starts always
@@ -122,14 +125,16 @@ def record(
     stop.interrupt_now()  # until the trace exists, a stop signal just ends the session
     child = target = out = None
     try:
-        child = launcher.launch(list(command)) if command else None
+        if command:
+            with stop.held() as mask:  # a signal now would orphan a command half-started
+                child = launcher.launch(list(command), sigmask=mask)
         target_pid = child.pid if child is not None else pid
         assert target_pid is not None
         target = attach(target_pid, launched=child)
         path = output or launcher.default_output(target_pid)
         # From here on a stop signal ends the recording with a complete trace: it waits,
         # blocked, for the sampling loop to see it (see stop_signals).
-        stop.hold()
+        stop.hold()  # (raises Interrupted for a signal whose exception a __del__ swallowed)
         out = NewOutput(path, TRACE_MODE)
         try:
             recorder = Recorder(target, out.file, opts, launched=child, on_progress=on_progress)
@@ -138,16 +143,16 @@ def record(
         except OSError as exc:
             note = _salvage(out)
             raise OutputError(
-                f"{path}: cannot write the trace: {exc.strerror or exc} ({note})"
+                f"{path}: cannot write the trace: {exc.strerror or exc}{note}"
             ) from None
         finally:
             out.close()
     finally:
-        stop.hold()  # no second signal in the middle of what follows
+        _block(stop)  # no second signal in the middle of what follows
         if target is not None:
             target.close()
         stopped = _stop(child)
-        stop.release()
+        stop.release(unblock=not exiting)
     return SessionResult(
         path=path,
         reason=result.reason,
@@ -160,6 +165,13 @@ def record(
         child_stopped=stopped,
         size_bytes=_size(out),
     )
+
+
+def _block(stop: StopSignals) -> None:
+    try:
+        stop.hold()
+    except KeyboardInterrupt:
+        pass  # already on the way out
 
 
 def _size(out: NewOutput) -> int:
@@ -175,10 +187,10 @@ def _size(out: NewOutput) -> int:
 def _salvage(out: NewOutput) -> str:
     """What is left of a trace whose writing failed, for the error line."""
     if out.kind == STREAM:
-        return "it was written to a stream"
+        return ""  # what went into a pipe or a device is the reader's
     if out.published:  # its header reached the file before it was put there
-        return "what was written so far is readable as a truncated trace"
-    return "nothing usable was written; the file was removed"
+        return " (what was written so far is readable as a truncated trace)"
+    return " (nothing usable was written; the file was removed)"
 
 
 def _stop(child: subprocess.Popen[bytes] | None) -> bool:

@@ -7,9 +7,11 @@ what it sees, not by our own filesystem.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 
 from flamekit.errors import TargetError, UsageError
 
@@ -69,16 +71,25 @@ def host_facts() -> tuple[str, str]:
     return socket.gethostname(), os.uname().release
 
 
-def launch(argv: list[str]) -> subprocess.Popen[bytes]:
+def launch(argv: list[str], sigmask: Iterable[int] | None = None) -> subprocess.Popen[bytes]:
     """Start the command to record, sharing our terminal and process group.
 
     Same process group, so a Ctrl-C at the terminal reaches the target as it would without
-    flamekit; the recorder forwards only signals sent to itself alone.
+    flamekit; the recorder forwards only signals sent to itself alone. ``sigmask``: the
+    signal mask the command starts with, when ours is not the one to hand on (the
+    recorder blocks its stop signals while it starts the command).
     """
     if not argv:
         raise UsageError("nothing to launch: give a command after --, e.g. -- python script.py")
+    preexec = None
+    if sigmask is not None:
+        mask = set(sigmask)
+
+        def preexec() -> None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
     try:
-        return subprocess.Popen(argv)
+        return subprocess.Popen(argv, preexec_fn=preexec)
     except FileNotFoundError:
         raise UsageError(f"{argv[0]}: command not found") from None
     except PermissionError:
@@ -90,18 +101,38 @@ def launch(argv: list[str]) -> subprocess.Popen[bytes]:
 def exec_identity(pid: int) -> tuple[int, ...] | None:
     """Words of /proc/PID/stat that an ``execve`` changes: where the new program's code,
     stack and arguments were put (randomized anew for each program), or None if the
-    process is gone (or a zombie). The process id and start time stay the same across an exec, so this
-    is how a recorder that does not trace the target (non-blocking mode) notices one."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
+    process is gone. The process id and start time stay the same across an exec, so this
+    is how a recorder that does not trace the target (non-blocking mode) notices one.
+
+    A main thread that exited before the others (or one replaced by a thread calling
+    exec) is a zombie with no memory map to show: any live thread's view is the same."""
+    fields = _stat_fields(f"/proc/{pid}/stat")
+    if fields is None:
         return None
-    fields = data[data.rfind(b")") + 2 :].split()
-    if fields[:1] in ([b"Z"], [b"X"]):
-        return None  # exited, not yet reaped: it has no program any more
+    if fields[0] in (b"Z", b"X"):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return None
+        for tid in tids:
+            fields = _stat_fields(f"/proc/{pid}/task/{tid}/stat")
+            if fields is not None and fields[0] not in (b"Z", b"X"):
+                break
+        else:
+            return None
     try:
         # startcode, endcode, startstack (fields 26-28), arg_start, arg_end (48-49)
         return tuple(int(fields[i - 3]) for i in (26, 27, 28, 48, 49))
     except (ValueError, IndexError):
         return None
+
+
+def _stat_fields(path: str) -> list[bytes] | None:
+    """The fields of a /proc stat file after the command name (field 3 first)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()
+    return fields or None

@@ -6,7 +6,9 @@ way, whenever they come. What that means depends on how far it got:
 * **Before the trace file exists** nothing is worth keeping: the signal interrupts the
   session where it is (:class:`Interrupted`, a KeyboardInterrupt, so every ``finally``
   on the way out runs: a launched command is stopped, a target is closed) and the
-  command exits 130 with one line.
+  command exits 130 with one line. The command line raises it from its first line on
+  (:func:`interrupt_from_now`); only the interpreter's own start-up, before any of
+  flamekit runs, is left to the signals' default actions.
 * **Once the trace file exists** the signal must not land between two bytes of a record
   or while the target is held: the signals are blocked (:meth:`StopSignals.hold`) and
   the sampling loop polls for them between ticks (:meth:`StopSignals.poll`), so the
@@ -29,23 +31,47 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
-from typing import Any
 
 #: What ends a recording from outside, in the order they are named.
 ENDING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupted(KeyboardInterrupt):
-    """A stop signal arrived before there was a trace to finish."""
+    """A stop signal arrived before there was anything to finish.
+
+    A subclass, not KeyboardInterrupt itself: CPython marks a KeyboardInterrupt that
+    leaves code run by ``exec`` of a string (dataclasses and namedtuples make their
+    methods that way, at import) as unhandled even once it is caught, and at exit kills
+    itself with SIGINT: ``flamekit record`` printed its one line, then died of the signal
+    (exit -2) in runs interrupted while it imported the recorder. The check is for the
+    exact type.
+    """
 
     def __init__(self, signo: int) -> None:
         super().__init__(signal.Signals(signo).name)
         self.signo = signo
 
 
+#: Stop signals whose handler ran (oldest first): an exception raised in a ``__del__``
+#: or a weakref callback is printed and dropped by Python, so the raise alone can be lost.
+_fired: list[int] = []
+
+
 def _raise(signo: int, frame: FrameType | None) -> None:
+    _fired.append(signo)
     raise Interrupted(signo)
+
+
+def interrupt_from_now() -> None:
+    """For the command line, as early as it can: a stop signal raises :class:`Interrupted`
+    (SIGTERM and SIGHUP too, whose default action would leave no word and, for a recording,
+    a launched command running). Signals the process ignores stay ignored."""
+    for s in ENDING:
+        if signal.getsignal(s) != signal.SIG_IGN:
+            signal.signal(s, _raise)
 
 
 class StopSignals:
@@ -63,7 +89,7 @@ class StopSignals:
         if suspend and signal.getsignal(signal.SIGTSTP) != signal.SIG_IGN:
             live.append(signal.SIGTSTP)
         self.watched = frozenset(live)
-        self._old_handlers: dict[int, Any] = {}
+        self._old_handlers: dict[int, object] = {}
         self._old_mask: set[int] | None = None
 
     def interrupt_now(self) -> None:
@@ -75,9 +101,27 @@ class StopSignals:
                 self._old_handlers[s] = signal.signal(s, _raise)
 
     def hold(self) -> None:
-        """Block the watched signals: from now on they wait for :meth:`poll`."""
+        """Block the watched signals: from now on they wait for :meth:`poll`.
+
+        Raises :class:`Interrupted` if one came before and its exception was lost (see
+        ``_fired``): what was interrupted cannot have noticed."""
         if self._old_mask is None:
             self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, self.watched)
+        if _fired:
+            signo = _fired[0]
+            _fired.clear()
+            raise Interrupted(signo)
+
+    @contextmanager
+    def held(self) -> Iterator[frozenset[int]]:
+        """Block the watched signals for a step that must not be cut in two (starting a
+        command: its process made but its Popen not yet ours); a signal that comes
+        meanwhile acts when the block ends. Yields the mask to give a child process."""
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, self.watched)
+        try:
+            yield frozenset(old)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def poll(self, timeout: float = 0.0) -> signal.struct_siginfo | None:
         """The first watched signal pending, waiting up to ``timeout`` seconds for one."""
@@ -87,21 +131,28 @@ class StopSignals:
             return None
         return signal.sigtimedwait(self.watched, timeout)
 
-    def release(self) -> list[int]:
-        """Drop the watched signals still pending, unblock them, and restore the handlers
-        as they were. Returns the signals dropped (a second Ctrl-C while finishing)."""
+    def release(self, unblock: bool = True) -> list[int]:
+        """Drop the watched signals still pending, restore the handlers as they were and
+        unblock the signals. Returns the signals dropped (a second Ctrl-C while the trace
+        was finished).
+
+        ``unblock=False`` leaves them blocked, for a command about to exit: a Ctrl-C
+        typed twice otherwise lands after this, while the interpreter shuts down with the
+        default actions back in place, and kills it (exit -2, the trace complete)."""
         dropped: list[int] = []
+        _fired.clear()  # what fired during the session was the session's to act on
         if self._old_mask is not None:
             while self.watched:
                 info = signal.sigtimedwait(self.watched, 0)
                 if info is None:
                     break
                 dropped.append(info.si_signo)
-            signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
-            self._old_mask = None
         for s, handler in self._old_handlers.items():
             signal.signal(s, handler)
         self._old_handlers.clear()
+        if self._old_mask is not None and unblock:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+            self._old_mask = None
         return dropped
 
     def __enter__(self) -> StopSignals:
