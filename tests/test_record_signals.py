@@ -67,6 +67,14 @@ def _state(pid: int) -> str:
         return ""
 
 
+def _tracer(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    return 0
+
+
 def _processes_with(marker: str) -> list[int]:
     out = []
     for name in os.listdir("/proc"):
@@ -234,6 +242,7 @@ def test_ctrl_z_lets_go_of_a_paused_target(tmp_path: Path) -> None:
     )
     target = subprocess.Popen([python, "-c", code])
     out = tmp_path / "z.fkt"
+    rec = None
 
     def count() -> int:
         try:
@@ -248,7 +257,11 @@ def test_ctrl_z_lets_go_of_a_paused_target(tmp_path: Path) -> None:
              str(target.pid), "-o", str(out)],
             stderr=subprocess.PIPE, text=True, preexec_fn=_defaults,
         )  # fmt: skip
-        time.sleep(0.8)
+        deadline = time.monotonic() + 30
+        while _tracer(target.pid) != rec.pid and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _tracer(target.pid) == rec.pid, "the recorder never took the target"
+        time.sleep(0.3)
         rec.send_signal(signal.SIGTSTP)
         deadline = time.monotonic() + 10
         while _state(rec.pid) != "T" and time.monotonic() < deadline:
@@ -271,5 +284,8 @@ def test_ctrl_z_lets_go_of_a_paused_target(tmp_path: Path) -> None:
         assert resumed > stopped_at * 1e9, "no sample after the recorder was continued"
         assert _state(target.pid) not in ("t", "T")
     finally:
+        if rec is not None and rec.poll() is None:
+            rec.kill()  # first: a traced target's exit is not reported while its tracer is stopped
+            rec.wait()
         target.kill()
         target.wait()
