@@ -289,3 +289,35 @@ def test_ctrl_z_lets_go_of_a_paused_target(tmp_path: Path) -> None:
             rec.wait()
         target.kill()
         target.wait()
+
+
+def test_dump_interrupted_at_any_instant_leaves_the_target_running(tmp_path: Path) -> None:
+    """dump has no trace to finish: a stop signal gives its whole output or one line and
+    exit 130, and the target is never left stopped, whatever it interrupted."""
+    python = some((3, 12)).path
+    target = subprocess.Popen([python, "-c", LOOP])
+    try:
+        time.sleep(0.3)
+        rng = random.Random()
+        for sig in SIGNALS * RUNS:
+            dump = subprocess.Popen(
+                [sys.executable, "-m", "flamekit", "dump", "-p", str(target.pid)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_defaults,
+            )  # fmt: skip
+            delay = rng.uniform(0, 0.6)
+            time.sleep(delay)
+            dump.send_signal(sig)
+            out, err = dump.communicate(timeout=30)
+            what = f"{signal.Signals(sig).name} at {delay:.3f} s: exit {dump.returncode}, {err!r}"
+            assert _state(target.pid) not in ("t", "T"), f"{what}: the target was left stopped"
+            assert _tracer(target.pid) == 0, what
+            if dump.returncode == 0:
+                assert "Thread" in out and "<module>" in out, what
+            elif not before_flamekit_ran(
+                Outcome("", delay, dump.returncode, err, [], None, None, "", [])
+            ):
+                assert dump.returncode == 130, what
+                assert err.strip().splitlines() == ["flamekit: interrupted"], what
+    finally:
+        target.kill()
+        target.wait()

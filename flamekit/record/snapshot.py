@@ -18,6 +18,7 @@ from flamekit.record.proc.pause import Pauser
 from flamekit.record.target import PythonTarget
 from flamekit.record.threadnames import ThreadNames
 from flamekit.record.walk import StackWalker
+from flamekit.stop_signals import StopSignals
 from flamekit.trace import records as R
 
 
@@ -46,7 +47,15 @@ class Snapshot:
 
 
 def snapshot(target: PythonTarget, pausing: bool = True) -> Snapshot:
-    """Every thread's stack right now, raw, innermost frame first."""
+    """Every thread's stack right now, raw, innermost frame first.
+
+    A stop signal (Ctrl-C, SIGTERM, SIGHUP) that comes while the target is held waits
+    until it is released and let go: it then interrupts the caller as usual."""
+    with StopSignals().held():
+        return _snapshot(target, pausing)
+
+
+def _snapshot(target: PythonTarget, pausing: bool) -> Snapshot:
     states = ThreadStates(target.pid)
     pauser = Pauser(target.pid) if pausing else None
     try:
