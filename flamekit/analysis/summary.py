@@ -56,6 +56,7 @@ def summarize(trace: Trace) -> dict[str, Any]:
         "samples": n,
         "effective_rate_hz": round(_ticks(trace) / duration_s, 2) if duration_s > 0 else 0.0,
         "sampling_errors": end.errors if end else None,
+        "cut_pauses": end.cut_pauses if end else None,
         "idle_samples": idle,
         "gil_samples": gil,
         "code_objects": len(trace.codes),

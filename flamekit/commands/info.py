@@ -40,6 +40,15 @@ def render_text(s: dict[str, Any]) -> str:
             f"{s['idle_samples']:,} idle, {s['gil_samples']:,} holding the GIL)",
         ),
         ("sampling errors", errors),
+        (
+            "pauses cut",
+            "unknown (truncated)"
+            if s["cut_pauses"] is None
+            else f"{s['cut_pauses']:,} (at the --max-pause bound: the target ran on while "
+            "they were read)"
+            if s["cut_pauses"]
+            else "0",
+        ),
         ("code objects", f"{s['code_objects']:,} in {s['stacks']:,} distinct stacks"),
         ("bytes/sample", "-" if s["bytes_per_sample"] is None else f"{s['bytes_per_sample']:.2f}"),
     ]

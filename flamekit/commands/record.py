@@ -24,6 +24,17 @@ def _positive(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return number
 
 
+def _non_negative(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """A finite number >= 0, or one UsageError line."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise UsageError(f"--{param.name.replace('_', '-')} {value}: not a number") from None
+    if not math.isfinite(number) or number < 0:
+        raise UsageError(f"--{param.name.replace('_', '-')} {value}: must be 0 or more")
+    return number
+
+
 def parse_pid(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     """-p PID as a positive int, or one UsageError line (shared with ``dump``)."""
     if value is None:
@@ -69,6 +80,16 @@ def parse_pid(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     help="Read without pausing the target (less overhead, stacks may be torn).",
 )
 @click.option("--gil", "gil_only", is_flag=True, help="Record only the thread holding the GIL.")
+@click.option(
+    "--max-pause",
+    "max_pause",
+    metavar="MS",
+    default="5",
+    show_default=True,
+    callback=_non_negative,
+    help="Longest a sample may hold the target, in milliseconds; past it the target runs "
+    "on while the sample's read ends (0: no bound). Pausing mode only.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress line.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def command(
@@ -78,6 +99,7 @@ def command(
     rate: float,
     nonblocking: bool,
     gil_only: bool,
+    max_pause: float,
     quiet: bool,
     command: tuple[str, ...],
 ) -> None:
@@ -93,7 +115,11 @@ def command(
     from flamekit.record.session import RecordOptions, record
 
     options = RecordOptions(
-        rate_hz=rate, duration_s=duration, pausing=not nonblocking, gil_only=gil_only
+        rate_hz=rate,
+        duration_s=duration,
+        pausing=not nonblocking,
+        gil_only=gil_only,
+        max_pause_s=max_pause / 1e3 or None,
     )
     progress = Progress(quiet=quiet)
     try:

@@ -23,6 +23,8 @@ from flamekit import __version__
 from flamekit.errors import FlamekitError, TargetError
 from flamekit.record.code_reader import CodeInfo, CodeReader
 from flamekit.record.code_refs import CodeRefs
+from flamekit.record.pause_bound import DEFAULT_S as DEFAULT_PAUSE_S
+from flamekit.record.pause_bound import PauseBound
 from flamekit.record.proc import launcher
 from flamekit.record.proc.idle import ThreadStates, idle_by_frame
 from flamekit.record.proc.memory import ProcessGoneError, ReadError
@@ -65,6 +67,8 @@ class RecordOptions:
     duration_s: float | None = None
     pausing: bool = True
     gil_only: bool = False
+    #: pausing mode: the longest a sample may hold the target (None: no bound)
+    max_pause_s: float | None = DEFAULT_PAUSE_S
 
 
 #: Called after every tick with (seconds since the start, samples written, ticks that
@@ -153,6 +157,12 @@ class Recorder:
         self.stop = StopSignals(suspend=options.pausing)
         self._stopped_by: int | None = None  #: the signal that ended the recording
         self._suspend = False  #: Ctrl-Z seen: release the target and stop (pausing mode)
+        #: pausing mode: what lets go of a target a walk holds too long
+        self.bound = (
+            PauseBound(options.max_pause_s, self._let_go)
+            if options.pausing and options.max_pause_s
+            else None
+        )
         #: nonblocking: how the program looked at the last check (an exec changes it)
         self._exec_ident = launcher.exec_identity(self.pid)
 
@@ -192,7 +202,10 @@ class Recorder:
         if own:
             stop.hold()
         try:
-            return self._run()
+            if self.bound is None:
+                return self._run()
+            with self.bound:
+                return self._run()
         finally:
             if own:
                 stop.release()
@@ -266,7 +279,13 @@ class Recorder:
         if reason == "interrupted" and self._stopped_by is not None:
             error = signal.Signals(self._stopped_by).name  # which signal, for the end record
         try:
-            self.writer.close(reason, error=error, errors=self.errors, end_ns=end_now)
+            self.writer.close(
+                reason,
+                error=error,
+                errors=self.errors,
+                end_ns=end_now,
+                cut_pauses=self.bound.hits if self.bound is not None else 0,
+            )
         except OSError as exc:
             raise TargetError(f"cannot finish the trace: {exc.strerror or exc}") from None
         return RecordResult(
@@ -319,6 +338,10 @@ class Recorder:
                 return ended
             if not result.stopped and pauser.exited:
                 return "target-exited"
+        bound = None
+        if pauser is not None and self.bound is not None:
+            bound = self.bound
+            bound.arm(pauser)
         try:
             t_ns = time.monotonic_ns()
             try:
@@ -332,11 +355,19 @@ class Recorder:
                 self.errors += 1
                 return self._exec_or_exit()
         finally:
+            if bound is not None and bound.disarm():
+                self.walker.consistent = True  # the next walk reads a stopped target again
             if pauser is not None:
                 pauser.resume()
         self.ticks += 1
         self._write_samples(t_ns, stacks, checked, running)
         return None
+
+    def _let_go(self) -> None:
+        """The pause bound let the target go mid-walk: what the walk reads from here on
+        may be torn, as in non-blocking mode (re-read a failed chain, trust no caller's
+        frame found by the fallback for a stopped target)."""
+        self.walker.consistent = False
 
     def _check_codes(
         self, stacks: list[ThreadStack], remembered: bool = True

@@ -15,7 +15,7 @@ from flamekit.codeformat import ALL_FORMATS
 
 MAGIC = b"\x89FKT\r\n\x1a\n"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1
 PREAMBLE_SIZE = len(MAGIC) + 4  # magic, u16 major, u16 minor (little endian)
 
 HEADER = 0
@@ -122,6 +122,9 @@ class End:
     samples: int
     errors: int  #: sampling errors (a stack that could not be read), counted not fatal
     duration_ns: int
+    #: samples whose pause reached the recorder's bound (--max-pause) and let the target
+    #: go before every stack was read (format 1.1; 0 in older files)
+    cut_pauses: int = 0
 
 
 Record = Union[Header, Thread, Code, Stack, Samples, Process, End]
@@ -180,7 +183,9 @@ def encode(rec: Record) -> list[Any]:
     if isinstance(rec, Process):
         return [PROCESS, rec.pid, rec.ppid, list(rec.cmdline), rec.first_seen_ns]
     if isinstance(rec, End):
-        return [END, rec.reason, rec.error, rec.samples, rec.errors, rec.duration_ns]
+        return [
+            END, rec.reason, rec.error, rec.samples, rec.errors, rec.duration_ns, rec.cut_pauses
+        ]  # fmt: skip
     raise TypeError(f"not an FKT record: {rec!r}")
 
 
@@ -336,6 +341,7 @@ def _end(arr: list[Any]) -> End:
         _int(arr[3], "end samples"),
         _int(arr[4], "end errors"),
         _int(arr[5], "end duration"),
+        _int(arr[6], "end cut pauses") if len(arr) > 6 else 0,
     )
 
 

@@ -106,13 +106,19 @@ class TraceWriter:
         self._last_flush = time.monotonic()
 
     def close(
-        self, reason: str, *, error: str | None = None, errors: int = 0, end_ns: int | None = None
+        self,
+        reason: str,
+        *,
+        error: str | None = None,
+        errors: int = 0,
+        end_ns: int | None = None,
+        cut_pauses: int = 0,
     ) -> None:
         """Write the END record that marks the file complete, and flush."""
         if self.closed:
             return
         end_t = self._last_t if end_ns is None else max(end_ns, self._last_t)
-        self.write(R.End(reason, error, self.samples, errors, end_t - self.origin_ns))
+        self.write(R.End(reason, error, self.samples, errors, end_t - self.origin_ns, cut_pauses))
         self.flush()
         self.closed = True
 
