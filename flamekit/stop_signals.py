@@ -129,7 +129,13 @@ class StopSignals:
             if timeout > 0:
                 time.sleep(timeout)
             return None
-        return signal.sigtimedwait(self.watched, timeout)
+        info = signal.sigtimedwait(self.watched, timeout)
+        # A wait cut by SIGSTOP then SIGCONT whose time ran out meanwhile returns a
+        # siginfo of whatever was in its buffer instead of None (CPython 3.11-3.14, 1-2
+        # stops in 4): a recording stopped and continued ended as if interrupted.
+        if info is None or info.si_signo not in self.watched:
+            return None
+        return info
 
     def release(self, unblock: bool = True) -> list[int]:
         """Drop the watched signals still pending, restore the handlers as they were and
@@ -144,7 +150,7 @@ class StopSignals:
         if self._old_mask is not None:
             while self.watched:
                 info = signal.sigtimedwait(self.watched, 0)
-                if info is None:
+                if info is None or info.si_signo not in self.watched:
                     break
                 dropped.append(info.si_signo)
         for s, handler in self._old_handlers.items():

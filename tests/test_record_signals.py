@@ -321,3 +321,45 @@ def test_dump_interrupted_at_any_instant_leaves_the_target_running(tmp_path: Pat
     finally:
         target.kill()
         target.wait()
+
+
+@pytest.mark.parametrize("mode", [[], ["--nonblocking"]], ids=["pausing", "nonblocking"])
+def test_stopped_and_continued_the_recording_goes_on(tmp_path: Path, mode: list[str]) -> None:
+    """SIGSTOP then SIGCONT (as a debugger or a job-control shell may do) is no stop
+    signal: the recording goes on. CPython's sigtimedwait, cut by the stop, came back with
+    a stale siginfo (1-2 tries in 4 ended as 'interrupted')."""
+    python = some((3, 12)).path
+    target = subprocess.Popen([python, "-c", LOOP])
+    out = tmp_path / "sc.fkt"
+    rec = None
+    try:
+        time.sleep(0.3)
+        rec = subprocess.Popen(
+            [sys.executable, "-m", "flamekit", "record", "-q", "-r", "200", *mode, "-p",
+             str(target.pid), "-o", str(out)],
+            stderr=subprocess.PIPE, text=True, preexec_fn=_defaults,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        for _ in range(6):
+            rec.send_signal(signal.SIGSTOP)
+            time.sleep(0.05)
+            rec.send_signal(signal.SIGCONT)
+            time.sleep(0.1)
+        assert rec.poll() is None, "the recording ended on a stop and continue"
+        last_cont = time.monotonic()
+        time.sleep(0.3)
+        rec.send_signal(signal.SIGINT)
+        _, err = rec.communicate(timeout=30)
+        assert rec.returncode == 0, err
+        trace = load(out)
+        assert trace.end.reason == "interrupted" and trace.end.error == "SIGINT"
+        assert trace.header.start_monotonic_ns + trace.times[-1] > last_cont * 1e9
+    finally:
+        if rec is not None and rec.poll() is None:
+            rec.kill()
+            rec.wait()
+        target.kill()
+        target.wait()
