@@ -46,7 +46,8 @@ def snapshot(target: PythonTarget, pausing: bool = True) -> list[DumpThread]:
         if pauser is not None:
             pauser.pause()
         try:
-            stacks = StackWalker(target, consistent=pauser is not None).walk()
+            walker = StackWalker(target, consistent=pauser is not None)
+            stacks = walker.walk()
             reader = CodeReader(target)
             codes = {}
             for st in stacks:
@@ -56,7 +57,11 @@ def snapshot(target: PythonTarget, pausing: bool = True) -> list[DumpThread]:
                             codes[addr] = reader.read_code(addr)
                         except (CodeError, ReadError):
                             codes[addr] = None
-            names = ThreadNames(target, reader).lookup([st.thread_id for st in stacks])
+            # TEMPORARY getattr: StackWalker.interpreters comes with the walker's split.
+            interpreters = getattr(walker, "interpreters", None)
+            names = ThreadNames(target, reader).lookup(
+                [st.thread_id for st in stacks], interpreters
+            )
         finally:
             if pauser is not None:
                 pauser.resume()
