@@ -18,7 +18,7 @@ key order.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from flamekit.record.objects import dicts
 from flamekit.record.objects.offsets import BOOL, BYTES, DICT, FLOAT, INT, LIST, STR, TUPLE, TYPE
@@ -27,6 +27,8 @@ from flamekit.record.objects.values import Limits, Opaque, Partial, Read, TypeRe
 
 if TYPE_CHECKING:
     from flamekit.record.objects.reader import ObjectReader
+
+    _Decoder = Callable[[ObjectReader, int, bytes, str, Limits, int], Plan[Read[Value] | None]]
 
 #: Slots of a dict's table read per item wanted (tables have holes: deleted entries,
 #: and 2.7's open addressing), plus a few.
@@ -45,43 +47,55 @@ def value_plan(
         return None
     tp = reader.type_of(head)
     kind = yield from reader.kind_plan(tp)
-    if kind in (STR, BYTES):
-        as_text = kind == STR
-        if as_text:
-            body = yield from reader.text_body(addr, head, kind, limits.chars, False)
-        else:
-            body = yield from reader.bytes_body(addr, head, limits.chars)
-        if body is None:
-            return None
-        value = (
-            body.value
-            if body.whole
-            else Partial(str if as_text else bytes, body.value, body.length)
-        )
-        return Read(value, body.checks)
-    if kind in (INT, BOOL):
-        got = yield from reader.int_body(addr, head)
-        if got is None:
-            return None
-        return Read(got.value if kind == INT else bool(got.value), got.checks)
-    if kind == FLOAT:
-        number = reader.float_body(addr, head)
-        return Read(number.value, number.checks)
-    if kind in (TUPLE, LIST):
-        return (yield from _sequence_plan(reader, addr, head, kind, limits, depth))
-    if kind == DICT:
-        return (yield from _dict_plan(reader, addr, head, limits, depth))
-    if kind == TYPE:
-        name = yield from reader.type_name_plan(addr)
-        if name is None:
-            return None
-        return Read(
-            TypeRef(addr, name.value),
-            (reader.header_check(addr, head, reader.offsets.ob_type + 8), *name.checks),
-        )
+    decode = _DECODERS.get(kind) if kind is not None else None
+    if decode is not None:
+        return (yield from decode(reader, addr, head, kind or "", limits, depth))
     name = yield from reader.type_name_plan(tp)
     checks = (reader.header_check(addr, head, reader.offsets.ob_type + 8),)
     return Read(Opaque(addr, None if name is None else name.value), checks)
+
+
+def _text_plan(
+    reader: ObjectReader, addr: int, head: bytes, kind: str, limits: Limits, depth: int
+) -> Plan[Read[Value] | None]:
+    """A str or bytes (2.7's str): its first ``limits.chars``."""
+    if kind == STR:
+        body = yield from reader.text_body(addr, head, kind, limits.chars, False)
+    else:
+        body = yield from reader.bytes_body(addr, head, limits.chars)
+    if body is None:
+        return None
+    if body.whole:
+        return Read(body.value, body.checks)
+    return Read(Partial(type(body.value), body.value, body.length), body.checks)
+
+
+def _int_plan(
+    reader: ObjectReader, addr: int, head: bytes, kind: str, limits: Limits, depth: int
+) -> Plan[Read[Value] | None]:
+    got = yield from reader.int_body(addr, head)
+    if got is None:
+        return None
+    return Read(bool(got.value) if kind == BOOL else got.value, got.checks)
+
+
+def _float_plan(
+    reader: ObjectReader, addr: int, head: bytes, kind: str, limits: Limits, depth: int
+) -> Plan[Read[Value] | None]:
+    """(A plan that reads nothing more: the header holds the value.)"""
+    yield from ()
+    number = reader.float_body(addr, head)
+    return Read(number.value, number.checks)
+
+
+def _type_plan(
+    reader: ObjectReader, addr: int, head: bytes, kind: str, limits: Limits, depth: int
+) -> Plan[Read[Value] | None]:
+    name = yield from reader.type_name_plan(addr)
+    if name is None:
+        return None
+    check = reader.header_check(addr, head, reader.offsets.ob_type + 8)
+    return Read(TypeRef(addr, name.value), (check, *name.checks))
 
 
 def _items_plan(
@@ -104,6 +118,7 @@ def _items_plan(
 def _sequence_plan(
     reader: ObjectReader, addr: int, head: bytes, kind: str, limits: Limits, depth: int
 ) -> Plan[Read[Value] | None]:
+    """A tuple or list: its first ``limits.items``, each read a level deeper."""
     python_type: type = tuple if kind == TUPLE else list
     if depth <= 0:
         length = reader.sequence_length(head)
@@ -125,8 +140,9 @@ def _sequence_plan(
 
 
 def _dict_plan(
-    reader: ObjectReader, addr: int, head: bytes, limits: Limits, depth: int
+    reader: ObjectReader, addr: int, head: bytes, kind: str, limits: Limits, depth: int
 ) -> Plan[Read[Value] | None]:
+    """A dict: its first ``limits.items`` items, keys and values a level deeper."""
     used = reader.dict_length(head)
     if used is None:
         return None
@@ -154,3 +170,17 @@ def _dict_plan(
     if len(whole) != len(pairs) or len(pairs) != used:
         return Read(Partial(dict, pairs, used), checks)
     return Read(whole, checks)
+
+
+#: How each kind of object becomes a value.
+_DECODERS: dict[str, _Decoder] = {
+    STR: _text_plan,
+    BYTES: _text_plan,
+    INT: _int_plan,
+    BOOL: _int_plan,
+    FLOAT: _float_plan,
+    TUPLE: _sequence_plan,
+    LIST: _sequence_plan,
+    DICT: _dict_plan,
+    TYPE: _type_plan,
+}

@@ -98,14 +98,14 @@ class TextLayout(NamedTuple):
     """Where one interpreter's str header keeps its facts (tables/objects.py)."""
 
     length: int
-    state: int  #: -1: 2.7 unicode (no state: fixed character size, data behind a pointer)
-    kind_shift: int
-    compact_shift: int
-    ascii_shift: int
-    ascii_size: int  #: compact ASCII characters start here
-    compact_size: int  #: other compact characters start here
     data: int  #: where a legacy str (2.7: every unicode) points to its characters
-    char_size: int  #: 2.7: sizeof(Py_UNICODE)
+    state: int = -1  #: PEP 393's state word; -1: 2.7 unicode (fixed width, a pointer)
+    kind_shift: int = 0
+    compact_shift: int = 0
+    ascii_shift: int = 0
+    ascii_size: int = 0  #: compact ASCII characters start here
+    compact_size: int = 0  #: other compact characters start here
+    char_size: int = 0  #: 2.7: sizeof(Py_UNICODE)
 
 
 def text_header(head: bytes, t: TextLayout) -> tuple[int, int, int, int] | None:

@@ -106,34 +106,28 @@ class Items(NamedTuple):
 
 
 def _text_layout(off: Offsets, py2: bool) -> parse.TextLayout:
+    """Where this interpreter's str headers keep their facts (2.7: its unicode's)."""
     if py2:
         assert off.py2_unicode_length is not None and off.py2_unicode_str is not None
         assert off.py2_unicode_char_size is not None
         return parse.TextLayout(
-            off.py2_unicode_length,
-            -1,
-            0,
-            0,
-            0,
-            0,
-            0,
-            off.py2_unicode_str,
-            off.py2_unicode_char_size,
+            length=off.py2_unicode_length,
+            data=off.py2_unicode_str,
+            char_size=off.py2_unicode_char_size,
         )
     assert off.unicode_length is not None and off.unicode_state is not None
     assert off.unicode_kind_shift is not None and off.unicode_compact_shift is not None
     assert off.unicode_ascii_shift is not None and off.unicode_data is not None
     assert off.unicode_ascii_size is not None and off.unicode_compact_size is not None
     return parse.TextLayout(
-        off.unicode_length,
-        off.unicode_state,
-        off.unicode_kind_shift,
-        off.unicode_compact_shift,
-        off.unicode_ascii_shift,
-        off.unicode_ascii_size,
-        off.unicode_compact_size,
-        off.unicode_data,
-        0,
+        length=off.unicode_length,
+        data=off.unicode_data,
+        state=off.unicode_state,
+        kind_shift=off.unicode_kind_shift,
+        compact_shift=off.unicode_compact_shift,
+        ascii_shift=off.unicode_ascii_shift,
+        ascii_size=off.unicode_ascii_size,
+        compact_size=off.unicode_compact_size,
     )
 
 
@@ -218,18 +212,23 @@ class ObjectReader:
         return {self.types[n]: k for n, k in EXACT_KINDS.items() if self.types.get(n)}
 
     def type_address(self, name: str) -> int:
-        """The address of a type symbol (0: unknown). Reads the ELF the first time a name
-        is not among the walker's own symbols."""
-        found = self.types.get(name)
-        if found is None and not self._elf_types:
-            self._elf_types = True
-            try:
-                self.types.update(type_addresses(self.target))
-            except (LookupError, OSError, ValueError):
-                pass
-            self._kinds = self._exact_kinds()
-            found = self.types.get(name)
-        return found or 0
+        """The address of a type symbol (0: unknown)."""
+        if name not in self.types:
+            self.read_type_symbols()
+        return self.types.get(name, 0)
+
+    def read_type_symbols(self) -> None:
+        """Every one of TYPE_SYMBOLS, from the interpreter's ELF, once: only when one
+        not among the walker's own symbols is wanted (a code record's str and bytes
+        need none; the ELF's symbol table takes milliseconds to read)."""
+        if self._elf_types:
+            return
+        self._elf_types = True
+        try:
+            self.types.update(type_addresses(self.target))
+        except (LookupError, OSError, ValueError):
+            pass
+        self._kinds = self._exact_kinds()
 
     def forget(self) -> None:
         """Drop what is cached about types and names: a caller whose values keep failing
@@ -322,8 +321,7 @@ class ObjectReader:
 
         Made for a frame's locals: one call reads them all, a level of the object graph
         per step or two."""
-        if self.off is not None:
-            self.type_address("PyDict_Type")  # every kind may come up: all type symbols
+        self.read_type_symbols()  # every kind may come up
         return self._batch(lambda a: graph.value_plan(self, a, limits, limits.depth), addrs)
 
     # -- the steps every kind shares ---------------------------------------------------
@@ -363,7 +361,7 @@ class ObjectReader:
         if kind is not None:
             return kind
         if not self._elf_types:  # maybe one of the types not among the walker's symbols
-            self.type_address("PyFloat_Type")
+            self.read_type_symbols()
             kind = self._kinds.get(tp)
             if kind is not None:
                 return kind
