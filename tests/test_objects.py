@@ -229,10 +229,15 @@ def test_checks_hold_until_the_target_changes(known: Known) -> None:
     names = ["list", "dict", "ascii", "two_1000", "float"]
     before = reader.values([ids[n] for n in names], LIMITS)
     beta = reader.attributes([ids["instance"]], "beta")[0]
-    groups = [r.checks for r in before if r] + [beta.checks if beta else ()]
+    keyed = reader.dict_lookup([ids["keyed"]], objects_known.KEY)[0]
+    assert keyed is not None and reader.ints([keyed.value])[0].value == 5  # type: ignore[union-attr]
+    groups = [r.checks for r in before if r] + [beta.checks if beta else (), keyed.checks]
     assert all(reader.hold(groups))
     known.mutate()
-    assert reader.hold(groups) == [False, False, True, True, True, False]
+    # The key's UTF-8 cache does not make its value's read fail (nor the cached match).
+    assert reader.hold(groups) == [False, False, True, True, True, False, True]
+    again = reader.dict_lookup([ids["keyed"]], objects_known.KEY)[0]
+    assert again is not None and reader.hold([again.checks]) == [True]
     after = reader.values([ids["list"], ids["dict"]], LIMITS)
     assert after[0] is not None and after[0].value == Partial(
         list, [1, "two", 3.0, 0, 1, 2, 3, 4], 103

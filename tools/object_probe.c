@@ -148,6 +148,7 @@ int main(void)
     OFF("bytes_data", PyStringObject, ob_sval);
     OFF("py2_unicode_length", PyUnicodeObject, length);
     OFF("py2_unicode_str", PyUnicodeObject, str);
+    OFF("py2_unicode_hash", PyUnicodeObject, hash);
     OUT("py2_unicode_char_size", sizeof(Py_UNICODE));
 #else
     OFF("bytes_data", PyBytesObject, ob_sval);

@@ -17,6 +17,8 @@ import sys
 
 PY2 = sys.version_info[0] == 2
 LONG = "y" * 5000 + "\u20ac"
+#: A non-ASCII key, made at run time (not interned, no UTF-8 copy cached yet).
+KEY = "".join(["\u043a\u043b\u044e", "\u0447"])
 
 
 class Text(type("")):
@@ -78,6 +80,7 @@ def known_objects():
         "long": LONG,
         "nan": float("nan"),
         "big_dict": dict((i, i * i) for i in range(100)),
+        "keyed": {KEY: 5},
         "class": Slots,
         "int_type": int,
         "instance": instance,
@@ -94,10 +97,14 @@ def known_objects():
 
 def mutate(objects):
     """Changes a confirmed read must notice: an attribute rebound, a list grown (its
-    item array moved), a dict value replaced."""
+    item array moved), a dict value replaced; and one it must not: a str key filling
+    in its UTF-8 cache."""
     objects["instance"].beta = "three"
     objects["list"].extend(range(100))
     objects["dict"]["a"] = 2
+    key = next(iter(objects["keyed"]))
+    if not PY2:  # (2.7's type() takes no unicode name)
+        type(key, (), {})  # makes the key cache its UTF-8 form, in its header
 
 
 def main():

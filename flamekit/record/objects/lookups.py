@@ -38,10 +38,14 @@ MAX_EQUAL_CACHED = 64
 
 
 def equal_keys_plan(reader: ObjectReader, keys: Sequence[int], name: str) -> Plan[dict[int, bytes]]:
-    """Which of ``keys`` are str objects equal to ``name``: {address: header as read}.
+    """Which of ``keys`` are str objects equal to ``name``: {address: the header's first
+    bytes as read, up to its hash}.
 
     A key remembered as equal is taken without reading anything; otherwise every key
-    is read (one step for all), and the matches are remembered."""
+    is read (one step for all), and the matches are remembered. What is kept of the
+    header is what names the str (refcount, type, length, hash; PEP 393's state), not
+    the caches a str fills in later (3.x utf8, <= 3.11 wstr), so the check holds for as
+    long as the str lives."""
     known = reader.equal_keys.setdefault(name, {})
     hits = {k: known[k] for k in keys if k in known}
     if hits:
@@ -50,7 +54,7 @@ def equal_keys_plan(reader: ObjectReader, keys: Sequence[int], name: str) -> Pla
     texts = yield from together([reader.str_plan(k, length=len(name)) for k in todo])
     for k, text in zip(todo, texts):
         if text is not None and text.value == name:
-            hits[k] = text.checks[0].data
+            hits[k] = text.checks[0].data[: reader.key_identity]
     if len(known) + len(hits) > MAX_EQUAL_CACHED:
         known.clear()
     known.update(hits)

@@ -123,6 +123,7 @@ class Offsets:
     # 2.7 unicode: a length and a pointer to Py_UNICODE characters
     py2_unicode_length: int | None = None
     py2_unicode_str: int | None = None
+    py2_unicode_hash: int | None = None
     py2_unicode_char_size: int | None = None
     # 2.7: one open-addressing table in the dict object; PyIntObject
     dict_mask: int | None = None

@@ -179,6 +179,13 @@ class ObjectReader:
         self._off = off
         self._ob_type = off.ob_type
         self.text_layout = _text_layout(off, self.py2)
+        #: A str's header up to its hash (and 3.x's state): what names it (lookups.py).
+        #: 2.7: a str's size, hash and state; a unicode's length, pointer and hash.
+        if self.py2:
+            assert off.py2_unicode_hash is not None
+            self.key_identity = max(off.bytes_data, off.py2_unicode_hash + 8)
+        else:
+            self.key_identity = self.text_layout.state + 4
         self.str_head = self.text_layout.data + 8
         if self.py2:
             self.str_head = max(off.bytes_data, self.str_head)
