@@ -21,7 +21,7 @@ from flamekit.record.bounds import USER_SPACE_END, bad_pointer
 from flamekit.record.objects import parse
 from flamekit.record.objects.offsets import Offsets
 from flamekit.record.objects.parse import Q, q
-from flamekit.record.objects.plans import Plan, check, read
+from flamekit.record.objects.plans import Check, Plan, check, read
 from flamekit.record.objects.values import Entry, Read
 
 if TYPE_CHECKING:
@@ -35,8 +35,16 @@ MAX_DICT_ENTRIES = 1 << 18
 class DictFormat:
     """How one interpreter lays out its dict tables (from its offsets)."""
 
-    def __init__(self, off: Offsets) -> None:
+    def __init__(self, off: Offsets, py2: bool) -> None:
         self.off = off
+        #: The dict's words that point at its table: unchanged, the same table.
+        if py2:
+            assert off.dict_mask is not None and off.dict_table is not None
+            self.words = (off.dict_mask, off.dict_table)
+        else:
+            assert off.dict_keys is not None and off.dict_values is not None
+            self.words = (off.dict_keys, off.dict_values)
+        self.py2 = py2
         self.hashed = parse.entry_struct(
             off.entry_size, off.entry_hash, off.entry_key, off.entry_value
         )
@@ -46,6 +54,20 @@ class DictFormat:
             self.unhashed = parse.entry_struct(
                 off.unicode_entry_size, None, off.unicode_entry_key, off.unicode_entry_value
             )
+
+    def table_checks(self, addr: int, head: bytes) -> tuple[Check, ...]:
+        """Checks on the words of the dict at ``addr`` that point at its table."""
+        return tuple(check(addr + w, head[w : w + 8]) for w in self.words)
+
+    def split(self, head: bytes) -> tuple[int, int] | None:
+        """(shared keys, values) of a 3.x split dict (an instance's, sharing its class's
+        keys), else None."""
+        if self.py2:
+            return None
+        keys, values = (Q.unpack_from(head, w)[0] for w in self.words)
+        if not values or bad_pointer(keys) or bad_pointer(values):
+            return None
+        return keys, values
 
     def keys_layout(self, h: bytes) -> tuple[int, int, int, bool] | None:
         """(entries offset, entry size, entry count, entries hold hashes) from a 3.x
@@ -136,7 +158,6 @@ def dict_body(
         entries: tuple[Entry, ...] | None = reader.dict_format.entries(
             data, n, True, table, None, 0, True
         )
-        words = (off.dict_mask, off.dict_table)
     else:
         assert off.dict_keys is not None and off.dict_values is not None
         (keys,) = Q.unpack_from(head, off.dict_keys)
@@ -144,10 +165,34 @@ def dict_body(
         if bad_pointer(keys) or (values and bad_pointer(values)):
             return None
         entries = yield from keys_plan(reader, keys, values, limit)
-        words = (off.dict_keys, off.dict_values)
     if entries is None:
         return None
-    return Read(entries, tuple(check(addr + w, head[w : w + 8]) for w in words))
+    return Read(entries, reader.dict_format.table_checks(addr, head))
+
+
+def value_slot_plan(
+    reader: ObjectReader, values: int, index: int, inline: bool = False
+) -> Plan[tuple[int, tuple[Check, ...]] | None]:
+    """The value at ``index`` of a split table's values (an object address; None if it
+    has none there), and the checks on it. 3.13+: the values' capacity byte bounds the
+    index, and ``inline`` values (inside an instance) count only while marked valid."""
+    off = reader.offsets
+    array = off.values_array or 0
+    slot = array + 8 * index
+    data = yield from read(values, slot + 8)
+    if data is None:
+        return None
+    checks: tuple[Check, ...] = ()
+    if off.values_valid is not None:
+        if index >= data[0] or (inline and not data[off.values_valid]):
+            return None
+        if inline:
+            valid = data[off.values_valid : off.values_valid + 1]
+            checks = (check(values + off.values_valid, valid),)
+    (value,) = Q.unpack_from(data, slot)
+    if bad_pointer(value):
+        return None
+    return value, (*checks, check(values + slot, Q.pack(value)))
 
 
 def keys_plan(

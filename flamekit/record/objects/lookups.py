@@ -67,8 +67,29 @@ def _key_checks(entry: Entry, head: bytes) -> tuple[Check, ...]:
 
 
 def lookup_plan(reader: ObjectReader, addr: int, key: str) -> Plan[Read[int] | None]:
-    """The value (an object address) under the str ``key`` in the dict at ``addr``."""
-    got = yield from reader.dict_plan(addr)
+    """The value (an object address) under the str ``key`` in the dict at ``addr``.
+
+    A split dict (an instance's: 3.6-3.10 always, 3.11+ once its dict is made) shares
+    its class's keys: the key's index there is found once (and kept), and only that
+    value is read, not the whole table."""
+    head = yield from reader.dict_head_plan(addr)
+    if head is None:
+        return None
+    split = reader.dict_format.split(head)
+    if split is not None:
+        keys, values = split
+        found = reader.shared_index.get((keys, key))
+        if found is None:
+            found = yield from _shared_index_plan(reader, keys, key)
+            if found is None:
+                return None
+        index, key_checks = found
+        value = yield from dicts.value_slot_plan(reader, values, index)
+        if value is None:
+            return None
+        table = reader.dict_format.table_checks(addr, head)
+        return Read(value[0], table + key_checks + value[1])
+    got = yield from dicts.dict_body(reader, addr, head, dicts.MAX_DICT_ENTRIES)
     if got is None:
         return None
     hits = yield from equal_keys_plan(reader, [e.key for e in got.value], key)
@@ -163,22 +184,8 @@ def attribute_plan(reader: ObjectReader, obj: int, name: str) -> Plan[Read[int] 
     checks += key_checks
     if off.heap_cached_keys is not None:  # the class still shares those keys
         checks += (check(tp + off.heap_cached_keys, Q.pack(src.keys)),)
-    array = off.values_array or 0
-    slot = array + 8 * index
-    data = yield from read(src.values, slot + 8)
-    if data is None:
-        return None
-    if off.values_valid is not None:
-        # 3.13+: the capacity byte bounds the index; inline values may be stale.
-        if index >= data[0] or (src.inline and not data[off.values_valid]):
-            return None
-        if src.inline:
-            valid = data[off.values_valid : off.values_valid + 1]
-            checks += (check(src.values + off.values_valid, valid),)
-    (value,) = Q.unpack_from(data, slot)
-    if bad_pointer(value):
-        return None
-    return Read(value, (*checks, check(src.values + slot, Q.pack(value))))
+    value = yield from dicts.value_slot_plan(reader, src.values, index, src.inline)
+    return None if value is None else Read(value[0], checks + value[1])
 
 
 def _shared_index_plan(

@@ -201,7 +201,7 @@ class ObjectReader:
         type_words = [off.type_name, off.type_flags, off.type_basicsize, off.type_dictoffset]
         self._type_short = max(type_words) + 8
         self._type_read = max(self._type_short, (off.heap_cached_keys or 0) + 8)
-        self.dict_format = dicts.DictFormat(off)
+        self.dict_format = dicts.DictFormat(off, self.py2)
         subclass_flags = [
             (off.tpflags_unicode_subclass, STR),
             (off.tpflags_bytes_subclass, BYTES),
@@ -643,6 +643,11 @@ class ObjectReader:
         return Read(Items(addrs, kind, length), checks)
 
     # -- dicts -------------------------------------------------------------------------
+
+    def dict_head_plan(self, addr: int) -> Plan[bytes | None]:
+        """The header of a dict (or a subclass's instance), else None."""
+        got = yield from self._typed(addr, self.dict_head, (DICT,))
+        return None if got is None else got[0]
 
     def dict_plan(
         self, addr: int, limit: int = MAX_DICT_ENTRIES
