@@ -4,8 +4,10 @@ dict, an interpreter's sys.modules. Read plans for ObjectReader (reader.py).
 A str key is matched by its text: each candidate key's characters are read (most come
 with their header, see SPECULATE) and compared. Attribute and module names are interned,
 so every dict holding one shares the one str object: once matched, its address is
-remembered (per name) and a dict holding it needs none of its keys read. Its header as
-read then joins the result's checks, so an address reused by another str fails them.
+remembered (per name) and a dict holding it needs none of its keys read. Its header (up
+to its hash) then joins the result's checks, so an address reused by another str fails
+them. In a split dict (an instance's, sharing its class's keys) the name's index in the
+shared keys is remembered too, and only that one value is read.
 
 An int key is matched the way the interpreter's own lookup starts: a dict stores each
 key's hash, and an int's hash is a function of its value (parse.int_hash), so only the
