@@ -50,12 +50,16 @@ def main() -> int:
         info = json.loads(proc.stdout.readline())
         expected = {int(k): v for k, v in info["names"].items()}
         target = open_target(proc.pid)
-        walked = [st.thread_id for st in StackWalker(target).walk()]
+        walker = StackWalker(target)
+        walked = [st.thread_id for st in walker.walk()]
         ids = [i for i in walked if i in expected and expected[i] != "MainThread"][:10]
         assert len(ids) == 10, ids
+        # What the recorder passes: the walker's interpreters (TEMPORARY getattr until
+        # StackWalker.interpreters is merged; None: lookup reads the list itself).
+        interps = getattr(walker, "interpreters", None)
         t0 = time.perf_counter()
         names = ThreadNames(target, CodeReader(target))
-        got = names.lookup(ids)
+        got = names.lookup(ids, interps)
         first = time.perf_counter() - t0
         assert got == {i: expected[i] for i in ids}, got
         wall, cpu = [], []
@@ -63,7 +67,7 @@ def main() -> int:
             n = 200
             w0, c0 = time.perf_counter(), time.process_time()
             for _ in range(n):
-                names.lookup(ids)
+                names.lookup(ids, interps)
             wall.append((time.perf_counter() - w0) / n * 1e6)
             cpu.append((time.process_time() - c0) / n * 1e6)
         print(

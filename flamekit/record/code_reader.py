@@ -27,14 +27,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from flamekit.record.layout import Layout
+from flamekit.record.objects import ObjectReader, Read
+from flamekit.record.objects.plans import Plan, together
 from flamekit.record.proc.memory import ReadError
 from flamekit.record.target import PythonTarget
 from flamekit.trace import records as R
-
-#: Longest string or line table we copy (a sanity bound against corrupt lengths).
-MAX_OBJECT_BYTES = 1 << 20
 
 Fingerprint = tuple[int, ...]
 
@@ -95,21 +95,14 @@ def _struct_at(fields: list[tuple[int, str]], start: int) -> tuple[struct.Struct
 
 
 class CodeReader:
-    """Reads code objects and strings of one target. Cheap to create; caches nothing big."""
+    """Reads code objects of one target. Cheap to create; caches nothing big."""
 
     def __init__(self, target: PythonTarget) -> None:
         self.target = target
         self.memory = target.memory
         lay: Layout = target.layout
         self.layout = lay
-        sym = target.symbols
-        self.code_type = sym.get("PyCode_Type", 0)
-        self.py2 = lay.version[0] == 2
-        if self.py2:  # names, files and line tables are all 8-bit str objects
-            self.str_type = self.bytes_type = sym.get("PyString_Type", 0)
-        else:
-            self.str_type = sym.get("PyUnicode_Type", 0)
-            self.bytes_type = sym.get("PyBytes_Type", 0)
+        self.code_type = target.symbols.get("PyCode_Type", 0)
 
         start, length = lay.code_span()
         #: A code object's header, as read for fingerprints: ``span_len`` bytes from
@@ -131,14 +124,9 @@ class CodeReader:
         # Fast path: when the unpack order already is (type, line, file, name[, qual], table)
         self._qual = lay.code_qualname is not None
 
-        self._str_subtypes: dict[int, bool] = {}
-        #: Py_TPFLAGS_UNICODE_SUBCLASS (3.x) / Py_TPFLAGS_STRING_SUBCLASS (2.7)
-        self._subclass_flag = 1 << 27 if self.py2 else 1 << 28
-        if not self.py2:
-            assert lay.unicode_state is not None and lay.unicode_compact_size is not None
-            self._str_header = lay.unicode_compact_size + 8
-        else:
-            self._str_header = lay.bytes_data
+        #: Names, files and line tables are str and bytes objects: read as such, by the
+        #: object reader that thread names share.
+        self.objects = ObjectReader(target)
 
     # -- identity ----------------------------------------------------------------------
 
@@ -182,8 +170,10 @@ class CodeReader:
     def read_code(self, address: int) -> CodeInfo:
         """Names, file, first line and raw line table of the code object at ``address``.
 
-        Three reads: the header, the string/bytes headers, their contents. Raises
-        CodeError if it is not a code object, ReadError if memory vanished meanwhile.
+        Two or three reads: the header, then the strings and the line table (through
+        the object reader: their headers, and with them the contents of most; the rest
+        of the contents). Raises CodeError if it is not a code object or its fields are
+        not what a code object holds (memory reused meanwhile).
         """
         lay = self.layout
         try:
@@ -195,13 +185,12 @@ class CodeReader:
             raise CodeError(f"no code object at {address:#x}", address)
         i = self._fp_index
         firstlineno, filename_p, name_p, table_p = fp[i[1]], fp[i[2]], fp[i[3]], fp[i[4]]
-        qual_p = fp[i[5]] if self._qual else 0
-        strings = [filename_p, name_p] + ([qual_p] if lay.code_qualname is not None else [])
-        texts, table = self._read_objects(strings, table_p)
+        strings = [filename_p, name_p] + ([fp[i[5]]] if self._qual else [])
+        texts, table = self._contents(strings, table_p)
         return CodeInfo(
             address=address,
             name=texts[1],
-            qualname=texts[2] if len(texts) > 2 else None,
+            qualname=texts[2] if self._qual else None,
             filename=texts[0],
             firstlineno=firstlineno,
             linetable=table,
@@ -209,99 +198,18 @@ class CodeReader:
             fingerprint=fp,
         )
 
-    def read_string(self, address: int) -> str:
-        """A str object (PEP 393 on 3.x, PyStringObject on 2.7) as a Python str."""
-        return self._read_objects([address], None)[0][0]
-
-    def _read_objects(self, strs: list[int], table: int | None) -> tuple[list[str], bytes]:
-        lay = self.layout
-        hsize = self._str_header
-        bsize = lay.bytes_data
-        for p in strs + ([table] if table is not None else []):
-            if p == 0 or p & 7:
-                raise CodeError(f"bad object pointer {p:#x}", p)
-        ranges = [(p, hsize) for p in strs]
-        if table is not None:
-            ranges.append((table, bsize))
-        try:
-            heads = self.memory.read_ranges(ranges)
-        except ReadError as e:
-            raise CodeError(str(e), e.address) from e
-        plans = []
-        data_ranges = []
-        for i, p in enumerate(strs):
-            plan = self._plan_string(heads, i * hsize, p)
-            plans.append(plan)
-            if plan[1] > 0:
-                data_ranges.append((plan[0], plan[1]))
-        tlen = 0
-        if table is not None:
-            off = len(strs) * hsize
-            (tptr_type,) = struct.unpack_from("<Q", heads, off + lay.ob_type)
-            if tptr_type != self.bytes_type:
-                raise CodeError(f"line table at {table:#x} is not a bytes object", table)
-            (tlen,) = struct.unpack_from("<q", heads, off + lay.ob_size)
-            if not 0 <= tlen <= MAX_OBJECT_BYTES:
-                raise CodeError(f"implausible line table length {tlen}", table)
-            if tlen:
-                data_ranges.append((table + bsize, tlen))
-        try:
-            blob = self.memory.read_ranges(data_ranges) if data_ranges else b""
-        except ReadError as e:
-            raise CodeError(str(e), e.address) from e
-        texts = []
-        pos = 0
-        for _, nbytes, encoding in plans:
-            texts.append(blob[pos : pos + nbytes].decode(encoding, "replace"))
-            pos += nbytes
-        return texts, blob[pos : pos + tlen]
-
-    def _is_str_subclass(self, type_address: int) -> bool:
-        """Whether a type is a subclass of str (code objects accept those as names).
-
-        Instances of str subclasses are never compact: their characters live in a separate
-        buffer, which is how the legacy (non-compact) PEP 393 layout still shows up."""
-        known = self._str_subtypes.get(type_address)
-        if known is None:
-            known = False
-            if type_address and not type_address & 7:
-                try:
-                    raw = self.memory.read(type_address + self.layout.type_flags, 8)
-                    known = bool(struct.unpack("<Q", raw)[0] & self._subclass_flag)
-                except ReadError:
-                    known = False
-            if len(self._str_subtypes) < 1024:
-                self._str_subtypes[type_address] = known
-        return known
-
-    def _plan_string(self, heads: bytes, off: int, address: int) -> tuple[int, int, str]:
-        """(data address, byte length, codec) of the string whose header is at ``off``."""
-        lay = self.layout
-        (ob_type,) = struct.unpack_from("<Q", heads, off + lay.ob_type)
-        if ob_type != self.str_type and not self._is_str_subclass(ob_type):
-            raise CodeError(f"object at {address:#x} is not a str", address)
-        if self.py2:
-            (size,) = struct.unpack_from("<q", heads, off + lay.ob_size)
-            if not 0 <= size <= MAX_OBJECT_BYTES:
-                raise CodeError(f"implausible str length {size}", address)
-            return address + lay.bytes_data, size, "utf-8"
-        assert lay.unicode_length is not None and lay.unicode_state is not None
-        (length,) = struct.unpack_from("<q", heads, off + lay.unicode_length)
-        (state,) = struct.unpack_from("<I", heads, off + lay.unicode_state)
-        kind = state >> lay.unicode_kind_shift & 7  # type: ignore[operator]
-        compact = state >> lay.unicode_compact_shift & 1  # type: ignore[operator]
-        ascii_ = state >> lay.unicode_ascii_shift & 1  # type: ignore[operator]
-        if kind not in (1, 2, 4):
-            raise CodeError(f"str at {address:#x} has unknown kind {kind}", address)
-        nbytes = length * kind
-        if not 0 <= nbytes <= MAX_OBJECT_BYTES:
-            raise CodeError(f"implausible str length {length}", address)
-        codec = {1: "latin-1", 2: "utf-16-le", 4: "utf-32-le"}[kind]
-        if compact:
-            start = lay.unicode_ascii_size if ascii_ else lay.unicode_compact_size
-            return address + start, nbytes, codec  # type: ignore[operator]
-        # Legacy (non-compact) string: the data pointer follows PyCompactUnicodeObject.
-        (data,) = struct.unpack_from("<Q", heads, off + lay.unicode_compact_size)  # type: ignore[operator]
-        if data == 0 or nbytes and data & 1:
-            raise CodeError(f"str at {address:#x} has no data", address)
-        return data, nbytes, codec
+    def _contents(self, strings: list[int], table: int) -> tuple[list[str], bytes]:
+        """The text of the name and file str objects and the line table's bytes, read
+        together; names as the trace holds them (lone surrogates as U+FFFD, as ever)."""
+        objects = self.objects
+        if objects.off is None:
+            raise CodeError("cannot read this interpreter's objects", strings[0])
+        plans: list[Plan[Read[Any] | None]] = [objects.str_plan(p, True) for p in strings]
+        plans.append(objects.bytes_plan(table))
+        *texts, got = objects.run(together(plans))
+        for p, text in zip(strings, texts):
+            if text is None or type(text.value) is not str:
+                raise CodeError(f"object at {p:#x} is not a readable str", p)
+        if got is None or type(got.value) is not bytes:
+            raise CodeError(f"line table at {table:#x} is not a readable bytes object", table)
+        return [t.value for t in texts if t is not None], got.value

@@ -75,7 +75,11 @@ def _snapshot(target: PythonTarget, pausing: bool) -> Snapshot:
                             codes[addr] = reader.read_code(addr).record(addr, target.pid)
                         except (CodeError, ReadError):
                             codes[addr] = None
-            names = ThreadNames(target, reader).lookup([st.thread_id for st in stacks])
+            # TEMPORARY getattr: StackWalker.interpreters comes with the walker's split.
+            interpreters = getattr(walker, "interpreters", None)
+            names = ThreadNames(target, reader).lookup(
+                [st.thread_id for st in stacks], interpreters
+            )
         finally:
             if pauser is not None:
                 pauser.resume()

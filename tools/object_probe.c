@@ -1,12 +1,13 @@
-/* Thread-name probe for flamekit: prints, as one Python dict literal, the byte offsets
- * flamekit.record.threadnames needs to read `threading._active` and each Thread's
- * `_name` from outside the process: sys.modules, module dicts, dict internals, instance
- * dicts (tp_dictoffset, managed dicts, inline values), int objects.
+/* Object probe for flamekit: prints, as one Python dict literal, the byte offsets
+ * flamekit.record.objects needs to read CPython objects from outside the process: str
+ * (PEP 393 on 3.x; str and unicode on 2.7), bytes, int, float, tuple, list, dict
+ * internals, types (name, flags, instance dicts: tp_dictoffset, managed dicts, inline
+ * values), modules and sys.modules (for the thread names, flamekit.record.threadnames).
  *
- * Measured with offsetof() (or by running the headers' own inline accessors on a fake
- * object) against ONE interpreter's headers, compiled with Py_BUILD_CORE. Built and run
- * by tools/gen_threadname_layouts.py once per interpreter; never shipped. A key that does
- * not apply to a version is not printed.
+ * Measured with offsetof() (or by running the headers' own inline accessors, or setting
+ * a bitfield, on a fake object) against ONE interpreter's headers, compiled with
+ * Py_BUILD_CORE. Built and run by tools/gen_object_tables.py once per interpreter; never
+ * shipped. A key that does not apply to a version is not printed.
  *
  * Two structs are private to Objects/*.c in older versions and so cannot be included:
  * PyModuleObject before 3.10 (md_dict is its first field after PyObject_HEAD) and
@@ -46,6 +47,32 @@
 
 #define OUT(name, value) printf("    \"%s\": %ld,\n", name, (long)(value))
 #define OFF(name, type, field) OUT(name, offsetof(type, field))
+
+#if PY_MAJOR_VERSION >= 3
+/* The lowest set bit of the 32-bit word at `at`: where a bitfield set to 1 starts. */
+static int low_bit(const void *at)
+{
+    uint32_t word;
+    int bit = 0;
+    memcpy(&word, at, sizeof word);
+    if (!word)
+        return -1;
+    while (!(word & 1)) {
+        word >>= 1;
+        bit++;
+    }
+    return bit;
+}
+
+/* PEP 393's state bitfield: set one field of a zeroed header, see which bit moved. */
+#  define STATE_SHIFT(name, field)                                                  \
+    do {                                                                          \
+        PyASCIIObject o;                                                          \
+        memset(&o, 0, sizeof o);                                                  \
+        o.state.field = 1;                                                        \
+        OUT(name, low_bit((char *)&o + offsetof(PyASCIIObject, state)));          \
+    } while (0)
+#endif
 
 #if PY_MAJOR_VERSION >= 3 && PY_VERSION_HEX < 0x030B0000
 /* Objects/dict-common.h, 3.6-3.10 (dk_lookup's signature does not matter here). */
@@ -89,7 +116,12 @@ int main(void)
     OFF("module_dict", mirror_PyModuleObject, md_dict);
 #endif
 
+    /* Every object: its type; variable-size objects: their item count. */
+    OFF("ob_type", PyObject, ob_type);
+    OFF("var_size", PyVarObject, ob_size);
+
     /* Types. */
+    OFF("type_name", PyTypeObject, tp_name);
     OFF("type_basicsize", PyTypeObject, tp_basicsize);
     OFF("type_dictoffset", PyTypeObject, tp_dictoffset);
     OFF("type_flags", PyTypeObject, tp_flags);
@@ -97,6 +129,46 @@ int main(void)
 #if PY_MAJOR_VERSION >= 3
     OFF("heap_cached_keys", PyHeapTypeObject, ht_cached_keys);
 #endif
+    /* "Fast subclass" bits: an instance of a subclass has its base's layout. */
+    OUT("tpflags_long_subclass", Py_TPFLAGS_LONG_SUBCLASS);
+    OUT("tpflags_list_subclass", Py_TPFLAGS_LIST_SUBCLASS);
+    OUT("tpflags_tuple_subclass", Py_TPFLAGS_TUPLE_SUBCLASS);
+    OUT("tpflags_unicode_subclass", Py_TPFLAGS_UNICODE_SUBCLASS);
+    OUT("tpflags_dict_subclass", Py_TPFLAGS_DICT_SUBCLASS);
+    OUT("tpflags_type_subclass", Py_TPFLAGS_TYPE_SUBCLASS);
+#if PY_MAJOR_VERSION < 3
+    OUT("tpflags_int_subclass", Py_TPFLAGS_INT_SUBCLASS);
+    OUT("tpflags_bytes_subclass", Py_TPFLAGS_STRING_SUBCLASS); /* 2.7's str is bytes */
+#else
+    OUT("tpflags_bytes_subclass", Py_TPFLAGS_BYTES_SUBCLASS);
+#endif
+
+    /* Strings. 2.7: str (bytes) and unicode (Py_UNICODE, 2 or 4 bytes a character). */
+#if PY_MAJOR_VERSION < 3
+    OFF("bytes_data", PyStringObject, ob_sval);
+    OFF("py2_unicode_length", PyUnicodeObject, length);
+    OFF("py2_unicode_str", PyUnicodeObject, str);
+    OFF("py2_unicode_hash", PyUnicodeObject, hash);
+    OUT("py2_unicode_char_size", sizeof(Py_UNICODE));
+#else
+    OFF("bytes_data", PyBytesObject, ob_sval);
+    /* PEP 393: compact ASCII data after PyASCIIObject, other compact data after
+     * PyCompactUnicodeObject, a legacy (non-compact: str subclass) string's behind a
+     * pointer. */
+    OFF("unicode_length", PyASCIIObject, length);
+    OFF("unicode_state", PyASCIIObject, state);
+    OUT("unicode_ascii_size", sizeof(PyASCIIObject));
+    OUT("unicode_compact_size", sizeof(PyCompactUnicodeObject));
+    OFF("unicode_data", PyUnicodeObject, data);
+    STATE_SHIFT("unicode_kind_shift", kind);
+    STATE_SHIFT("unicode_compact_shift", compact);
+    STATE_SHIFT("unicode_ascii_shift", ascii);
+#endif
+
+    /* Sequences and floats. */
+    OFF("tuple_items", PyTupleObject, ob_item);
+    OFF("list_items", PyListObject, ob_item);
+    OFF("float_value", PyFloatObject, ob_fval);
 
     /* Dicts. */
     OFF("dict_used", PyDictObject, ma_used);

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Regenerate flamekit/record/tables/objects.py from real CPython headers.
 
-The thread-name reader (flamekit/record/threadnames.py) walks sys.modules, module dicts,
-dict internals, instance dicts and int objects of the target; the offsets it needs are
-not in flamekit/record/tables/layouts.py (which covers the stack walk), so they get their own
-table, measured the same way: tools/threadname_probe.c is compiled with offsetof()
-against each interpreter's own headers (Py_BUILD_CORE, internal structs visible), run,
-and its printed dict collected. One entry per minor version; the newest patch wins.
+The object reader (flamekit/record/objects.py) reads str, bytes, int, float, tuple, list,
+dict, module and instance objects and type names of the target (for code records, thread
+names and, later, local variables); the offsets it needs are not in
+flamekit/record/tables/layouts.py (which covers the stack walk), so they get their own
+table, measured the same way: tools/object_probe.c is compiled with offsetof() against
+each interpreter's own headers (Py_BUILD_CORE, internal structs visible), run, and its
+printed dict collected. One entry per minor version; the newest patch wins.
 
 Header sets come from:
 
@@ -17,7 +18,10 @@ Header sets come from:
   python3.14-dev packages into a temporary directory (nothing is installed), and their
   headers are probed. That is how the committed 3.14 entry was made.
 
-Usage: python tools/gen_threadname_layouts.py [--check] [--pyenv-root DIR] [--cc CC]
+Without 3.14 headers (the usual case) the committed 3.14 entry is kept as it is, and
+--check compares it with itself.
+
+Usage: python tools/gen_object_tables.py [--check] [--pyenv-root DIR] [--cc CC]
            [--include 3.14=DIR:DIR] [--py314-prefix /opt/flamekit-py314]
 
 --check exits 1 if the module on disk differs from what would be generated. Needs a C
@@ -37,18 +41,18 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBE = ROOT / "tools" / "threadname_probe.c"
+PROBE = ROOT / "tools" / "object_probe.c"
 TARGET = ROOT / "flamekit" / "record" / "tables" / "objects.py"
 MINORS = [(2, 7), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13), (3, 14)]
 
-HEADER = '''"""Offsets for reading thread names (threading._active, Thread._name): GENERATED.
+HEADER = '''"""Offsets for reading CPython objects from another process: GENERATED.
 
-Do not edit: regenerate with ``python tools/gen_threadname_layouts.py`` (see its
-docstring; 3.14 comes from Debian's libpython3.14-dev headers via --py314-prefix). It
-compiles tools/threadname_probe.c with offsetof() against each interpreter's headers.
-Keys are read by ``flamekit.record.threadnames``; "source" names the headers used.
-x86_64, default (GIL, non-debug) builds. For 3.13+ the reader prefers the target's own
-_Py_DebugOffsets where they have a field (sys.modules, dict, int, type flags).
+Do not edit: regenerate with ``python tools/gen_object_tables.py`` (see its docstring;
+3.14 comes from Debian's libpython3.14-dev headers via --py314-prefix). It compiles
+tools/object_probe.c with offsetof() against each interpreter's headers. Keys are read
+by ``flamekit.record.objects``; "source" names the headers used. x86_64, default (GIL,
+non-debug) builds. For 3.13+ the reader prefers the target's own _Py_DebugOffsets where
+they have a field (sys.modules, type, tuple, list, dict, float, int, bytes, str).
 """
 
 # fmt: off
@@ -173,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         merged = {k: tables.get(k, v) for k, v in old.items()}
         merged.update(tables)
         if old_text != render(merged):
-            print(f"{TARGET} is stale: run tools/gen_threadname_layouts.py", file=sys.stderr)
+            print(f"{TARGET} is stale: run tools/gen_object_tables.py", file=sys.stderr)
             return 1
         return 0
     if TARGET.exists() and missing:
