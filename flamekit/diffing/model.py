@@ -214,9 +214,13 @@ def build_diff(sel_a: Selection, sel_b: Selection, lines: bool = False) -> Diff:
     counts_a, frames_a = _matched_counts(sel_a, lines, by_qualname)
     counts_b, frames_b = _matched_counts(sel_b, lines, by_qualname)
     frames = {**frames_a, **frames_b}  # b's frame wins where both have one
+    # a's stacks, then b's others, in the order the samples met them: not a set's order,
+    # which follows string hashes, so that a's counts scaled to b's total (ties in the
+    # rounding go to the earlier stack) come out the same on every run.
     stacks: dict[StackKey, tuple[int, int]] = {}
-    for sk in counts_a.keys() | counts_b.keys():
-        stacks[sk] = (counts_a.get(sk, 0), counts_b.get(sk, 0))
+    for sk in [*counts_a, *counts_b]:
+        if sk not in stacks:
+            stacks[sk] = (counts_a.get(sk, 0), counts_b.get(sk, 0))
     return Diff(_side(sel_a), _side(sel_b), lines, frames, stacks)
 
 
