@@ -8,7 +8,7 @@
     rec.summary["duration_s"], [t.name for t in rec.threads]
     for row in rec.profile(idle=False).rank("self")[:5]:
         print(f"{row.self_pct:5.1f}%  {row.label}")
-    rec.profile(threads=[rec.threads[0].native_tid]).write("svg", "main.svg")
+    rec.profile(threads=[4242], per_thread=True).write("svg", "main.svg")  # a TID
 
 The offline commands are faces of this module: ``info`` prints :attr:`Recording.summary`,
 ``top`` prints :meth:`Profile.rank`, ``convert`` is :meth:`Profile.write`, and ``diff``
