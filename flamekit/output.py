@@ -17,7 +17,7 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import BinaryIO
 
 from flamekit.errors import OutputError
@@ -103,6 +103,17 @@ def write_output(path: str, chunks: Iterable[bytes], stdout: BinaryIO | None = N
             pass
         raise
     return total
+
+
+def refuse_inputs(path: str, inputs: Sequence[str]) -> None:
+    """OutputError if ``path`` is one of the input traces: an output never replaces what it
+    was made from (the trace would be lost for a flame graph)."""
+    if path == STDOUT or not os.path.exists(path):
+        return
+    for src in inputs:
+        if os.path.exists(src) and os.path.samefile(path, src):
+            what = "the input trace" if len(inputs) == 1 else "an input trace"
+            raise OutputError(f"cannot write {path}: it is {what}")
 
 
 def default_output_path(input_path: str, extension: str) -> str:

@@ -182,6 +182,16 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path: Path, make, words,
     assert sorted(x.name for x in tmp_path.iterdir()) == (["bad.fkt"] if p.exists() else [])
 
 
+def test_a_missing_input_with_an_existing_output_is_one_line(tmp_path: Path):
+    """The check that the output is not the input must not trip over an input that is
+    not there (it raised FileNotFoundError, a traceback)."""
+    out = tmp_path / "old.svg"
+    out.write_text("old")
+    r = flamekit("convert", str(tmp_path / "missing.fkt"), "--to", "svg", "-o", str(out))
+    assert "no such file" in one_error_line(r, 2)
+    assert out.read_text() == "old"
+
+
 @pytest.mark.parametrize(
     "target, words",
     [

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_profile import Spec, fake_lines, load_spec, random_traces
 
-from flamekit.analysis.filters import FilterOptions, explain_empty, filter_options, select
+from flamekit.analysis.filters import FilterOptions, explain_empty, select
 from flamekit.analysis.profile import THREAD, build_profile
+from flamekit.commands._common import filter_options
 from flamekit.errors import UsageError
 from flamekit.trace import TraceWriter, load
 from flamekit.trace import records as R

@@ -171,3 +171,43 @@ def test_effective_rate_counts_late_ticks(tmp_path: Path) -> None:
         w.close("duration", end_ns=t + period)
     s = summarize(load(path))
     assert s["effective_rate_hz"] == round(instants / s["duration_s"], 2)
+
+
+def test_text_escapes_every_fact_from_the_file(tmp_path: Path):
+    """Header fields, process and thread names and the recorder's error come from the
+    target: in the text they are escaped (one fact, one line, no terminal control), in
+    the JSON they are exact."""
+    from flamekit.codeformat import LINETABLE_NONE
+    from flamekit.trace import TraceWriter
+
+    esc = "\x1b]0;pwned\x07\x1b[31m\n\x9b\u2028"
+    shown = "\\x1b]0;pwned\\x07\\x1b[31m\\x0a\\x9b\\u2028"
+    p = tmp_path / "hostile.fkt"
+    with open(p, "wb") as f:
+        header = R.Header(
+            "v" + esc,
+            0,
+            0,
+            100.0,
+            7,
+            ("python", "a" + esc),
+            "3.12" + esc,
+            "h" + esc,
+            "k" + esc,
+            {"m" + esc: True},
+        )
+        w = TraceWriter(f, header)
+        w.write(R.Process(7, 1, ("sub" + esc,), 0))
+        w.write(R.Code(1, 7, 0x10, "f", None, "f.py", 1, b"", LINETABLE_NONE))
+        w.write(R.Thread(0, 7, 11, 1, "t" + esc, 0))
+        w.sample(1000, 0, w.stack_id(((1, 0),)))
+        w.close("error", error="e" + esc)
+    r = flamekit("info", str(p))
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert not any(c in out.replace("\n", "") for c in "\x1b\x07\x9b\u2028")
+    for fact in ("v", "a", "3.12", "h", "k", "m", "sub", "t", "e"):
+        assert fact + shown in out, fact
+    assert len(out.splitlines()) == 16  # 12 facts, 1 process, the thread table's 3 lines
+    s = json.loads(flamekit("info", "--json", str(p)).stdout)
+    assert s["threads"][0]["name"] == "t" + esc and s["end_error"] == "e" + esc

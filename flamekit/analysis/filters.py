@@ -8,23 +8,20 @@ cpuprofile, svg, pprof, ``top`` and ``diff`` can never disagree about what was s
 a :class:`Selection`: the indices of the chosen samples (time order) plus helpers that
 give converters what they want without touching the filters again: per-sample
 (time, thread, stack) tuples, or aggregated counts per rooted frame-id stack (the
-weights). :func:`filter_options` adds the same command-line options to any command.
+weights). The command-line options that build :class:`FilterOptions` are
+:func:`flamekit.commands._common.filter_options`'s: this layer knows no command line.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress
 from operator import and_
-from typing import Any, TypeVar
-
-import click
 
 from flamekit.analysis.profile import Profile
 from flamekit.errors import UsageError
@@ -191,62 +188,8 @@ def select(profile: Profile, options: FilterOptions) -> Selection:
     return Selection(profile, options, array("q", compress(range(lo, hi), keep)))
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def filter_options(f: F) -> F:
-    """Add the shared filter options to a click command; it receives ``filters=FilterOptions``.
-
-    Used by ``convert``, ``top`` and ``diff`` so that the options are spelled, documented
-    and validated once.
-    """
-
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        kwargs["filters"] = FilterOptions(
-            threads=kwargs.pop("threads"),
-            idle=kwargs.pop("idle"),
-            gil=kwargs.pop("gil"),
-            start_s=kwargs.pop("from_s"),
-            until_s=kwargs.pop("until_s"),
-            thread_ids=tuple(kwargs.pop("thread_ids")),
-        )
-        return f(*args, **kwargs)
-
-    decorators = [
-        click.option(
-            "--threads/--no-threads",
-            default=False,
-            help="Separate stacks per thread, each rooted at a 'thread NAME (TID)' frame.",
-        ),
-        click.option("--idle", is_flag=True, help="Keep idle samples (dropped by default)."),
-        click.option("--gil", is_flag=True, help="Keep only samples whose thread held the GIL."),
-        click.option(
-            "--from",
-            "from_s",
-            type=float,
-            metavar="SECONDS",
-            help="Start of the time window, in seconds from the start of the recording.",
-        ),
-        click.option(
-            "--until",
-            "until_s",
-            type=float,
-            metavar="SECONDS",
-            help="End of the time window (exclusive), in seconds from the start.",
-        ),
-        click.option(
-            "--thread",
-            "thread_ids",
-            type=click.IntRange(min=0),
-            multiple=True,
-            metavar="TID",
-            help="Keep only this native thread id (repeatable).",
-        ),
-    ]
-    for deco in reversed(decorators):
-        wrapper = deco(wrapper)
-    return wrapper  # type: ignore[return-value]
+class EmptySelection(UsageError):
+    """No sample passed the filters; the message (:func:`explain_empty`) says why."""
 
 
 def explain_empty(profile: Profile, options: FilterOptions) -> str:

@@ -1,15 +1,72 @@
-"""What ``flamekit info`` reports about a trace, as plain data (text and JSON render it)."""
+"""What ``flamekit info`` reports about a trace, as plain data (text and JSON render it).
+
+The summary is a dict (``info --json`` prints it as it is) typed key by key, so that the
+API's ``Recording.summary`` tells a type checker what each fact is.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TypedDict
 
-from flamekit.trace import Trace
+from flamekit.trace import Thread, Trace
 from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE
 
 
-def summarize(trace: Trace) -> dict[str, Any]:
+class ThreadSummary(TypedDict):
+    """One thread: its trace ref, process, kernel and Python ids, name, samples."""
+
+    ref: int
+    pid: int
+    tid: int | None
+    python_id: int | None
+    name: str | None
+    samples: int
+    first_seen_s: float
+
+
+class ProcessSummary(TypedDict):
+    """One process of the recording."""
+
+    pid: int
+    ppid: int
+    cmdline: list[str]
+
+
+class Summary(TypedDict):
+    """Everything ``flamekit info`` shows (see :func:`summarize`)."""
+
+    path: str
+    size_bytes: int
+    format_version: str
+    flamekit_version: str
+    complete: bool
+    truncation: str | None
+    end_reason: str | None
+    end_error: str | None
+    pid: int
+    cmdline: list[str]
+    python_version: str
+    hostname: str
+    kernel: str
+    start_wall_ns: int
+    mode: dict[str, bool]
+    rate_hz: float
+    duration_s: float
+    samples: int
+    effective_rate_hz: float
+    sampling_errors: int | None
+    cut_pauses: int | None
+    idle_samples: int
+    gil_samples: int
+    code_objects: int
+    stacks: int
+    processes: list[ProcessSummary]
+    bytes_per_sample: float | None
+    threads: list[ThreadSummary]
+
+
+def summarize(trace: Trace) -> Summary:
     """Facts about a trace: header, duration, sample and error counts, threads, truncation."""
     h = trace.header
     cols = trace.columns
@@ -19,18 +76,16 @@ def summarize(trace: Trace) -> dict[str, Any]:
     idle = sum(c for f, c in flags.items() if f & FLAG_IDLE)
     gil = sum(c for f, c in flags.items() if f & FLAG_GIL)
     duration_s = trace.duration_ns / 1e9
-    threads = []
-    for ref, t in sorted(
-        trace.threads.items(), key=lambda kv: (kv[1].pid, kv[1].first_seen_ns, kv[0])
-    ):
+    threads: list[ThreadSummary] = []
+    for t in threads_in_order(trace):
         threads.append(
             {
-                "ref": ref,
+                "ref": t.ref,
                 "pid": t.pid,
                 "tid": t.native_tid,
                 "python_id": t.py_thread_id,
                 "name": t.name,
-                "samples": per_thread.get(ref, 0),
+                "samples": per_thread.get(t.ref, 0),
                 "first_seen_s": round(t.first_seen_ns / 1e9, 6),
             }
         )
@@ -68,6 +123,11 @@ def summarize(trace: Trace) -> dict[str, Any]:
         "bytes_per_sample": round(trace.size / n, 2) if n else None,
         "threads": threads,
     }
+
+
+def threads_in_order(trace: Trace) -> list[Thread]:
+    """The trace's threads by process, then in the order they were first seen."""
+    return sorted(trace.threads.values(), key=lambda t: (t.pid, t.first_seen_ns, t.ref))
 
 
 #: Samples closer than this (ns) belong to one sampling instant.

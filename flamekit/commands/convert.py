@@ -1,22 +1,18 @@
 """``flamekit convert FILE --to FORMAT [-o OUT]``: a trace into what people open.
 
-Loads the trace, symbolizes it once (:mod:`flamekit.analysis.profile`), selects samples with the
-shared filters (:mod:`flamekit.analysis.filters`), and streams the chosen format's bytes to an
-atomically replaced file or to stdout (:mod:`flamekit.output`).
+A face over :meth:`flamekit.api.Profile.write`: opens the trace and selects samples with
+the shared filters (:mod:`flamekit.commands._common`), then streams the chosen format's
+bytes to an atomically replaced file or to stdout (:mod:`flamekit.output`).
 """
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from flamekit import trace as fkt
-from flamekit.analysis.filters import FilterOptions, explain_empty, filter_options, select
-from flamekit.analysis.profile import build_profile
-from flamekit.convert.base import ConvertOptions, formats, get_format
-from flamekit.errors import OutputError, TraceError, UsageError
-from flamekit.output import STDOUT, default_output_path, write_output
+from flamekit.analysis.filters import FilterOptions
+from flamekit.commands._common import filter_options, open_profile
+from flamekit.convert.base import formats, get_format
+from flamekit.output import default_output_path, refuse_inputs
 
 
 def _format_help() -> str:
@@ -42,19 +38,5 @@ def command(file: str, to: str, output: str | None, lines: bool, filters: Filter
     """Symbolize a trace and write it as collapsed, speedscope, cpuprofile, svg or pprof."""
     fmt = get_format(to)
     out = output if output is not None else default_output_path(file, fmt.extension)
-    if out != STDOUT and os.path.exists(out) and os.path.samefile(out, file):
-        raise OutputError(f"cannot write {out}: it is the input trace")
-    trace = fkt.load(file)
-    if trace.truncated:
-        click.echo(
-            f"flamekit: warning: {file}: truncated trace, {trace.truncation}; "
-            f"converting the {len(trace):,} samples it holds",
-            err=True,
-        )
-    if not len(trace):
-        raise TraceError(f"{file}: the trace holds no samples")
-    profile = build_profile(trace)
-    sel = select(profile, filters)
-    if not len(sel):
-        raise UsageError(explain_empty(profile, filters))
-    write_output(out, fmt.convert(sel, ConvertOptions(lines=lines)))
+    refuse_inputs(out, [file])
+    open_profile(file, filters, "converting").write(to, out, lines=lines)

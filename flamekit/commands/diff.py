@@ -1,7 +1,7 @@
 """``flamekit diff A B``: what got slower and what got faster between two recordings.
 
-Loads both traces, symbolizes each once, applies the shared filters to each side
-(:mod:`flamekit.analysis.filters`), matches frames by function and file
+Opens both traces and selects each side's samples through :mod:`flamekit.api` with the
+shared filters (:mod:`flamekit.commands._common`), matches frames by function and file
 (:mod:`flamekit.diffing.model`), and writes the table, JSON, differential folded stacks
 or a differential SVG flame graph. The table (and JSON) goes to stdout unless ``-o`` says
 otherwise; the folded stacks and SVG, which are files for other tools, default to B's
@@ -10,25 +10,20 @@ name with the format's extension.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import replace
 
 import click
 
-from flamekit import trace as fkt
-from flamekit.analysis.filters import (
-    FilterOptions,
-    Selection,
-    explain_empty,
-    filter_options,
-    select,
-)
-from flamekit.analysis.profile import build_profile
+from flamekit import api
+from flamekit.analysis.filters import EmptySelection, FilterOptions, Selection
+from flamekit.analysis.ranking import BY
+from flamekit.commands._common import filter_options, warn_if_truncated
 from flamekit.diffing.model import build_diff
 from flamekit.diffing.outputs import render_difffolded, render_json, render_table
-from flamekit.errors import FlamekitError, OutputError, TraceError, UsageError
-from flamekit.output import STDOUT, default_output_path, write_output
+from flamekit.errors import FlamekitError, TraceError, UsageError
+from flamekit.output import STDOUT, default_output_path, refuse_inputs, write_output
+from flamekit.trace import Trace
 
 #: --to choices; the value is the default output path's extension (None: stdout).
 FORMATS: dict[str, str | None] = {
@@ -54,14 +49,13 @@ def _raise_all(errors: list[FlamekitError]) -> None:
     raise errors[-1]
 
 
-def _load(path: str) -> fkt.Trace:
-    trace = fkt.load(path)
-    if not len(trace):
-        raise TraceError(f"{path}: the trace holds no samples")
-    return trace
+def _open(path: str) -> api.Recording:
+    rec = api.open(path)
+    rec.require_samples()
+    return rec
 
 
-def side_filters(trace: fkt.Trace, filters: FilterOptions) -> FilterOptions:
+def side_filters(trace: Trace, filters: FilterOptions) -> FilterOptions:
     """The filters for one side: ``--thread`` keeps the listed TIDs *this* trace has.
 
     Thread ids differ from run to run, so ``--thread 101 --thread 202`` can pick thread
@@ -75,12 +69,11 @@ def side_filters(trace: fkt.Trace, filters: FilterOptions) -> FilterOptions:
     return replace(filters, thread_ids=keep) if keep else filters
 
 
-def _select(trace: fkt.Trace, filters: FilterOptions) -> Selection:
-    profile = build_profile(trace)
-    sel = select(profile, side_filters(trace, filters))
-    if not len(sel):
-        raise UsageError(f"{trace.path}: {explain_empty(profile, filters)}")
-    return sel
+def _select(rec: api.Recording, filters: FilterOptions) -> Selection:
+    try:
+        return rec.select(side_filters(rec.trace, filters)).selection
+    except EmptySelection as exc:  # two sides: say which one came out empty
+        raise UsageError(f"{rec.path}: {exc}") from None
 
 
 @click.command("diff")
@@ -116,7 +109,7 @@ def _select(trace: fkt.Trace, filters: FilterOptions) -> Selection:
 @click.option(
     "--sort",
     "by",
-    type=click.Choice(["self", "total"]),
+    type=click.Choice(list(BY)),
     default="self",
     show_default=True,
     help="Rank by the change in self share or in total (inclusive) share.",
@@ -148,30 +141,22 @@ def command(
     """
     ext = FORMATS[to]
     out = output if output is not None else (STDOUT if ext is None else default_output_path(b, ext))
-    if out != STDOUT and os.path.exists(out):
-        for src in (a, b):
-            if os.path.exists(src) and os.path.samefile(out, src):
-                raise OutputError(f"cannot write {out}: it is an input trace")
+    refuse_inputs(out, [a, b])
 
-    traces: list[fkt.Trace] = []
+    recs: list[api.Recording] = []
     errors: list[FlamekitError] = []
     for path in (a, b):
         try:
-            traces.append(_load(path))
+            recs.append(_open(path))
         except TraceError as exc:
             errors.append(exc)
     _raise_all(errors)
-    for path, trace in zip((a, b), traces):
-        if trace.truncated:
-            click.echo(
-                f"flamekit: warning: {path}: truncated trace, {trace.truncation}; "
-                f"comparing the {len(trace):,} samples it holds",
-                err=True,
-            )
+    for path, rec in zip((a, b), recs):
+        warn_if_truncated(path, rec, "comparing")
     sels: list[Selection] = []
-    for trace in traces:
+    for rec in recs:
         try:
-            sels.append(_select(trace, filters))
+            sels.append(_select(rec, filters))
         except UsageError as exc:
             errors.append(exc)
     _raise_all(errors)

@@ -1,18 +1,25 @@
-"""``flamekit info FILE``: what a trace holds, for people (text) or machines (--json)."""
+"""``flamekit info FILE``: what a trace holds, for people (text) or machines (--json).
+
+A face over :attr:`flamekit.api.Recording.summary`. Every fact in the text comes from
+the file (the target's command line, host and thread names, the recorder's error), so
+every line goes through the one escaper: a name cannot split a line or act on the
+terminal. The JSON keeps them exact, escaped by JSON's own rules.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import click
 
-from flamekit import trace as fkt
-from flamekit.analysis.summary import summarize
+from flamekit import api
+from flamekit.analysis.escape import printable
+from flamekit.analysis.summary import Summary
+from flamekit.commands._common import warn_if_truncated
 
 
-def render_text(s: dict[str, Any]) -> str:
+def render_text(s: Summary) -> str:
     """The human summary, aligned label: value lines and a thread table."""
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(s["start_wall_ns"] / 1e9))
     if s["complete"]:
@@ -61,7 +68,9 @@ def render_text(s: dict[str, Any]) -> str:
     for t in s["threads"]:
         tid = "?" if t["tid"] is None else str(t["tid"])
         lines.append(f"  {tid:>8}  {t['samples']:>9,}  {t['name'] or '?'}")
-    return "\n".join(lines)
+    # The labels and layout hold no control characters: escaping whole lines escapes
+    # exactly the facts from the file, and none can be forgotten.
+    return "\n".join(map(printable, lines))
 
 
 @click.command("info")
@@ -69,12 +78,7 @@ def render_text(s: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def command(file: str, as_json: bool) -> None:
     """Summarise an FKT trace: header facts, duration, samples, threads, truncation."""
-    trace = fkt.load(file)
-    if trace.truncated:
-        click.echo(
-            f"flamekit: warning: {file}: truncated trace, {trace.truncation}; "
-            f"read {len(trace):,} samples",
-            err=True,
-        )
-    s = summarize(trace)
+    rec = api.open(file)
+    warn_if_truncated(file, rec)
+    s = rec.summary
     click.echo(json.dumps(s, indent=2, ensure_ascii=False) if as_json else render_text(s))

@@ -9,13 +9,10 @@ from __future__ import annotations
 import json
 import os
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 
 from flamekit.analysis.filters import NS, Selection
 from flamekit.analysis.profile import Frame
-
-#: Bytes per yielded chunk for formats that stream.
-CHUNK = 1 << 16
 
 
 def window_ns(sel: Selection) -> tuple[int, int]:
@@ -95,18 +92,3 @@ def default_title(sel: Selection) -> str:
     cmd = " ".join(tr.header.cmdline)
     base = os.path.basename(tr.path)
     return f"{cmd} ({base})" if cmd else base
-
-
-def chunked(parts: Iterable[str], size: int = CHUNK) -> Iterator[bytes]:
-    """Join strings into UTF-8 chunks of about ``size`` characters."""
-    buf: list[str] = []
-    n = 0
-    for p in parts:
-        buf.append(p)
-        n += len(p)
-        if n >= size:
-            yield "".join(buf).encode("utf-8")
-            buf.clear()
-            n = 0
-    if buf:
-        yield "".join(buf).encode("utf-8")

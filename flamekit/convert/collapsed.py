@@ -11,29 +11,18 @@ characters included, is written as UTF-8. Labels end in ``)`` (or ``>``), never 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from flamekit.analysis.chunks import chunked
+from flamekit.analysis.escape import escaper
 from flamekit.analysis.filters import Selection
 from flamekit.convert.base import ConvertOptions, register
 
-#: Characters a line-based reader could split on, plus every other control character.
-_SPECIAL = {ord("\\"): "\\\\", ord(";"): "\\x3b"}
-for _cp in list(range(0x20)) + [0x7F] + list(range(0x80, 0xA0)) + [0x2028, 0x2029]:
-    _SPECIAL[_cp] = f"\\x{_cp:02x}" if _cp < 0x100 else f"\\u{_cp:04x}"
-_TABLE = str.maketrans(_SPECIAL)
-
-_CHUNK = 1 << 16
-
-
-def escape_frame(label: str) -> str:
-    """A frame label made safe for one field of a folded line (reversible, see module doc).
-
-    Lone surrogates (which cannot be encoded as UTF-8) are written as ``\\udXXX`` too.
-    """
-    out = label.translate(_TABLE)
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in out):
-        out = "".join(f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF else c for c in out)
-    return out
+#: A frame label made safe for one field of a folded line (reversible, see module doc):
+#: what a line-based reader could split on (``;``, line breaks), the escape character
+#: itself, and everything the text escaper escapes (controls, lone surrogates, which
+#: cannot be encoded as UTF-8).
+escape_frame: Callable[[str], str] = escaper(also="\\;", spelled={"\\": "\\\\"})
 
 
 def unescape_frame(text: str) -> str:
@@ -79,14 +68,4 @@ def convert(sel: Selection, opts: ConvertOptions) -> Iterator[bytes]:
         f"{';'.join(map(label, stack))} {count}\n"
         for stack, count in sel.stack_counts(lines=opts.lines).items()
     )
-    buf: list[str] = []
-    size = 0
-    for line in lines:
-        buf.append(line)
-        size += len(line)
-        if size >= _CHUNK:
-            yield "".join(buf).encode("utf-8")
-            buf.clear()
-            size = 0
-    if buf:
-        yield "".join(buf).encode("utf-8")
+    return chunked(lines)

@@ -34,9 +34,10 @@ from array import array
 from collections import Counter
 from collections.abc import Iterator
 
+from flamekit.analysis.chunks import chunked
 from flamekit.analysis.filters import Selection
 from flamekit.analysis.profile import PYTHON, Frame
-from flamekit.convert._common import chunked, frame_location, json_str, window_ns
+from flamekit.convert._common import frame_location, json_str, window_ns
 from flamekit.convert.base import ConvertOptions, register
 
 ROOT_ID = 1

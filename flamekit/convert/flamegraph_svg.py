@@ -29,10 +29,11 @@ The document:
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+from flamekit.analysis.escape import escaper
 
 FONT_SIZE = 12
 #: Average advance of a monospace glyph, in em (DejaVu Sans Mono, Liberation Mono: 0.60).
@@ -102,18 +103,12 @@ def diff_colour(node: FlameNode) -> str:
 
 # -- escaping -----------------------------------------------------------------------------
 
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 _ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})
 
-
-def visible(text: str) -> str:
-    """``text`` with every character XML cannot hold, or would hide, as a visible escape."""
-    return _INVISIBLE.sub(lambda m: _escape_char(m.group()), text)
-
-
-def _escape_char(c: str) -> str:
-    cp = ord(c)
-    return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}"
+#: ``text`` with every character XML cannot hold, or would hide, as a visible escape: the
+#: text escaper's characters (controls, line separators, lone surrogates) and the two
+#: non-characters U+FFFE and U+FFFF, which XML 1.0 forbids.
+visible: Callable[[str], str] = escaper(also="\ufffe\uffff")
 
 
 def xml_text(text: str) -> str:

@@ -30,10 +30,10 @@ from array import array
 from collections.abc import Iterable, Iterator
 
 from flamekit import __version__
+from flamekit.analysis.chunks import chunked
 from flamekit.analysis.filters import Selection
 from flamekit.analysis.profile import Frame
 from flamekit.convert._common import (
-    chunked,
     default_title,
     frame_location,
     json_str,

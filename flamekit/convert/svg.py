@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+from flamekit.analysis.chunks import chunked
 from flamekit.analysis.filters import Selection
 from flamekit.analysis.profile import Profile
-from flamekit.convert._common import chunked, default_title
+from flamekit.convert._common import default_title
 from flamekit.convert.base import ConvertOptions, register
 from flamekit.convert.flamegraph_svg import FlameNode, render
 

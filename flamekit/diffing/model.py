@@ -25,12 +25,12 @@ lengths or sampling rates compare.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Union
 
 from flamekit.analysis.filters import Selection
 from flamekit.analysis.profile import EMPTY, PYTHON, THREAD, Frame
+from flamekit.analysis.ranking import check_by, order, tally
 
 #: A frame's matching identity. ``("python", function, file key, line or None)``,
 #: ``("thread", thread name)`` or ``("empty",)``.
@@ -214,31 +214,14 @@ def build_diff(sel_a: Selection, sel_b: Selection, lines: bool = False) -> Diff:
     counts_a, frames_a = _matched_counts(sel_a, lines, by_qualname)
     counts_b, frames_b = _matched_counts(sel_b, lines, by_qualname)
     frames = {**frames_a, **frames_b}  # b's frame wins where both have one
+    # a's stacks, then b's others, in the order the samples met them: not a set's order,
+    # which follows string hashes, so that a's counts scaled to b's total (ties in the
+    # rounding go to the earlier stack) come out the same on every run.
     stacks: dict[StackKey, tuple[int, int]] = {}
-    for sk in counts_a.keys() | counts_b.keys():
-        stacks[sk] = (counts_a.get(sk, 0), counts_b.get(sk, 0))
+    for sk in [*counts_a, *counts_b]:
+        if sk not in stacks:
+            stacks[sk] = (counts_a.get(sk, 0), counts_b.get(sk, 0))
     return Diff(_side(sel_a), _side(sel_b), lines, frames, stacks)
-
-
-def frame_counts(
-    stacks: Iterable[tuple[StackKey, tuple[int, int]]],
-) -> dict[Key, list[int]]:
-    """Per key: [self a, self b, total a, total b], totals counting a sample once."""
-    acc: dict[Key, list[int]] = {}
-    for sk, (ca, cb) in stacks:
-        leaf = sk[-1]
-        c = acc.get(leaf)
-        if c is None:
-            c = acc[leaf] = [0, 0, 0, 0]
-        c[0] += ca
-        c[1] += cb
-        for k in set(sk):
-            c = acc.get(k)
-            if c is None:
-                c = acc[k] = [0, 0, 0, 0]
-            c[2] += ca
-            c[3] += cb
-    return acc
 
 
 def rank(diff: Diff, by: str = "self") -> list[Row]:
@@ -246,38 +229,27 @@ def rank(diff: Diff, by: str = "self") -> list[Row]:
 
     ``by`` "self" ranks by the change in self share (where the time itself went: the
     default, since a caller's total moves with every callee), "total" by the change in
-    inclusive share. Ties go to the larger change of the other kind, then the larger
-    share, then the label, so the order is deterministic.
+    inclusive share. Counting and ordering are :mod:`flamekit.analysis.ranking`'s, as
+    for ``top``: ties go to the larger change of the other kind, then the larger share
+    of the ``by`` kind, then the label, so the order is deterministic.
     """
-    if by not in ("self", "total"):
-        raise ValueError(f"rank by 'self' or 'total', not {by!r}")
+    key = check_by(by)
     n_a, n_b = diff.a.selected, diff.b.selected
-    rows = [
-        Row(k, diff.frames[k], sa, sb, ta, tb, n_a, n_b)
-        for k, (sa, sb, ta, tb) in frame_counts(diff.stacks.items()).items()
-    ]
+    a = tally((sk, ca) for sk, (ca, _) in diff.stacks.items())
+    b = tally((sk, cb) for sk, (_, cb) in diff.stacks.items())
+    rows = [Row(k, diff.frames[k], sa, b[k][0], ta, b[k][1], n_a, n_b) for k, (sa, ta) in a.items()]
     labels = {r.key: r.frame.label() for r in rows}
-    if by == "self":
-        rows.sort(
-            key=lambda r: (
-                -abs(r.self_diff),
-                -abs(r.total_diff),
-                -max(r.self_pct_a, r.self_pct_b),
-                labels[r.key],
-                repr(r.key),
-            )
-        )
+    if key == "self":
+        share = lambda r: max(r.self_pct_a, r.self_pct_b)  # noqa: E731
     else:
-        rows.sort(
-            key=lambda r: (
-                -abs(r.total_diff),
-                -abs(r.self_diff),
-                -max(r.total_pct_a, r.total_pct_b),
-                labels[r.key],
-                repr(r.key),
-            )
-        )
-    return rows
+        share = lambda r: max(r.total_pct_a, r.total_pct_b)  # noqa: E731
+    return order(
+        rows,
+        key,
+        lambda r: abs(r.self_diff),
+        lambda r: abs(r.total_diff),
+        lambda r: (-share(r), labels[r.key], repr(r.key)),
+    )
 
 
 #: Kinds of frame a key can have (re-exported for the outputs).

@@ -11,23 +11,10 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from flamekit.analysis.chunks import chunked
+from flamekit.analysis.escape import printable
 from flamekit.convert.collapsed import escape_frame
 from flamekit.diffing.model import Diff, Row, Side
-
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
-_CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
-_PRINTABLE = str.maketrans(_CONTROL)
-
-_CHUNK = 1 << 16
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters escaped, so one row stays one terminal line."""
-    out = text.translate(_PRINTABLE)
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in out):
-        out = "".join(f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF else c for c in out)
-    return out
-
 
 # -- the table ---------------------------------------------------------------------------
 
@@ -198,14 +185,4 @@ def render_difffolded(diff: Diff, normalize: bool = True) -> Iterator[bytes]:
         for (sk, (_, cb)), ca in zip(items, a_counts)
         if ca or cb
     )
-    buf: list[str] = []
-    size = 0
-    for line in lines:
-        buf.append(line)
-        size += len(line)
-        if size >= _CHUNK:
-            yield "".join(buf).encode("utf-8")
-            buf.clear()
-            size = 0
-    if buf:
-        yield "".join(buf).encode("utf-8")
+    return chunked(lines)

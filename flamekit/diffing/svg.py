@@ -18,13 +18,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+from flamekit.analysis.chunks import chunked
 from flamekit.convert.flamegraph_svg import FlameNode, diff_colour, render
 from flamekit.diffing.model import Diff, Key
 
 #: Changes of this many percentage points or more can reach full colour.
 FULL_SCALE_PP = 5.0
-
-_CHUNK = 1 << 16
 
 
 class _Entry:
@@ -137,20 +136,11 @@ def render_svg(diff: Diff, title: str = "") -> Iterator[bytes]:
             f"; {100 * gone / diff.a.selected:.2f}% of {a_name}'s samples are on stacks "
             f"{b_name} does not have (not drawn)"
         )
-    text = render(
-        root,
-        title=title or f"Differential flame graph: {a_name} -> {b_name}",
-        subtitle=subtitle,
-        colour=diff_colour,
+    return chunked(
+        render(
+            root,
+            title=title or f"Differential flame graph: {a_name} -> {b_name}",
+            subtitle=subtitle,
+            colour=diff_colour,
+        )
     )
-    buf: list[str] = []
-    size = 0
-    for part in text:
-        buf.append(part)
-        size += len(part)
-        if size >= _CHUNK:
-            yield "".join(buf).encode("utf-8")
-            buf.clear()
-            size = 0
-    if buf:
-        yield "".join(buf).encode("utf-8")

@@ -1,0 +1,99 @@
+"""What the offline commands share: the filter options, the truncation warning, and the
+pipeline from a trace path to a profile.
+
+Each offline command is a face over :mod:`flamekit.api`: it parses its options, opens
+the trace and selects samples here, the way every other command does, then ranks,
+converts or compares and prints. Spelling the options and the warning once is what keeps
+``convert``, ``top`` and ``diff`` agreeing about what ``--idle`` or a cut-off file means.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import click
+
+from flamekit import api
+from flamekit.analysis.filters import FilterOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def filter_options(f: F) -> F:
+    """Add the shared filter options to a click command; it receives ``filters=FilterOptions``.
+
+    Used by ``convert``, ``top`` and ``diff`` so that the options are spelled, documented
+    and validated once.
+    """
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs["filters"] = FilterOptions(
+            threads=kwargs.pop("threads"),
+            idle=kwargs.pop("idle"),
+            gil=kwargs.pop("gil"),
+            start_s=kwargs.pop("from_s"),
+            until_s=kwargs.pop("until_s"),
+            thread_ids=tuple(kwargs.pop("thread_ids")),
+        )
+        return f(*args, **kwargs)
+
+    decorators = [
+        click.option(
+            "--threads/--no-threads",
+            default=False,
+            help="Separate stacks per thread, each rooted at a 'thread NAME (TID)' frame.",
+        ),
+        click.option("--idle", is_flag=True, help="Keep idle samples (dropped by default)."),
+        click.option("--gil", is_flag=True, help="Keep only samples whose thread held the GIL."),
+        click.option(
+            "--from",
+            "from_s",
+            type=float,
+            metavar="SECONDS",
+            help="Start of the time window, in seconds from the start of the recording.",
+        ),
+        click.option(
+            "--until",
+            "until_s",
+            type=float,
+            metavar="SECONDS",
+            help="End of the time window (exclusive), in seconds from the start.",
+        ),
+        click.option(
+            "--thread",
+            "thread_ids",
+            type=click.IntRange(min=0),
+            multiple=True,
+            metavar="TID",
+            help="Keep only this native thread id (repeatable).",
+        ),
+    ]
+    command: Callable[..., Any] = wrapper
+    for deco in reversed(decorators):
+        command = deco(command)
+    return cast(F, command)
+
+
+def warn_if_truncated(path: str, rec: api.Recording, doing: str | None = None) -> None:
+    """One warning line on stderr if the trace is cut short: a truncated file is not an
+    error (it holds what the recorder wrote), but its reader should know.
+
+    ``doing`` says what the command does with the samples ("converting"); without it the
+    line says how many were read (``info``).
+    """
+    if not rec.truncated:
+        return
+    n = f"{len(rec):,}"
+    what = f"{doing} the {n} samples it holds" if doing else f"read {n} samples"
+    click.echo(f"flamekit: warning: {path}: truncated trace, {rec.truncation}; {what}", err=True)
+
+
+def open_profile(path: str, filters: FilterOptions, doing: str) -> api.Profile:
+    """Open a trace, warn if it is cut short, and select samples: the start of every
+    command that works on one profile. Raises what :meth:`api.Recording.select` raises."""
+    rec = api.open(path)
+    warn_if_truncated(path, rec, doing)
+    return rec.select(filters)
