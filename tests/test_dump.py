@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from test_record_e2e import (
     known_argv,
     one_error_line,
     proc_state,
+    some,
     text,
 )
 
@@ -222,3 +224,40 @@ def test_output_to_a_closed_pipe(tmp_path: Path) -> None:
         )
     assert p.stdout.startswith(b"Process ")
     assert b"Traceback" not in p.stderr, p.stderr
+
+
+HOSTILE = r"""
+import sys, threading, time
+title, clear = "\x1b]0;owned\x07", "\x1b[2J"
+def spin():
+    while True:
+        time.sleep(0.001)
+code = spin.__code__
+fields = {"co_name": "spin" + title + clear, "co_filename": "/tmp/x" + clear + "\n.py"}
+if sys.version_info >= (3, 11):
+    fields["co_qualname"] = fields["co_name"]
+spin.__code__ = code.replace(**fields)
+threading.Thread(target=spin, name="worker" + title + "\nfake line").start()
+print("ready", flush=True)
+spin()
+"""
+
+
+def test_names_from_the_target_never_reach_the_terminal_raw() -> None:
+    """A target chooses its function, file and thread names: dump shows them escaped,
+    the way info, top and diff do (an ESC]0; title and a clear-screen went through)."""
+    proc = subprocess.Popen([some((3, 12)).path, "-c", HOSTILE], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        r = subprocess.run(
+            [sys.executable, "-m", "flamekit", "dump", "-p", str(proc.pid)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert "\x1b" not in r.stdout and "\x07" not in r.stdout
+        assert "spin\\x1b]0;owned\\x07\\x1b[2J (/tmp/x\\x1b[2J\\x0a.py:" in r.stdout
+        assert '"worker\\x1b]0;owned\\x07\\x0afake line"' in r.stdout
+        assert not [line for line in r.stdout.splitlines() if line.startswith("fake line")]
+    finally:
+        proc.kill()
+        proc.wait()

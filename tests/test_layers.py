@@ -10,6 +10,8 @@ no loop: a loop makes the import order matter and a half-initialised module visi
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,3 +233,25 @@ def test_a_loop_is_caught(tmp_path: Path) -> None:
     )
     loops = cycles(package_imports(root))
     assert loops == [["flamekit.trace.a", "flamekit.trace.b", "flamekit.trace.a"]], loops
+
+
+def test_importing_the_offline_side_loads_no_click_and_no_recorder() -> None:
+    """What the static rules promise, seen at run time in a fresh interpreter: importing
+    every module of the offline side (and the Python API) loads neither click nor the
+    live-process side, so a trace is analysed where neither could run."""
+    offline = ["analysis", "convert", "diffing", "trace", "symbolize", "api.py", "output.py"]
+    files: list[Path] = []
+    for name in offline:
+        p = PACKAGE / name
+        files += sorted(p.rglob("*.py")) if p.is_dir() else [p]
+    names = [module_name(f, ROOT) for f in files]
+    assert len(names) > 25  # it saw the layers
+    forbidden = ("click", "flamekit.record", "flamekit.commands", "flamekit.cli")
+    code = (
+        "import importlib, sys\n"
+        f"for name in {names!r}: importlib.import_module(name)\n"
+        f"print(sorted(m for m in sys.modules if m.startswith({forbidden!r})))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"

@@ -7,26 +7,31 @@ from dataclasses import asdict
 
 import click
 
+from flamekit.analysis.escape import printable
+from flamekit.analysis.snapshot import DumpThread
 from flamekit.commands.record import parse_pid
 from flamekit.errors import UsageError
 
 
-def render_text(pid: int, cmd: str, version: str, threads: list) -> str:
-    lines = [f"Process {pid}: {cmd}", f"Python {version}", ""]
+def render_text(pid: int, cmd: str, version: str, threads: list[DumpThread]) -> str:
+    """The people's form. Every name comes from the live target, which chooses them: all
+    go through the one escaper, so none reaches the terminal as a control sequence (an
+    ``ESC]0;`` title or a clear-screen in a function name did)."""
+    lines = [f"Process {pid}: {printable(cmd)}", f"Python {printable(version)}", ""]
     for t in threads:
         state = "idle" if t.idle else "active"
         if t.holds_gil:
             state += "+gil"
         tid = t.native_tid if t.native_tid is not None else "?"
-        name = f' "{t.name}"' if t.name else ""
+        name = f' "{printable(t.name)}"' if t.name else ""
         lines.append(f"Thread {tid} (python id {t.thread_id:#x}, {state}):{name}")
         for f in t.frames:
             where = f"{f.file}:{f.line}" if f.line is not None else f.file
-            lines.append(f"    {f.function} ({where})")
+            lines.append(f"    {printable(f.function)} ({printable(where)})")
         if not t.frames:
             lines.append("    (no Python frames)")
         if t.error:
-            lines.append(f"    (stack incomplete: {t.error})")
+            lines.append(f"    (stack incomplete: {printable(t.error)})")
         lines.append("")
     return "\n".join(lines).rstrip("\n")
 
