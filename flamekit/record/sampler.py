@@ -221,6 +221,11 @@ class Recorder:
                 pauser = Pauser(self.pid)
             due = schedule.due()
             while True:
+                if self._suspend:  # Ctrl-Z seen by the last poll
+                    pauser = self._suspended(pauser)
+                    if pauser is None and opts.pausing:
+                        reason = "target-exited"
+                        break
                 now = time.monotonic_ns()
                 if end_ns is not None and now >= end_ns:
                     reason = "duration"
@@ -238,20 +243,11 @@ class Recorder:
                     # (a low rate), so Ctrl-C is never a long period late.
                     if pauser is not None and wait_s >= _LONG_WAIT_S and self._interrupted():
                         break
-                    if self._suspend:
-                        pauser = self._suspended(pauser)
-                        if pauser is None and opts.pausing:
-                            reason = "target-exited"
-                            break
                     continue
                 if not self._signals_seen and self._interrupted():
                     break
                 if self._suspend:
-                    pauser = self._suspended(pauser)
-                    if pauser is None and opts.pausing:
-                        reason = "target-exited"
-                        break
-                    continue
+                    continue  # handled at the top of the loop
                 self._signals_seen = False
                 ended = self._tick(pauser)
                 if ended:
