@@ -46,7 +46,6 @@ vanished process raises (ProcessGoneError).
 
 from __future__ import annotations
 
-import os
 import struct
 from itertools import accumulate
 from operator import itemgetter
@@ -54,63 +53,35 @@ from typing import NamedTuple
 
 from flamekit.codeformat import NOT_STARTED
 from flamekit.record.code_reader import _struct_at
-from flamekit.record.target import PythonTarget
 from flamekit.record.layout import GIL_CURRENT_SYMBOL, GIL_INTERP, GIL_RUNTIME, LASTI_UNITS
 from flamekit.record.proc.memory import ProcessGoneError, ReadError
+from flamekit.record.target import PythonTarget
+from flamekit.record.walk.common import (
+    CYCLE_CHECK,
+    CYCLIC,
+    MAX_CHUNKS,
+    MAX_DEPTH,
+    MAX_INTERPRETERS,
+    MAX_OFFSET,
+    MAX_OUTSIDE,
+    MAX_REGION,
+    MAX_TAIL_BYTES,
+    MAX_THREADS,
+    MERGE_GAP,
+    REGION_SLACK,
+    USER_SPACE_END,
+    Frame,
+    ThreadStack,
+    WalkResult,
+)
+from flamekit.record.walk.common import bad_pointer as _bad
+from flamekit.record.walk.pthread_tids import PthreadTids
 
-#: Default cap on frames per thread: deeper chains are cut and flagged ``truncated``.
-#: High, so that a recursion under a raised recursion limit is still recorded whole.
-MAX_DEPTH = 1 << 16
-#: Chains longer than this are checked for a cycle (a torn read can link a frame back to
-#: one walked already) every so many frames, so one is an error at once, not a walk
-#: that runs to MAX_DEPTH.
-CYCLE_CHECK = 4096
-#: Most threads per interpreter / interpreters we follow before calling the list corrupt.
-MAX_THREADS = 100_000
-MAX_INTERPRETERS = 1024
-#: Largest data-stack region read in one piece (bigger means a corrupt pointer).
-MAX_REGION = 8 << 20
-#: Extra bytes of data stack read beyond last walk's top, so a stack that grew a little
-#: is still inside the speculative read.
-REGION_SLACK = 2048
-#: Frames outside the data stack (shims on the C stack, generators) remembered per thread
-#: and prefetched next time: read in the same system call as the thread state, a chain of
-#: generators (a `yield from` pipeline) is far less often torn than read frame by frame.
-MAX_OUTSIDE = 64
-#: Frame objects closer than this are read as one range (bytes are cheaper than iovecs).
-MERGE_GAP = 1536
-#: Older data-stack chunks loaded per thread and walk (a corrupt list could be cyclic);
-#: a MAX_DEPTH-deep recursion spans a few hundred.
-MAX_CHUNKS = 1024
-#: Most bytes of older chunks kept per thread to reuse a deep stack's outer part.
-MAX_TAIL_BYTES = 32 << 20
-#: glibc (x86_64, 2.2x-2.3x): offset of the kernel tid inside struct pthread.
-PTHREAD_TID_OFFSET = 0x2D0
-#: Offsets beyond this are not believable for real bytecode (a torn read).
-MAX_OFFSET = 1 << 26
-_USER_SPACE_END = 1 << 47
 #: Times a walk with a thread whose chain failed (most often torn by the target's running,
 #: non-blocking) reads everything again in one call, before retrying thread by thread:
 #: on a `yield from` pipeline that keeps relinking its frames, 53-56% of non-blocking
 #: ticks failed with none, 24-30% with two.
 REWALKS = 2
-CYCLIC = "cyclic chain: a frame links back to one walked already (a torn read)"
-
-Frame = tuple[int, int]
-WalkResult = tuple[tuple[Frame, ...], bool, "str | None"]
-
-
-class ThreadStack(NamedTuple):
-    """One thread's stack at one instant."""
-
-    thread_id: int  #: threading.get_ident() in the target (the pthread_t)
-    native_tid: int | None  #: kernel tid; None if it could not be established
-    holds_gil: bool
-    frames: tuple[Frame, ...]  #: (code address, instruction offset), innermost first
-    truncated: bool  #: the chain was longer than max_depth and was cut (cyclic: ``error``)
-    error: str | None  #: why ``frames`` is incomplete, if it is
-    tstate: int  #: address of the PyThreadState (stable while the thread lives)
-    interp: int  #: address of its PyInterpreterState
 
 
 class _Tail(NamedTuple):
@@ -152,10 +123,6 @@ class _OChain:
         self.pos_of = pos_of
         #: where each frame's bytes are in a prefetch read of that plan, innermost first
         self.slices = slices
-
-
-def _bad(p: int) -> bool:
-    return p & 7 != 0 or p <= 0xFFFF or p >= _USER_SPACE_END
 
 
 class _Snapshot:
@@ -417,7 +384,7 @@ class StackWalker:
         self._last: dict[int, _Chain] = {}
         #: 3.11+: tstate -> the part of its last chain in older data-stack chunks
         self._tails: dict[int, _Tail] = {}
-        self._legacy_tids: dict[tuple[int, int, int], int | None] = {}
+        self._pthread_tids = PthreadTids(self.memory, target.pid)
         #: What _read_fast asks the kernel for, while the thread list and every thread's
         #: prefetch spec stay the same: (ranges, gil ranges, slots, offsets, control
         #: spans); None: build.
@@ -826,7 +793,7 @@ class StackWalker:
             stacks = [
                 self._walk_oframes(p[1], p[3], cache, late, data, fpos.get(p[1])) for p in parsed
             ]
-            natives = self._legacy_native_tids(parsed)
+            natives = self._pthread_tids(parsed)
         else:
             stacks = self._walk_interpreter_frames(parsed, snap)
             natives = [p[4] for p in parsed]
@@ -1021,7 +988,7 @@ class StackWalker:
         tag_mask = self._tag_mask
         adaptive = self._adaptive
         none = self._none
-        end = _USER_SPACE_END
+        end = USER_SPACE_END
         if rpos >= 0:
             lo = chunk
             hi = chunk + size - flen
@@ -1450,7 +1417,7 @@ class StackWalker:
         olds = last.rev_addrs if last is not None else []
         late_old = last if late else None
         pos_get = pos_of.get if pos_of else {}.get
-        end = _USER_SPACE_END
+        end = USER_SPACE_END
         error = None
         truncated = False
         spliced = -1  # the end-position of the last chain the walk took the rest from
@@ -1615,37 +1582,6 @@ class StackWalker:
             self._chains[tstate] = full
             self._ranges = None
 
-    def _legacy_native_tids(self, parsed: list[tuple]) -> list[int | None]:
-        """Kernel tids for versions whose tstate has none: read from glibc's pthread.
-
-        ``thread_id`` is the pthread_t, a pointer to glibc's struct pthread, whose
-        ``tid`` field sits at PTHREAD_TID_OFFSET. Each answer is checked against
-        /proc/PID/task once and cached for the life of the thread state: keyed by its
-        unique id too, since glibc reuses a dead thread's struct pthread (the same
-        pthread_t) and malloc often its thread state's address for the next thread
-        (keyed by those two alone, 26 of 40 short threads took a dead one's tid).
-        """
-        out: list[int | None] = []
-        cache = self._legacy_tids
-        for p in parsed:
-            key = (p[1], p[2], p[8])
-            if key not in cache:
-                tid = None
-                if not _bad(p[2]):
-                    try:
-                        (v,) = struct.unpack("<i", self.memory.read(p[2] + PTHREAD_TID_OFFSET, 4))
-                        if v > 0 and os.path.exists(f"/proc/{self.target.pid}/task/{v}"):
-                            tid = v
-                    except ReadError:
-                        tid = None
-                cache[key] = tid
-            out.append(cache[key])
-        if len(cache) > 4 * len(parsed) + 64:
-            live = {(p[1], p[2], p[8]) for p in parsed}
-            for k in [k for k in cache if k not in live]:
-                del cache[k]
-        return out
-
 
 def walk_once(pid: int) -> list[ThreadStack]:
     """Attach, walk every thread once, detach: for tools and tests, not for sampling."""
@@ -1658,4 +1594,11 @@ def walk_once(pid: int) -> list[ThreadStack]:
         target.close()
 
 
-__all__ = ["MAX_DEPTH", "ProcessGoneError", "StackWalker", "ThreadStack", "walk_once"]
+__all__ = [
+    "CYCLE_CHECK",
+    "MAX_DEPTH",
+    "ProcessGoneError",
+    "StackWalker",
+    "ThreadStack",
+    "walk_once",
+]

@@ -1,0 +1,70 @@
+"""What every part of the walk shares: the bounds that tell a torn or corrupt read from
+a real stack, the shapes of what a walk returns, and what a frame model must do.
+
+The bounds are the walk's own; record/threadnames.py has its own MAX_INTERPRETERS (256)
+and MERGE_GAP (1024) for its reads, to be unified with these.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+#: Default cap on frames per thread: deeper chains are cut and flagged ``truncated``.
+#: High, so that a recursion under a raised recursion limit is still recorded whole.
+MAX_DEPTH = 1 << 16
+#: Chains longer than this are checked for a cycle (a torn read can link a frame back to
+#: one walked already) every so many frames, so one is an error at once, not a walk
+#: that runs to MAX_DEPTH.
+CYCLE_CHECK = 4096
+#: Most threads per interpreter / interpreters we follow before calling the list corrupt.
+MAX_THREADS = 100_000
+MAX_INTERPRETERS = 1024
+#: Largest data-stack region read in one piece (bigger means a corrupt pointer).
+MAX_REGION = 8 << 20
+#: Extra bytes of data stack read beyond last walk's top, so a stack that grew a little
+#: is still inside the speculative read.
+REGION_SLACK = 2048
+#: Frames outside the data stack (shims on the C stack, generators) remembered per thread
+#: and prefetched next time: read in the same system call as the thread state, a chain of
+#: generators (a `yield from` pipeline) is far less often torn than read frame by frame.
+MAX_OUTSIDE = 64
+#: Frame objects closer than this are read as one range (bytes are cheaper than iovecs).
+MERGE_GAP = 1536
+#: Older data-stack chunks loaded per thread and walk (a corrupt list could be cyclic);
+#: a MAX_DEPTH-deep recursion spans a few hundred.
+MAX_CHUNKS = 1024
+#: Most bytes of older chunks kept per thread to reuse a deep stack's outer part.
+MAX_TAIL_BYTES = 32 << 20
+#: Offsets beyond this are not believable for real bytecode (a torn read).
+MAX_OFFSET = 1 << 26
+USER_SPACE_END = 1 << 47
+CYCLIC = "cyclic chain: a frame links back to one walked already (a torn read)"
+
+Frame = tuple[int, int]
+#: One thread's walk: (frames innermost first, truncated, error).
+WalkResult = tuple[tuple[Frame, ...], bool, "str | None"]
+#: (address, length) of one range of the target's memory.
+Range = tuple[int, int]
+#: One thread state as the thread list parsed it: (interp, tstate, thread_id, frame
+#: (3.11/3.12: its _PyCFrame), native tid or None, data-stack chunk, data-stack top,
+#: holds the GIL, unique id (<= 3.10)). A plain tuple, read by unpacking: one is built
+#: per thread and walk, and a NamedTuple costs five times as much to build.
+ThreadRow = tuple[int, int, int, int, "int | None", int, int, bool, int]
+
+
+class ThreadStack(NamedTuple):
+    """One thread's stack at one instant."""
+
+    thread_id: int  #: threading.get_ident() in the target (the pthread_t)
+    native_tid: int | None  #: kernel tid; None if it could not be established
+    holds_gil: bool
+    frames: tuple[Frame, ...]  #: (code address, instruction offset), innermost first
+    truncated: bool  #: the chain was longer than max_depth and was cut (cyclic: ``error``)
+    error: str | None  #: why ``frames`` is incomplete, if it is
+    tstate: int  #: address of the PyThreadState (stable while the thread lives)
+    interp: int  #: address of its PyInterpreterState
+
+
+def bad_pointer(p: int) -> bool:
+    """Not where a CPython object can be: unaligned, in the zero page, or in the kernel."""
+    return p & 7 != 0 or p <= 0xFFFF or p >= USER_SPACE_END
