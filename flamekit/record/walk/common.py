@@ -7,7 +7,14 @@ and MERGE_GAP (1024) for its reads, to be unified with these.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import struct
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from flamekit.errors import TargetError
+from flamekit.record.code_reader import _struct_at
+
+if TYPE_CHECKING:
+    from flamekit.record.walk.thread_list import Snapshot
 
 #: Default cap on frames per thread: deeper chains are cut and flagged ``truncated``.
 #: High, so that a recursion under a raised recursion limit is still recorded whole.
@@ -68,3 +75,76 @@ class ThreadStack(NamedTuple):
 def bad_pointer(p: int) -> bool:
     """Not where a CPython object can be: unaligned, in the zero page, or in the kernel."""
     return p & 7 != 0 or p <= 0xFFFF or p >= USER_SPACE_END
+
+
+def required(offset: int | None, name: str) -> int:
+    """A Layout offset a frame model cannot work without, resolved once at construction
+    so that the hot code adds plain ints."""
+    if offset is None:
+        raise TargetError(f"this CPython's layout has no {name}, which its frames need")
+    return offset
+
+
+def drop_dead(cache: dict[int, Any], live: set[int]) -> None:
+    """Drop the entries of thread states not in ``live``."""
+    for t in [t for t in cache if t not in live]:
+        del cache[t]
+
+
+class FrameStruct(NamedTuple):
+    """How a frame model unpacks the four fields it reads of a frame (plus, <= 3.10, the
+    "running" byte): one Struct from ``start``, and where each field lands in its tuple."""
+
+    struct: struct.Struct
+    order: list[int]  #: per field asked for, its position in the unpacked tuple
+    identity: bool  #: exactly four fields, unpacked in the order asked for
+    size: int
+
+
+def frame_struct(fields: list[tuple[int, str]], start: int) -> FrameStruct:
+    s, idx = _struct_at(fields, start)
+    return FrameStruct(s, idx, idx == [0, 1, 2, 3], s.size)
+
+
+class FrameModel:
+    """What the front and the thread list ask of a frame model (one per CPython frame
+    layout); each model keeps its own caches between walks. A thread's prefetch ``spec``
+    and a steady walk's ``jobs`` are the model's own, opaque to the thread list that
+    carries them (each model's methods say their types)."""
+
+    def __init__(self, max_depth: int) -> None:
+        self.max_depth = max_depth  #: frames per thread at most
+        self.spliced = 0  #: thread walks that reused the bottom of the thread's last chain
+        self.tail_hits = 0  #: thread walks that reused their last part in older chunks
+        self.entries = 0  #: walks that found their thread entering the eval loop (3.11/3.12)
+        #: what the model prefetches changed since the thread list planned its read
+        self.replan = False
+
+    def prefetch(self, tstate: int, ranges: list[Range]) -> Any:
+        """Append the ranges that prefetch thread ``tstate``'s frames to the read being
+        planned; return how to find them in it (None: nothing to prefetch)."""
+        raise NotImplementedError
+
+    def locate(self, spec: Any, at: list[int]) -> Any:
+        """``spec`` once the read's plan is whole (``at``: where each range lands)."""
+        return spec
+
+    def control(self, spec: Any) -> tuple[int, ...]:
+        """Indices of ``spec``'s ranges whose bytes decide where the frames are."""
+        return ()
+
+    #: whether the thread list may reuse its parse when its bytes came back the same
+    steady = False
+
+    def walk(self, threads: list[ThreadRow], snap: Snapshot) -> tuple[list[WalkResult], Any]:
+        """Each thread's chain, in the order of ``threads``; and, when the frames' places
+        followed from the read alone, the jobs a steady walk may run again (else None)."""
+        raise NotImplementedError
+
+    def walk_steady(self, jobs: Any, data: bytes) -> list[WalkResult]:
+        """Walk again where a steady walk found the frames, in this read's ``data``."""
+        raise NotImplementedError
+
+    def forget(self, live: set[int]) -> None:
+        """Drop what is kept for thread states not in ``live``."""
+        raise NotImplementedError

@@ -25,15 +25,15 @@ class PthreadTids:
         self.pid = pid
         self._cache: dict[tuple[int, int, int], int | None] = {}
 
-    def __call__(self, threads: list[ThreadRow]) -> list[int | None]:
-        """The kernel tid of each thread (None: it could not be established)."""
-        out: list[int | None] = []
+    def fill(self, threads: list[ThreadRow]) -> list[ThreadRow]:
+        """``threads`` with each one's kernel tid (None: it could not be established)."""
+        out: list[ThreadRow] = []
         cache = self._cache
-        for _, tstate, thread_id, _, _, _, _, _, uid in threads:
+        for interp, tstate, thread_id, frame, _, chunk, top, holds, uid in threads:
             key = (tstate, thread_id, uid)
             if key not in cache:
                 cache[key] = self._lookup(thread_id)
-            out.append(cache[key])
+            out.append((interp, tstate, thread_id, frame, cache[key], chunk, top, holds, uid))
         if len(cache) > 4 * len(threads) + 64:
             live = {(tstate, thread_id, uid) for _, tstate, thread_id, *_, uid in threads}
             for k in [k for k in cache if k not in live]:
