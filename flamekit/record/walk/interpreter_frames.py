@@ -10,13 +10,12 @@ below a frame holds the same bytes as last time (and the prefetched frames outsi
 too) the rest of the chain is taken from it, a walk being a function of those bytes
 alone (:class:`_Chain`, :func:`_splice_floor`). A stack deeper than its current chunk
 goes on in older chunks, which that splice does not cover: their part of the chain is
-kept too (:class:`_Tail`), and reused while those chunks hold the same bytes.
+kept too, and reused while those chunks hold the same bytes (:mod:`.older_chunks`).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from typing import NamedTuple
 
 from flamekit.codeformat import NOT_STARTED
@@ -25,11 +24,9 @@ from flamekit.record.target import PythonTarget
 from flamekit.record.walk.common import (
     CYCLE_CHECK,
     CYCLIC,
-    MAX_CHUNKS,
     MAX_OFFSET,
     MAX_OUTSIDE,
     MAX_REGION,
-    MAX_TAIL_BYTES,
     REGION_SLACK,
     USER_SPACE_END,
     Frame,
@@ -42,6 +39,7 @@ from flamekit.record.walk.common import (
     frame_struct,
     required,
 )
+from flamekit.record.walk.older_chunks import OlderChunks, Tail, TailCache
 from flamekit.record.walk.thread_list import Snapshot
 
 #: Per thread, what to prefetch next time: (cframe address, data-stack chunk, bytes of
@@ -64,20 +62,6 @@ class Spec(NamedTuple):
     chunk: int  #: 0: no region read
     length: int
     outside: list[int]
-
-
-class _Tail(NamedTuple):
-    """The part of a thread's last chain in older data-stack chunks, for the next walk
-    to reuse while their bytes stay the same (see InterpreterFrames._walk_chain)."""
-
-    entry: int  #: the frame the walk left the current chunk at
-    first: int  #: the older chunk it went on in
-    ranges: tuple[Range, ...]  #: the older chunks it loaded
-    data: bytes  #: their bytes then
-    frames: tuple[Frame, ...]  #: what the walk found in them
-    positions: int  #: chain positions it took (shims included): for the depth cap
-    chunk_addrs: frozenset[int]  #: addresses of its frames inside the chunks
-    outs: tuple[tuple[int, bytes], ...]  #: its frames outside them: (address, bytes)
 
 
 class _Chain:
@@ -119,7 +103,7 @@ class _Chain:
         self.hint = -1  #: where the walk that built this chain spliced (-1: it did not)
         #: the part in older data-stack chunks at its bottom (end-position 0 stands for
         #: all of it), reused as a whole: a splice above it holds only while it does
-        self.tail: _Tail | None = None
+        self.tail: Tail | None = None
 
     @classmethod
     def build(
@@ -136,7 +120,7 @@ class _Chain:
         counts: list[int],
         raws: list[bytes],
         frames: tuple[Frame, ...],
-        tail: _Tail | None = None,
+        tail: Tail | None = None,
     ) -> _Chain:
         """This walk's chain: its own ``addrs`` (innermost first) above the bottom ``m``
         positions of ``old``, or above ``tail``, the part it took whole from older chunks
@@ -249,50 +233,6 @@ def _splice_floor(
     return lo + 1
 
 
-class _OlderChunks:
-    """The older data-stack chunks one walk went on in, loaded as it needs them."""
-
-    __slots__ = ("entry", "first", "p0", "f0", "loaded", "next", "nbytes", "load")
-
-    def __init__(
-        self,
-        entry: int,
-        first: int,
-        p0: int,
-        f0: int,
-        load: Callable[[int], tuple[int, bytes, int] | None],
-    ) -> None:
-        self.entry = entry  #: the frame the walk left the current chunk at
-        self.first = first  #: the chunk it went on in (0: none)
-        self.p0 = p0  #: chain positions and frames the walk had then
-        self.f0 = f0
-        self.loaded: list[tuple[int, int, bytes]] = []  #: (base, last frame address, bytes)
-        self.next = first  #: the next chunk to load (0: no more)
-        self.nbytes = 0
-        self.load = load
-
-    def find(self, addr: int, flen: int) -> tuple[int, int, bytes] | None:
-        """The loaded chunk holding the frame at ``addr``, loading more as needed."""
-        for b, top, d in self.loaded:
-            if b <= addr <= top:
-                return b, top, d
-        while self.next:
-            if len(self.loaded) >= MAX_CHUNKS or self.nbytes > MAX_TAIL_BYTES:
-                self.next = 0  # a corrupt (cyclic) chunk list, or no stack
-                break
-            got = self.load(self.next)
-            if got is None:
-                self.next = 0
-                break
-            b, d, self.next = got
-            top = b + len(d) - flen
-            self.loaded.append((b, top, d))
-            self.nbytes += len(d)
-            if b <= addr <= top:
-                return b, top, d
-        return None
-
-
 class InterpreterFrames(FrameModel):
     """Walks 3.11+ threads; keeps per thread its prefetch, last chain and older-chunk tail."""
 
@@ -318,17 +258,14 @@ class InterpreterFrames(FrameModel):
         self._has_cframe = lay.cframe_current_frame is not None
         self._cframe_off = lay.cframe_current_frame or 0
         self._cframe_prev = lay.cframe_previous
-        self._chunk_previous = required(lay.chunk_previous, "data-stack chunk link")
         self._chunk_size = required(lay.chunk_size, "data-stack chunk size")
-        self._chunk_top = required(lay.chunk_top, "data-stack chunk top")
-        self._chunk_data = required(lay.chunk_data, "data-stack chunk data")
 
         #: tstate -> what to prefetch for it
         self._spec: dict[int, Prefetch] = {}
         #: tstate -> its last chain, for the next walk to reuse the unchanged part
         self._last: dict[int, _Chain] = {}
-        #: tstate -> the part of its last chain in older data-stack chunks
-        self._tails: dict[int, _Tail] = {}
+        #: per thread, the part of its last chain in older data-stack chunks
+        self._tails = TailCache(self.memory, lay, self._flen, max_depth)
 
     # -- the read plan -------------------------------------------------------------------
 
@@ -350,10 +287,12 @@ class InterpreterFrames(FrameModel):
         return (spec.first,) if spec.cframe else ()  # its first range is the cframe word
 
     def forget(self, live: set[int]) -> None:
-        for cache in (self._spec, self._last, self._tails):
+        for cache in (self._spec, self._last):
             if len(cache) > len(live):
                 drop_dead(cache, live)
                 self.replan = True
+        if self._tails.forget(live):
+            self.replan = True
 
     # -- a walk --------------------------------------------------------------------------
 
@@ -582,7 +521,7 @@ class InterpreterFrames(FrameModel):
         floor = old.solid if old is not None else 0  # splice only at end-positions below
         index = old.index if old is not None else {}
         olds = old.rev_addrs if old is not None else []
-        older: _OlderChunks | None = None  # once the walk enters older chunks
+        older: OlderChunks | None = None  # once the walk enters older chunks
         xlo, xhi, xbuf = 1, 0, b""  # the older chunk the last frame was found in
         outside: list[int] = []
         error = None
@@ -595,7 +534,7 @@ class InterpreterFrames(FrameModel):
         pcount: list[int] = []
         praws: list[bytes] = []
         spliced = 0  # end-positions of the last chain reused (0: none)
-        tail: _Tail | None = None  # the last walk's part in older chunks, if reused whole
+        tail: Tail | None = None  # the last walk's part in older chunks, if reused whole
         check_at = CYCLE_CHECK
         t: tuple | None  # the frame's fields, once found
         for depth in range(self.max_depth):
@@ -636,11 +575,12 @@ class InterpreterFrames(FrameModel):
                         t = unpack(xbuf, addr - xlo)
                     else:
                         if older is None:  # the walk leaves the current chunk here
-                            older, tail = self._enter_older(
+                            older, tail = self._tails.enter(
                                 tstate, addr, buf, rpos, len(paddrs), len(frames), depth,
                                 known, kbuf, lo, hi
                             )  # fmt: skip
                             if tail is not None:
+                                self.tail_hits += 1
                                 frames += tail.frames
                                 outside += [a for a, _ in tail.outs]  # found prefetched
                                 addr = 0
@@ -651,7 +591,7 @@ class InterpreterFrames(FrameModel):
                             t = unpack(xbuf, addr - xlo)
                     if t is None:
                         try:
-                            raw = self.memory.read(addr, flen)  # kept for _keep_tail
+                            raw = self.memory.read(addr, flen)  # kept for the tail
                         except ReadError:
                             error = f"cannot read frame at {addr:#x}"
                             break
@@ -694,7 +634,7 @@ class InterpreterFrames(FrameModel):
         result = (tuple(frames), truncated, error)
         if tail is None and not (spliced and old is not None and old.tail is not None):
             whole = error is None and not truncated and not spliced
-            self._keep_tail(tstate, older, whole, paddrs, pkinds, praws, frames)
+            self._tails.keep(tstate, older, whole, paddrs, pkinds, praws, frames)
         if (
             error is None
             and not truncated
@@ -742,144 +682,15 @@ class InterpreterFrames(FrameModel):
             # the walk from q would go on into it: it must hold too. The region's frame
             # addresses are the walk's: its chunk is old's (else no splice is tried)
             lo, hi = old.chunk, old.chunk + size - old.flen
-            if (
-                self._tail_holds(tstate, tail.entry, tail.first, depth + q, known, kbuf, lo, hi)
-                is not tail
-            ):
+            held = self._tails.holds(tstate, tail.entry, tail.first, depth + q, known, kbuf, lo, hi)
+            if held is not None:
+                self.tail_hits += 1
+            if held is not tail:
                 return 0
         below = q + 1 + (tail.positions - 1 if tail is not None else 0)
         if depth + below <= self.max_depth:
             return floor
         return 0  # the depth cap: no splice below would fit either
-
-    # -- older data-stack chunks ---------------------------------------------------------
-
-    def _enter_older(
-        self,
-        tstate: int,
-        entry: int,
-        buf: bytes,
-        rpos: int,
-        p0: int,
-        f0: int,
-        depth: int,
-        known: dict[int, int],
-        kbuf: bytes,
-        lo: int,
-        hi: int,
-    ) -> tuple[_OlderChunks, _Tail | None]:
-        """The walk, ``depth`` frames in (``p0`` chain positions, ``f0`` frames), leaves
-        the current chunk at the frame ``entry``: the older chunks it goes on in, and
-        the last walk's part of the chain there if it holds (then the walk ends here)."""
-        older = _OlderChunks(entry, self._chunk_previous_of(buf, rpos), p0, f0, self._load_chunk)
-        return older, self._tail_holds(tstate, entry, older.first, depth, known, kbuf, lo, hi)
-
-    def _tail_holds(
-        self,
-        tstate: int,
-        entry: int,
-        first: int,
-        depth: int,
-        known: dict[int, int],
-        kbuf: bytes,
-        lo: int,
-        hi: int,
-    ) -> _Tail | None:
-        """The last walk's part of this thread's chain in older chunks, if it is this
-        walk's too: entered at the same frame, from the same chunk, with room under the
-        depth cap; none of its frames where this walk would look first (the current
-        region, or prefetched, but for its frames from outside the chunks); and the same
-        bytes in its chunks and in those frames (taken from the prefetch where a walk
-        would take them from, else read along with the chunks)."""
-        tail = self._tails.get(tstate)
-        if (
-            tail is None
-            or tail.entry != entry
-            or tail.first != first
-            or depth + tail.positions > self.max_depth
-            or any(a in tail.chunk_addrs for a in known)
-            or any(b <= hi and lo < b + n for b, n in tail.ranges)
-        ):
-            return None
-        flen = self._flen
-        ranges, data = tail.ranges, tail.data
-        unread = []  # frames outside the chunks not prefetched: read along with the chunks
-        for a, raw in tail.outs:
-            if lo <= a <= hi:
-                return None
-            pos = known.get(a)
-            if pos is None:
-                unread.append((a, raw))
-            elif kbuf[pos : pos + flen] != raw:
-                return None
-        if unread:
-            ranges = ranges + tuple((a, flen) for a, _ in unread)
-            data = data + b"".join(raw for _, raw in unread)
-        if not self.memory.ranges_hold(ranges, data):
-            return None
-        self.tail_hits += 1
-        return tail
-
-    def _keep_tail(
-        self,
-        tstate: int,
-        older: _OlderChunks | None,
-        whole: bool,
-        paddrs: list[int],
-        pkinds: list[int],
-        praws: list[bytes],
-        frames: list[Frame],
-    ) -> None:
-        """Keep the part of this walk's chain in older chunks for the next walk (see
-        _walk_chain), or forget the last one. Its frames found outside the chunks (an
-        entry frame on the C stack, a generator's) are kept with their bytes: the next
-        walk has them prefetched and must find the same there.
-
-        Not when the walk came back into the current region after entering them (the
-        frame it entered at was one outside the data stack, not prefetched, above more
-        of the region): the tail's check covers its chunks and outside frames, not the
-        region's, whose changes would go unseen."""
-        if older is not None and whole and older.loaded and 0 not in pkinds[older.p0 :]:
-            p0, loaded = older.p0, older.loaded
-            ranges = tuple((b, len(d)) for b, _, d in loaded)
-            if sum(n for _, n in ranges) <= MAX_TAIL_BYTES:
-                addrs = paddrs[p0:]
-                outs = tuple((a, r) for a, r in zip(addrs, praws[p0:]) if r)
-                self._tails[tstate] = _Tail(
-                    older.entry,
-                    older.first,
-                    ranges,
-                    b"".join(d for _, _, d in loaded),
-                    tuple(frames[older.f0 :]),
-                    len(addrs),
-                    frozenset(addrs).difference(a for a, _ in outs),
-                    outs,
-                )
-                return
-        self._tails.pop(tstate, None)
-
-    def _chunk_previous_of(self, buf: bytes, rpos: int) -> int:
-        """The chunk before the current one, from the region's chunk header (0: none)."""
-        if rpos < 0 or len(buf) < rpos + self._chunk_data:
-            return 0
-        (prev,) = struct.unpack_from("<Q", buf, rpos + self._chunk_previous)
-        return prev
-
-    def _load_chunk(self, chunk: int) -> tuple[int, bytes, int] | None:
-        """(base, used bytes, previous chunk) of an older data-stack chunk, or None."""
-        if bad_pointer(chunk):
-            return None
-        try:
-            head = self.memory.read(chunk, self._chunk_data)
-            (prev,) = struct.unpack_from("<Q", head, self._chunk_previous)
-            (size,) = struct.unpack_from("<Q", head, self._chunk_size)
-            (top,) = struct.unpack_from("<Q", head, self._chunk_top)
-            used = self._chunk_data + 8 * top
-            if not 0 < used <= min(size, MAX_REGION):
-                return None
-            return chunk, self.memory.read(chunk, used), prev
-        except ReadError:
-            return None
 
     def _read_ptr(self, addr: int) -> int:
         (v,) = struct.unpack("<Q", self.memory.read(addr, 8))
