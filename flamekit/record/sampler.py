@@ -546,8 +546,7 @@ class Recorder:
         if len(unnamed) > 4 * len(live) + 256:
             unnamed.intersection_update(live)  # threads that ended unnamed
         ids = {self.thread_meta[r][1]: r for r in live if r in unnamed}
-        # TEMPORARY getattr: StackWalker.interpreters comes with the walker's split.
-        found = self.names.lookup(list(ids), getattr(self.walker, "interpreters", None))
+        found = self.names.lookup(list(ids), self.walker.interpreters)
         for tid, name in found.items():
             ref = ids.get(tid)
             if ref is None or not name:

@@ -75,8 +75,7 @@ def _snapshot(target: PythonTarget, pausing: bool) -> Snapshot:
                             codes[addr] = reader.read_code(addr).record(addr, target.pid)
                         except (CodeError, ReadError):
                             codes[addr] = None
-            # TEMPORARY getattr: StackWalker.interpreters comes with the walker's split.
-            interpreters = getattr(walker, "interpreters", None)
+            interpreters = walker.interpreters
             names = ThreadNames(target, reader).lookup(
                 [st.thread_id for st in stacks], interpreters
             )
