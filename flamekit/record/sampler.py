@@ -338,10 +338,13 @@ class Recorder:
             walker.extra = codes.last_ranges
         if codes.reused != self._memo_reused:
             # A code address now holds another code: the ids remembered may name the old
-            # one's ref, this sample's too. Rare: check again, remembering nothing.
+            # one's ref, this sample's too. Rare: check again, remembering nothing. Once:
+            # that check's refs are all fresh, and a target rewriting its own code
+            # objects could make each check find another change.
             self._memo.clear()
             self._memo_reused = codes.reused
-            return self._check_codes(stacks, remembered=False)
+            if remembered:
+                return self._check_codes(stacks, remembered=False)
         j = 0
         for n, st in enumerate(stacks):
             if st.error is None and not st.truncated and st.frames:
