@@ -183,7 +183,7 @@ class Recorder:
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             if opts.pausing:
-                pauser = Pauser(self.pid)
+                pauser = Pauser(self.pid, self.target.memory.process)
             due = schedule.due()
             while True:
                 now = time.monotonic_ns()
@@ -519,7 +519,7 @@ class Recorder:
             target = open_target(self.pid)
         except TargetError:
             assert self._exec_deadline is not None
-            if time.monotonic() < self._exec_deadline and os.path.exists(f"/proc/{self.pid}"):
+            if time.monotonic() < self._exec_deadline and self.target.memory.alive():
                 return None
             return "target-exited"
         self._exec_deadline = None
@@ -536,7 +536,7 @@ class Recorder:
             self._next_exit_check = now + _EXIT_CHECK_S
             if self.launched is not None and self.launched.poll() is not None:
                 return "target-exited"
-            if not os.path.exists(f"/proc/{self.pid}"):
+            if not self.target.memory.alive():  # the process, not a new one of its pid
                 return "target-exited"
         if wait_s > 0:
             # The wait is the Ctrl-C poll too: one system call, not two, a tick. A signal

@@ -80,7 +80,11 @@ def open_target(pid: int) -> PythonTarget:
     """
     memory = ProcessMemory(pid)
     try:
-        return _open(pid, memory)
+        target = _open(pid, memory)
+        # What was read of /proc/PID (maps, files) was of this process, not a new one
+        # that took its pid since, if it is still there now.
+        memory.check_alive()
+        return target
     except BaseException:
         memory.close()
         raise
