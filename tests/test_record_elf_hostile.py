@@ -13,6 +13,7 @@ attaching says in one line which file is corrupt, within bounded memory.
 from __future__ import annotations
 
 import os
+import re
 import resource
 import shutil
 import struct
@@ -21,6 +22,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from elftools.elf.elffile import ELFFile
@@ -39,7 +41,7 @@ def _pyenv(minor: str) -> Path:
     return sorted((pyenv_root() / "versions").glob(f"{minor}.*"))[-1]
 
 
-# -- where things are in a real file (found with pyelftools, not the code under test) --
+# -- where things are in a real file (found with pyelftools, in the sound file) ----------
 
 
 def _section_headers(path: Path) -> tuple[int, dict[str, int]]:
@@ -210,50 +212,101 @@ LOOKUPS = [
     "_PyRuntime", "PyInterpreterState_Head", "Py_Version", "PyCode_Type", "PyFrame_Type",
     "PyUnicode_Type", "PyBytes_Type", "PyString_Type", "_Py_NoneStruct",
     "_PyThreadState_Current", "interp_head", "malloc", "main", "no_such_symbol_here",
+    "Py_Main", "Py_BytesMain",  # undefined in the launchers: a lookup must say None
 ]  # fmt: skip
 
 
+class Readelf(NamedTuple):
+    """What binutils' readelf says of a file: an oracle that shares no code with the
+    module (pyelftools parses for it, so pyelftools cannot be its oracle)."""
+
+    is_pie: bool
+    loads: list[tuple[int, int]]  #: PT_LOAD (p_vaddr, p_offset)
+    #: name -> (sh_addr, sh_offset, sh_size, type, flags), the first of a name
+    sections: dict[str, tuple[int, int, int, str, str]]
+    soname: str | None
+    dynamic: dict[str, int]  #: first defined .dynsym value of each name
+    static: dict[str, int] | None  #: the same for .symtab; None without one
+
+
+#: "  [Nr] Name  Type  Address Off Size ES Flg Lk Inf Al" (the name padded to 17 columns)
+_SECTION = re.compile(
+    r"^\s*\[\s*\d+\]\s(.{17,}?)\s+(\S+)\s+([0-9a-f]+) ([0-9a-f]+) ([0-9a-f]+) [0-9a-f]+"
+    r"\s+([A-Za-z]*)\s+\d+\s+\d+\s+\d+$"
+)
+_LOAD = re.compile(r"^\s*LOAD\s+0x([0-9a-f]+) 0x([0-9a-f]+) ")
+_SONAME = re.compile(r"\(SONAME\)\s+Library soname: \[(.*)\]")
+_TABLE = re.compile(r"^Symbol table '(\S+)' contains")
+_SYMBOL = re.compile(r"^\s*\d+: ([0-9a-f]+)\s+\S+\s+\S+\s+\S+\s+\S+\s+(\S+)\s?(.*)$")
+
+
+def _readelf(path: str) -> Readelf:
+    def run(*options: str) -> list[str]:
+        r = subprocess.run(["readelf", "-W", *options, path], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.splitlines()
+
+    headers = run("--file-header", "--segments", "--sections", "--dynamic")
+    sections: dict[str, tuple[int, int, int, str, str]] = {}
+    for m in filter(None, map(_SECTION.match, headers)):
+        name, kind, addr, off, size, flags = m.groups()
+        sections.setdefault(name.strip(), (int(addr, 16), int(off, 16), int(size, 16), kind, flags))
+    loads = [(int(m[2], 16), int(m[1], 16)) for m in filter(None, map(_LOAD.match, headers))]
+    sonames = [m[1] for m in filter(None, map(_SONAME.search, headers))]
+    tables: dict[str, dict[str, int]] = {}
+    table: dict[str, int] = {}
+    for line in run("--syms"):
+        if m := _TABLE.match(line):
+            table = tables.setdefault(m[1], {})
+        elif (m := _SYMBOL.match(line)) and m[2] != "UND":
+            # .dynsym names are shown with their version (name@VERSION (n)), which is
+            # not in the string table; .symtab names are shown as the table has them.
+            name = m[3].split("@")[0] if table is tables.get(".dynsym") else m[3]
+            table.setdefault(name, int(m[1], 16))
+    return Readelf(
+        is_pie=any(line.split()[:2] == ["Type:", "DYN"] for line in headers),
+        loads=loads,
+        sections=sections,
+        soname=sonames[0] if sonames else None,
+        dynamic=tables.get(".dynsym", {}),
+        static=tables.get(".symtab"),
+    )
+
+
 @pytest.mark.parametrize("path", _real_files(), ids=os.path.basename)
-def test_real_files_read_as_pyelftools_reads_them(path: str) -> None:
-    """The parser against pyelftools on every real interpreter file: segments,
-    sections, soname, exported symbols (hash tables) and static ones (.symtab)."""
-    with open(path, "rb") as f:
-        elf = ELFFile(f)
-        loads = [
-            (s["p_vaddr"], s["p_offset"]) for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"
-        ]
-        sections = {
-            s.name: (s["sh_addr"], s["sh_offset"], s["sh_size"]) for s in elf.iter_sections()
-        }
-        table = elf.get_section_by_name(".gnu.hash") or elf.get_section_by_name(".hash")
-        exported = {}
-        for name in LOOKUPS:
-            sym = table.get_symbol(name)
-            exported[name] = (
-                None if sym is None or sym["st_shndx"] == "SHN_UNDEF" else sym["st_value"]
-            )
-        symtab = elf.get_section_by_name(".symtab")
-        static = {}
-        for name in LOOKUPS if symtab is not None else ():
-            defined = [
-                s for s in symtab.get_symbol_by_name(name) or () if s["st_shndx"] != "SHN_UNDEF"
-            ]
-            static[name] = defined[0]["st_value"] if defined else None
-        soname = None
-        for tag in elf.get_section_by_name(".dynamic").iter_tags():
-            if tag.entry.d_tag == "DT_SONAME":
-                soname = tag.soname
-        is_pie = elf["e_type"] == "ET_DYN"
+def test_real_files_read_as_readelf_reads_them(path: str) -> None:
+    """Every lookup the recorder makes, on every real interpreter file, against
+    readelf: load segments, sections, soname, exported symbols (through the GNU hash
+    table), static ones (.symtab) and the read-only data the version is found in."""
+    want = _readelf(path)
     with ElfImage(path) as image:
-        assert (image.is_pie, image.loads, image.soname()) == (is_pie, loads, soname)
-        got = {n: image.section(n) for n in sections}
-        assert {n: (s.address, s.offset, s.size) for n, s in got.items() if s} == sections
-        assert {n: image.dynamic_symbol(n) for n in LOOKUPS} == exported
-        assert image.has_symtab() == (symtab is not None)
-        if symtab is not None:
-            assert {n: image.static_symbol(n) for n in LOOKUPS} == static
-        # (pyenv's executables are small launchers: they export none of these)
-        assert any(exported.values()) or os.path.getsize(path) < 100_000
+        assert (image.is_pie, image.loads, image.soname()) == (
+            want.is_pie,
+            want.loads,
+            want.soname,
+        )
+        got = {n: image.section(n) for n in want.sections}
+        assert {n: (s.address, s.offset, s.size) for n, s in got.items() if s} == {
+            n: s[:3] for n, s in want.sections.items()
+        }
+        assert {n: image.dynamic_symbol(n) for n in LOOKUPS} == {
+            n: want.dynamic.get(n) for n in LOOKUPS
+        }
+        assert image.has_symtab() == (want.static is not None)
+        if want.static is not None:
+            assert {n: image.static_symbol(n) for n in LOOKUPS} == {
+                n: want.static.get(n) for n in LOOKUPS
+            }
+        readonly = [
+            (off, size)
+            for _addr, off, size, kind, flags in want.sections.values()
+            if kind == "PROGBITS" and "A" in flags and not {"W", "X"} & set(flags)
+        ]
+        with open(path, "rb") as f:
+            contents = [os.pread(f.fileno(), size, off) for off, size in readonly]
+        assert readonly and image.readonly_data() == b"\0".join(contents)
+    # (pyenv's executables are small launchers: they export none of these)
+    assert any(want.dynamic.get(n) for n in LOOKUPS) or os.path.getsize(path) < 100_000
 
 
 def test_a_file_that_is_not_regular_is_refused_without_blocking(tmp_path: Path) -> None:
@@ -350,3 +403,122 @@ def test_random_corruption_gives_values_or_one_error(edits, cut) -> None:
                 _exercise(image, len(data))
         except ElfError as e:
             assert f.name in str(e)  # names the file
+
+
+# -- the tables pyelftools follows, checked before it does --------------------------------
+
+LIBPYTHON311 = next((_pyenv("3.11") / "lib").glob("libpython3.11.so.1.0"))
+
+
+def _section(path: Path, name: str) -> tuple[int, int, int, int]:
+    """(index, offset of its header, sh_offset, sh_size) of a section of the sound file."""
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        index = elf.get_section_index(name)
+        section = elf.get_section(index)
+        return index, elf["e_shoff"] + index * 64, section["sh_offset"], section["sh_size"]
+
+
+def _gnu_hash(path: Path) -> tuple[int, int, int, int]:
+    """(offset of .gnu.hash, of its buckets, of its chains, of its last chain word)."""
+    _, _, at, size = _section(path, ".gnu.hash")
+    with open(path, "rb") as f:
+        f.seek(at)
+        nbuckets, _symoffset, bloom_size, _ = struct.unpack("<4I", f.read(16))
+    buckets = at + 16 + 8 * bloom_size
+    return at, buckets, buckets + 4 * nbuckets, at + size - 4
+
+
+def _dynamic_tags(path: Path) -> list[tuple[int, int]]:
+    """(file offset, d_tag) of every entry of .dynamic, up to its section's end."""
+    _, _, at, size = _section(path, ".dynamic")
+    with open(path, "rb") as f:
+        f.seek(at)
+        data = f.read(size)
+    return [(at + i * 16, tag) for i, (tag, _) in enumerate(struct.iter_unpack("<qQ", data))]
+
+
+def _no_dynamic_end(path: Path) -> None:
+    for at, tag in _dynamic_tags(path):
+        if tag == 0:
+            _patch(path, at, "<q", 21)  # DT_DEBUG, over every DT_NULL (the end and padding)
+
+
+def _soname_outside(path: Path) -> None:
+    (at,) = [at for at, tag in _dynamic_tags(path) if tag == 14]
+    _patch(path, at + 8, "<Q", 1 << 40)
+
+
+def _many_sections(path: Path) -> None:
+    """e_shnum 0: the count is section 0's sh_size, 200,000 (12.8 MB of headers inside
+    the file: 2.8 s and 80 MB of pyelftools containers if they were parsed)."""
+    _patch(path, 0x28, "<Q", 0x1000)  # e_shoff
+    _patch(path, 0x3C, "<H", 0)  # e_shnum
+    _patch(path, 0x1000 + 32, "<Q", 200_000)
+
+
+def _set_bits(path: Path, offset: int, fmt: str, bits: int) -> None:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        (value,) = struct.unpack(fmt, f.read(struct.calcsize(fmt)))
+    _patch(path, offset, fmt, value | bits)
+
+
+#: corruption -> what the error must say: the check that refused it, not the net under
+#: them (pyelftools' own error), nor a value read from outside the table.
+TABLES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "gnu-hash-no-buckets": (lambda p: _patch(p, _gnu_hash(p)[0], "<I", 0), "0 buckets"),
+    "gnu-hash-bloom-2^31": (lambda p: _patch(p, _gnu_hash(p)[0] + 8, "<I", 1 << 31), "bloom"),
+    "gnu-hash-bucket-past-dynsym": (
+        lambda p: _patch(p, _gnu_hash(p)[1], "<I", 0xFFFFFF),
+        "runs past .dynsym",
+    ),
+    "gnu-hash-open-chain": (
+        lambda p: _patch(p, _gnu_hash(p)[3], "<I", 2),
+        "last chain of .gnu.hash does not end",
+    ),
+    "gnu-hash-links-to-strings": (
+        lambda p: _patch(p, _section(p, ".gnu.hash")[1] + 40, "<I", _section(p, ".dynstr")[0]),
+        "not a SHT_DYNSYM",
+    ),
+    "dynsym-name-outside": (
+        lambda p: _patch(p, sum(_section(p, ".dynsym")[2:]) - 24, "<I", 0x7FFFFFFF),
+        "a symbol's name lies outside its string table",
+    ),
+    "dynstr-unterminated": (
+        lambda p: _patch(p, sum(_section(p, ".dynstr")[2:]) - 1, "<B", 0x41),
+        "does not end with a NUL",
+    ),
+    "dynamic-without-end": (_no_dynamic_end, "no DT_NULL"),
+    "soname-outside": (_soname_outside, "the soname lies outside its string table"),
+    "dynamic-links-nowhere": (
+        lambda p: _patch(p, _section(p, ".dynamic")[1] + 40, "<I", 0),
+        "links to section 0",
+    ),
+    "rodata-compressed": (
+        lambda p: _set_bits(p, _section(p, ".rodata")[1] + 8, "<Q", 0x800),
+        "section .rodata is compressed",
+    ),
+    "names-not-strings": (
+        lambda p: _patch(p, _section(p, ".shstrtab")[1] + 4, "<I", 1),
+        "the section name table is not a string table",
+    ),
+    "200000-sections": (_many_sections, "has 200000 entries (more than 65535)"),
+}
+
+
+@pytest.mark.parametrize("corrupt,says", TABLES.values(), ids=TABLES.keys())
+def test_tables_are_checked_before_pyelftools_follows_them(
+    tmp_path: Path, corrupt: Callable[[Path], None], says: str
+) -> None:
+    """pyelftools follows what the file says: a hash chain to its odd word, dynamic
+    tags to DT_NULL, a name to its NUL, a link to any header. Each is checked first,
+    so every lookup (as the recorder makes them) is one error saying what is wrong."""
+    copy = tmp_path / LIBPYTHON311.name
+    shutil.copy(LIBPYTHON311, copy)
+    corrupt(copy)
+    with pytest.raises(ElfError) as caught:
+        with ElfImage(str(copy)) as image:
+            _exercise(image, copy.stat().st_size)
+    assert str(caught.value).startswith(f"{copy} is a corrupt ELF file: ")
+    assert says in str(caught.value)
