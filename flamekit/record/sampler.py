@@ -218,7 +218,7 @@ class Recorder:
         reason, error = "interrupted", None
         try:
             if opts.pausing:
-                pauser = Pauser(self.pid)
+                pauser = Pauser(self.pid, self.target.memory.process)
             due = schedule.due()
             while True:
                 if self._suspend:  # Ctrl-Z seen by the last poll
@@ -404,10 +404,13 @@ class Recorder:
             walker.extra = codes.last_ranges
         if codes.reused != self._memo_reused:
             # A code address now holds another code: the ids remembered may name the old
-            # one's ref, this sample's too. Rare: check again, remembering nothing.
+            # one's ref, this sample's too. Rare: check again, remembering nothing. Once:
+            # that check's refs are all fresh, and a target rewriting its own code
+            # objects could make each check find another change.
             self._memo.clear()
             self._memo_reused = codes.reused
-            return self._check_codes(stacks, remembered=False)
+            if remembered:
+                return self._check_codes(stacks, remembered=False)
         j = 0
         for n, st in enumerate(stacks):
             if st.error is None and not st.truncated and st.frames:
@@ -582,7 +585,7 @@ class Recorder:
             target = open_target(self.pid)
         except TargetError:
             assert self._exec_deadline is not None
-            if time.monotonic() < self._exec_deadline and os.path.exists(f"/proc/{self.pid}"):
+            if time.monotonic() < self._exec_deadline and self.target.memory.alive():
                 return None
             return "target-exited"
         self._exec_deadline = None
@@ -615,6 +618,8 @@ class Recorder:
         no ptrace event tells us of here, follow it as pausing mode does (it lost every
         sample after the exec: 160 samples against 361)."""
         if self.launched is not None and self.launched.poll() is not None:
+            return "target-exited"
+        if not self.target.memory.alive():  # the process, not a new one of its pid
             return "target-exited"
         ident = launcher.exec_identity(self.pid)
         if ident is None:
@@ -653,7 +658,7 @@ class Recorder:
         if pauser is None:
             return None
         try:
-            return Pauser(self.pid)
+            return Pauser(self.pid, self.target.memory.process)
         except TargetError:
             gone = self.launched.poll() is not None if self.launched else False
             if gone or not os.path.exists(f"/proc/{self.pid}"):
