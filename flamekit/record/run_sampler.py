@@ -114,11 +114,7 @@ class RunSampler:
             # /proc/TID/syscall, the pause incomplete) is most often still waiting for
             # a CPU to restart its call, under load for several ticks, and stays blocked.
             woken = [tid for tid in self._blocked if running.get(tid)]
-            # A thread that does not stop at once (a vfork parent waits in the kernel for
-            # its child's exec) must not hold the others stopped for long: the pause
-            # bound is the wait's bound too (a spawn-heavy target waited 50 ms a tick).
-            bound = self.shared.bound
-            result = pauser.pause(bound.seconds) if bound is not None else pauser.pause()
+            result = pauser.pause()
             for tid in woken:
                 if states.in_syscall(tid) is not False:
                     running[tid] = False

@@ -272,7 +272,7 @@ class Recorder:
         if not self.options.pausing or m.pauser is not None or m.run is None:
             return
         try:
-            m.pauser = Pauser(m.pid, m.handle)
+            m.pauser = Pauser(m.pid, m.handle, shared_sigchld=self.tree is not None)
         except TargetError as exc:
             self._warn(f"pid {m.pid} ({_name(m.pid)}): cannot pause it: {exc}; read running")
             m.run.walker.consistent = False
@@ -606,7 +606,7 @@ class Recorder:
         os.kill(os.getpid(), signal.SIGSTOP)  # SIGTSTP's own action, which we hold back
         for m in held:
             try:
-                m.pauser = Pauser(m.pid, m.handle)
+                m.pauser = Pauser(m.pid, m.handle, shared_sigchld=self.tree is not None)
             except TargetError:
                 gone = (
                     self.launched.poll() is not None if m is self.root and self.launched else False

@@ -211,8 +211,14 @@ class Pauser:
     ours to reap, so its pid cannot be reused before we know), the newcomer is let go.
     """
 
-    def __init__(self, pid: int, process: ProcessHandle | None = None) -> None:
+    def __init__(
+        self, pid: int, process: ProcessHandle | None = None, *, shared_sigchld: bool = False
+    ) -> None:
+        """``shared_sigchld``: other Pausers of this thread trace other processes (a
+        process tree): a SIGCHLD one of them took may have been ours, so each pause
+        first asks our own threads (see :meth:`pause`)."""
         self.pid = int(pid)
+        self._shared_sigchld = shared_sigchld
         self._owner = threading.get_ident()
         self._me = threading.get_native_id()  # what /proc shows as TracerPid
         self._threads: dict[int, _Thread] = {}
@@ -301,9 +307,13 @@ class Pauser:
             if t.state == _RUN:
                 self._interrupt(t)
         deadline = time.monotonic() + timeout
-        if not self._sigchld_ours:
+        if not self._sigchld_ours or self._shared_sigchld:
             # A stop reported to another thread of ours would go unseen until a slice
             # ends; with SIGCHLD ours, the signal itself tells us (one syscall less).
+            # With other Pausers beside us, a stop of ours (a signal-delivery stop while
+            # we did not look) may have raised the SIGCHLD another one took: under a
+            # prefork master stopped for its worker's SIGCHLD, every pause waited out its
+            # whole timeout, and the master could not reap the worker to respawn it.
             self._scan([t.tid for t in self._threads.values() if t.state == _RUN])
         self._wait(self._none_running, deadline, self._slice_pause, sweep=True)
         stopped = tuple(tid for tid, t in self._threads.items() if t.state != _RUN)
