@@ -34,6 +34,8 @@ MEMO_STACKS = 4096
 #: threading lists it, and a short one may be gone at a later first retry (at 50 ms, 4 of
 #: 40 threads of 50 ms stayed unnamed).
 NAME_RETRY_S = 0.005
+#: The retry back-off, at least, while the program has not imported threading.
+WITHOUT_THREADING_S = 0.5
 
 
 @dataclass
@@ -83,6 +85,7 @@ class RunSampler:
         self._next_name_try = 0
         self._name_backoff = NAME_RETRY_S
         self._blocked: list[int] = []  #: native tids found blocked at the last tick
+        self._running: dict[int, bool | None] = {}  #: what prepare() read this tick
         self.errors = 0  #: sampling errors
         self.wrote = False  #: the last tick wrote a sample
 
@@ -95,16 +98,25 @@ class RunSampler:
 
     # -- one tick ---------------------------------------------------------------------
 
+    def prepare(self, pauser: Pauser) -> None:
+        """Read which threads are on CPU, then ask them to stop (:meth:`tick` waits).
+
+        Before pausing: a thread stopped by ptrace always looks asleep, and one just
+        resumed looks runnable, so this is the only moment /proc tells the truth. A tree's
+        processes are all asked before any is waited for (see Pauser.request)."""
+        states = self.states
+        self._running = {tid: states.running(tid) for tid in pauser.threads}
+        pauser.request()
+
     def tick(self, pauser: Pauser | None) -> Events | None:
-        """Take one sample of every thread. Returns the events of the pause when the
-        process exited or exec'd instead (nothing was sampled: the caller acts)."""
+        """Take one sample of every thread (after :meth:`prepare`, with a pauser). Returns
+        the events of the pause when the process exited or exec'd instead (nothing was
+        sampled: the caller acts)."""
         self.wrote = False
         running: dict[int, bool | None] = {}
         if pauser is not None:
-            # Before pausing: a thread stopped by ptrace always looks asleep, and one just
-            # resumed looks runnable, so this is the only moment /proc tells the truth.
             states = self.states
-            running = {tid: states.running(tid) for tid in pauser.threads}
+            running = self._running
             # Our last pause took every blocked thread out of its system call; until it
             # has been on a CPU again to restart the call it shows as runnable ('R'),
             # for a whole tick or more when the CPUs are busy. Such a thread, blocked
@@ -341,6 +353,11 @@ class RunSampler:
             self.shared.writer.write(R.Thread(ref, self.pid, native, py_id, name, first))
             self.unnamed.discard(ref)
         self._name_backoff = NAME_RETRY_S if force else min(self._name_backoff * 2, 2.0)
+        if self.names.without_threading:
+            # Nothing to find until the program imports threading: a lookup there scans
+            # sys.modules (18 ms), and retried at the short back-off's pace it cost a
+            # tree's recorder several of those a second for each process in its first one.
+            self._name_backoff = max(self._name_backoff, WITHOUT_THREADING_S)
         self._next_name_try = t_ns + int(self._name_backoff * 1e9)
 
     def _looks_idle(self, st: ThreadStack) -> bool:

@@ -433,7 +433,13 @@ class Recorder:
     def _tick(self) -> str | None:
         """Sample every process followed; returns an end reason when none is left."""
         wrote = False
-        for m in list(self.members.values()):
+        members = list(self.members.values())
+        for m in members:
+            if m.pauser is not None and m.run is not None and m.exec_deadline is None:
+                m.run.prepare(m.pauser)
+        for m in members:
+            if m.gone:
+                continue
             if m.exec_deadline is not None:
                 # No sample until the new program is open. Each try takes longer than a
                 # period at high rates, so the loop never waits between ticks, and a stop
