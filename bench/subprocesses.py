@@ -141,7 +141,7 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|")
     for (rate, nb, tool), rs in sorted(rows.items()):
 
-        def cell(key: str, spec: str) -> str:
+        def cell(key: str, spec: str, rs: list[dict] = rs) -> str:
             xs = sorted(r[key] for r in rs)
             return f"{bench.median(xs):{spec}} [{xs[0]:{spec}}-{xs[-1]:{spec}}]"
 
