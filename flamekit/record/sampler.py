@@ -528,8 +528,9 @@ class Recorder:
         self.threads[key] = ref
         self.thread_tids[ref] = st.native_tid
         self.thread_meta[ref] = (st.native_tid, st.thread_id, t_ns - self.start_ns)
+        ns_tid = self.target.tids.ns_tid(st.native_tid)  # a container's own id, if other
         self.writer.write(
-            R.Thread(ref, self.pid, st.native_tid, st.thread_id, None, t_ns - self.start_ns)
+            R.Thread(ref, self.pid, st.native_tid, st.thread_id, None, t_ns - self.start_ns, ns_tid)
         )
         self.unnamed.add(ref)
         return ref
@@ -555,7 +556,8 @@ class Recorder:
             if ref is None or not name:
                 continue
             native, py_id, first = self.thread_meta[ref]
-            self.writer.write(R.Thread(ref, self.pid, native, py_id, name, first))
+            ns_tid = self.target.tids.ns_tid(native)
+            self.writer.write(R.Thread(ref, self.pid, native, py_id, name, first, ns_tid))
             self.unnamed.discard(ref)
         self._name_backoff = NAME_RETRY_S if force else min(self._name_backoff * 2, 2.0)
         self._next_name_try = t_ns + int(self._name_backoff * 1e9)

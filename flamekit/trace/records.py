@@ -15,7 +15,7 @@ from flamekit.codeformat import ALL_FORMATS
 
 MAGIC = b"\x89FKT\r\n\x1a\n"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 1
+FORMAT_MINOR = 2
 PREAMBLE_SIZE = len(MAGIC) + 4  # magic, u16 major, u16 minor (little endian)
 
 HEADER = 0
@@ -67,6 +67,9 @@ class Thread:
     py_thread_id: int | None  #: threading.get_ident() in the target
     name: str | None
     first_seen_ns: int  #: ns since the header's monotonic origin
+    #: the thread's id in the target's own PID namespace (a container's), where it is
+    #: not ``native_tid`` (format 1.2; None when it is, and in older files)
+    ns_tid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ def encode(rec: Record) -> list[Any]:
             rec.linetable_format,
         ]
     if isinstance(rec, Thread):
-        return [
+        arr = [
             THREAD,
             rec.ref,
             rec.pid,
@@ -163,6 +166,9 @@ def encode(rec: Record) -> list[Any]:
             rec.name,
             rec.first_seen_ns,
         ]
+        if rec.ns_tid is not None:  # only a containerized target's threads have one
+            arr.append(rec.ns_tid)
+        return arr
     if isinstance(rec, Header):
         return [
             HEADER,
@@ -273,6 +279,7 @@ def _thread(arr: list[Any]) -> Thread:
         py_thread_id=_opt_int(arr[4], "thread python id"),
         name=_str(arr[5], "thread name", optional=True),
         first_seen_ns=_int(arr[6], "thread first-seen time"),
+        ns_tid=_opt_int(arr[7], "thread namespace tid") if len(arr) > 7 else None,
     )
 
 
