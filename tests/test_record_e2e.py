@@ -79,11 +79,18 @@ def flamekit_argv(*args: str) -> list[str]:
 def flamekit(
     *args: str, cwd: Path | str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess:
-    """Run flamekit to the end. Output goes through files, not pipes: a command it
+    """Run flamekit to the end (see run_to_end)."""
+    return run_to_end(flamekit_argv(*args), cwd, timeout)
+
+
+def run_to_end(
+    argv: list[str], cwd: Path | str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    """Run ``argv`` to the end. Output goes through files, not pipes: a command flamekit
     launched and left running (-d) holds the same stdout and stderr, and waiting for a
     pipe's end would wait for that command too."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        r = subprocess.run(flamekit_argv(*args), stdout=out, stderr=err, cwd=cwd, timeout=timeout)
+        r = subprocess.run(argv, stdout=out, stderr=err, cwd=cwd, timeout=timeout)
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(r.args, r.returncode, out.read(), err.read())

@@ -43,6 +43,7 @@ threads = st.builds(
     py_thread_id=st.none() | u64,
     name=st.none() | text,
     first_seen_ns=u64,
+    ns_tid=st.none() | u32,
 )
 codes = st.builds(
     R.Code,
@@ -323,13 +324,27 @@ def test_unknown_kinds_and_extra_fields_are_skipped(tmp_path):
     body = [
         R.encode(HDR),
         [99, "future", {"x": 1}],
-        R.encode(R.Thread(0, 1, 2, 3, "m", 0)) + ["extra"],
+        R.encode(R.Thread(0, 1, 2, 3, "m", 0, ns_tid=5)) + ["extra"],
         [R.SAMPLES, b"\x05\x00\x00", "future-field"],
         R.encode(R.End("duration", None, 1, 0, 5)),
     ]
     p.write_bytes(R.MAGIC + struct.pack("<HH", 1, 7) + b"".join(msgpack.packb(o) for o in body))
     tr = load(p)
     assert len(tr) == 1 and tr.threads[0].name == "m" and not tr.truncated
+    assert tr.threads[0].ns_tid == 5
+
+
+def test_a_thread_without_a_namespace_id_is_written_as_in_1_1(tmp_path):
+    """ns_tid (1.2) is a trailing field written only where it says something: a thread
+    whose ids agree is the seven fields 1.0 and 1.1 readers know, and a 1.1 file's
+    threads read back without one."""
+    assert R.encode(R.Thread(0, 1, 2, 3, "m", 0)) == [R.THREAD, 0, 1, 2, 3, "m", 0]
+    assert R.encode(R.Thread(0, 1, 2, 3, "m", 0, ns_tid=7)) == [R.THREAD, 0, 1, 2, 3, "m", 0, 7]
+    p = tmp_path / "old.fkt"
+    body = [R.encode(HDR), [R.THREAD, 0, 1, 2, 3, "m", 0], [R.THREAD, 1, 1, 4, 5, "n", 0, 9]]
+    p.write_bytes(R.MAGIC + struct.pack("<HH", 1, 1) + b"".join(msgpack.packb(o) for o in body))
+    tr = load(p)
+    assert tr.threads[0].ns_tid is None and tr.threads[1].ns_tid == 9
 
 
 # -- compactness ----------------------------------------------------------------------

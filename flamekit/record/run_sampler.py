@@ -325,7 +325,10 @@ class RunSampler:
         first = t_ns - self.shared.start_ns
         self.threads[key] = ref
         self.thread_meta[ref] = (st.native_tid, st.thread_id, first)
-        self.shared.writer.write(R.Thread(ref, self.pid, st.native_tid, st.thread_id, None, first))
+        ns_tid = self.target.tids.ns_tid(st.native_tid)  # a container's own id, if other
+        self.shared.writer.write(
+            R.Thread(ref, self.pid, st.native_tid, st.thread_id, None, first, ns_tid)
+        )
         self.unnamed.add(ref)
         return ref
 
@@ -350,7 +353,8 @@ class RunSampler:
             if ref is None or not name:
                 continue
             native, py_id, first = self.thread_meta[ref]
-            self.shared.writer.write(R.Thread(ref, self.pid, native, py_id, name, first))
+            ns_tid = self.target.tids.ns_tid(native)
+            self.shared.writer.write(R.Thread(ref, self.pid, native, py_id, name, first, ns_tid))
             self.unnamed.discard(ref)
         self._name_backoff = NAME_RETRY_S if force else min(self._name_backoff * 2, 2.0)
         if self.names.without_threading:

@@ -229,7 +229,8 @@ class ThreadNames:
         return out
 
     def _native_tids(self, idents: set[int], interpreters: Sequence[int]) -> dict[int, int]:
-        """ident -> kernel tid, from the thread states (3.11+ keep both)."""
+        """ident -> kernel tid as /proc here names it, from the thread states (3.11+ keep
+        both)."""
         lay = self.target.layout
         if lay.tstate_native_thread_id is None:
             return {}
@@ -244,7 +245,9 @@ class ThreadNames:
                 (ident,) = Q.unpack_from(raw, lay.tstate_thread_id)
                 (tid,) = Q.unpack_from(raw, lay.tstate_native_thread_id)
                 if ident in idents and 0 < tid < 1 << 22:
-                    out[ident] = tid
+                    host = self.target.tids.host(tid)  # a container's target has its own ids
+                    if host is not None:
+                        out[ident] = host
                 (ts,) = Q.unpack_from(raw, lay.tstate_next)
         return out
 

@@ -68,6 +68,9 @@ class Thread:
     py_thread_id: int | None  #: threading.get_ident() in the target
     name: str | None
     first_seen_ns: int  #: ns since the header's monotonic origin
+    #: the thread's id in the target's own PID namespace (a container's), where it is
+    #: not ``native_tid`` (format 1.2; None when it is, and in older files)
+    ns_tid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,7 @@ def encode(rec: Record) -> list[Any]:
             rec.linetable_format,
         ]
     if isinstance(rec, Thread):
-        return [
+        arr = [
             THREAD,
             rec.ref,
             rec.pid,
@@ -189,6 +192,9 @@ def encode(rec: Record) -> list[Any]:
             rec.name,
             rec.first_seen_ns,
         ]
+        if rec.ns_tid is not None:  # only a containerized target's threads have one
+            arr.append(rec.ns_tid)
+        return arr
     if isinstance(rec, Header):
         return [
             HEADER,
@@ -304,6 +310,7 @@ def _thread(arr: list[Any]) -> Thread:
         py_thread_id=_opt_int(arr[4], "thread python id"),
         name=_str(arr[5], "thread name", optional=True),
         first_seen_ns=_int(arr[6], "thread first-seen time"),
+        ns_tid=_opt_int(arr[7], "thread namespace tid") if len(arr) > 7 else None,
     )
 
 

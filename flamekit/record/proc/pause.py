@@ -57,7 +57,9 @@ from ptrace import PtraceError
 from ptrace.binding.func import ptrace as _ptrace
 
 from flamekit.errors import TargetError
+from flamekit.record.proc import access
 from flamekit.record.proc.handle import ProcessHandle
+from flamekit.record.proc.status import read_status
 
 __all__ = ["Events", "PauseResult", "Pauser"]
 
@@ -161,23 +163,11 @@ def _errno_of(exc: PtraceError) -> int:
     return getattr(exc, "errno", None) or 0
 
 
-def _status_fields(path: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    try:
-        with open(path) as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                out[key] = value.strip()
-    except OSError:
-        pass
-    return out
-
-
 def _sigchld_blocked_everywhere() -> bool:
     """True if no thread of this process can take a SIGCHLD meant for the tracer."""
     try:
         for name in os.listdir("/proc/self/task"):
-            mask = _status_fields(f"/proc/self/task/{name}/status").get("SigBlk")
+            mask = read_status(f"/proc/self/task/{name}/status").get("SigBlk")
             if mask is None:
                 continue  # ended meanwhile
             if not int(mask, 16) & _SIGCHLD_BIT:
@@ -402,7 +392,7 @@ class Pauser:
     # ------------------------------------------------------------------ seizing
 
     def _seize_all(self) -> None:
-        status = _status_fields(f"/proc/{self.pid}/status")
+        status = read_status(f"/proc/{self.pid}/status")
         if not status:
             raise TargetError(f"no such process: {self.pid}")
         if status.get("Tgid", str(self.pid)) != str(self.pid):
@@ -437,7 +427,7 @@ class Pauser:
         raise TargetError(f"process {self.pid} creates threads faster than they can be seized")
 
     def _zombie_leader_with_threads(self) -> bool:
-        if _status_fields(f"/proc/{self.pid}/status").get("State", "")[:1] != "Z":
+        if read_status(f"/proc/{self.pid}/status").get("State", "")[:1] != "Z":
             return False
         try:
             return len(os.listdir(f"/proc/{self.pid}/task")) > 1
@@ -451,7 +441,7 @@ class Pauser:
             code = _errno_of(exc)
             if code == errno.ESRCH:
                 return  # ended between listing and seizing
-            status = _status_fields(f"/proc/{self.pid}/task/{tid}/status")
+            status = read_status(f"/proc/{self.pid}/task/{tid}/status")
             if code == errno.EPERM and status.get("TracerPid") == str(self._me):
                 pass  # already ours: cloned by a seized thread, its event is pending
             elif code == errno.EPERM and (not status or status.get("State", "")[:1] in "ZX"):
@@ -464,7 +454,7 @@ class Pauser:
         pid = self.pid
         if code == errno.ESRCH or not os.path.exists(f"/proc/{pid}"):
             return TargetError(f"no such process: {pid}")
-        status = _status_fields(f"/proc/{pid}/status")
+        status = read_status(f"/proc/{pid}/status")
         if status.get("Tgid") and status["Tgid"] != str(pid):
             return TargetError(
                 f"{pid} is a thread of process {status['Tgid']}: give the process id"
@@ -473,7 +463,7 @@ class Pauser:
             return TargetError(f"cannot trace process {pid}: {os.strerror(code)}")
         tracer = int(status.get("TracerPid", "0") or 0)
         if tracer:
-            tgid = int(_status_fields(f"/proc/{tracer}/status").get("Tgid", tracer))
+            tgid = int(read_status(f"/proc/{tracer}/status").get("Tgid", tracer))
             if tgid == os.getpid():
                 return TargetError(f"process {pid} is already traced by this process")
             return TargetError(
@@ -489,17 +479,7 @@ class Pauser:
                 return TargetError(f"process {pid} is a kernel thread")
         except (OSError, ValueError, IndexError):
             pass
-        yama = ""
-        try:
-            with open("/proc/sys/kernel/yama/ptrace_scope") as f:
-                yama = f" (it is {f.read().strip()} here)"
-        except OSError:
-            pass
-        return TargetError(
-            f"permission denied to trace process {pid}: run flamekit as the target's user "
-            f"or as root; check /proc/sys/kernel/yama/ptrace_scope{yama}; "
-            "in a container, add CAP_SYS_PTRACE (docker run --cap-add SYS_PTRACE)"
-        )
+        return TargetError(access.denied(f"permission denied to trace process {pid}", pid))
 
     # ------------------------------------------------------------ event handling
 
