@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -223,6 +224,17 @@ def test_attached_prefork_server_with_a_respawned_worker(tmp_path: Path) -> None
     for pid, cpu in truth.items():
         got, want = 100 * busy[pid] / total, 100 * cpu / total_cpu
         assert abs(got - want) <= 5, (pid, got, want, truth, busy)
+    # every worker is a root of its own in what the user opens (a flame graph's input)
+    folded = subprocess.run(
+        [sys.executable, "-m", "flamekit", "convert", str(out), "--to", "collapsed", "-o", "-"],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    roots: Counter[int] = Counter()
+    for line in folded.splitlines():
+        m = re.match(r"process (\d+): ", line)
+        assert m, line
+        roots[int(m.group(1))] += int(line.rsplit(" ", 1)[1])
+    assert set(truth) <= set(roots) and sum(roots.values()) == sum(busy.values())
 
 
 def test_no_process_of_the_tree_is_left_stopped(tmp_path: Path) -> None:
