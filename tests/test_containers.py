@@ -272,6 +272,12 @@ def test_record_from_the_host(boxes: dict[str, Run], iid: str) -> None:
     assert len(threads) == len(box.get("info")["threads"]), trace.threads
     for t in threads:
         assert t.ns_tid == ns_of[t.native_tid], t
+    shown = subprocess.run(
+        [sys.executable, "-m", "flamekit", "info", "--json", str(box.tmp / "host.fkt")],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    for t in json.loads(shown)["threads"]:
+        assert t["ns_tid"] == ns_of.get(t["tid"]), t
     assert box.get("state_after") not in ("", "t", "T", "Z")
 
 

@@ -19,6 +19,8 @@ class ThreadSummary(TypedDict):
     ref: int
     pid: int
     tid: int | None
+    #: the thread's id in its own PID namespace (a container's), where that differs
+    ns_tid: int | None
     python_id: int | None
     name: str | None
     samples: int
@@ -95,6 +97,7 @@ def summarize(trace: Trace) -> Summary:
                 "ref": t.ref,
                 "pid": t.pid,
                 "tid": t.native_tid,
+                "ns_tid": t.ns_tid,
                 "python_id": t.py_thread_id,
                 "name": t.name,
                 "samples": per_thread.get(t.ref, 0),

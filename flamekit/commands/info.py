@@ -61,7 +61,7 @@ def render_text(s: Summary) -> str:
     ]
     width = max(len(k) for k, _ in rows) + 1
     lines = [f"{k + ':':<{width}} {v}" for k, v in rows]
-    if len(s["processes"]) > 1:
+    if s["processes"]:
         lines.append(f"processes ({len(s['processes'])}):")
         lines.append(f"  {'PID':>8}  {'PARENT':>8}  {'PYTHON':<8}  {'SAMPLES':>9}  LIFE")
         lines.extend(f"  {process_row(p)}" for p in s["processes"])
@@ -69,6 +69,8 @@ def render_text(s: Summary) -> str:
     lines.append(f"  {'TID':>8}  {'SAMPLES':>9}  NAME")
     for t in s["threads"]:
         tid = "?" if t["tid"] is None else str(t["tid"])
+        if t["ns_tid"] is not None:
+            tid += f" (ns {t['ns_tid']})"
         lines.append(f"  {tid:>8}  {t['samples']:>9,}  {t['name'] or '?'}")
     # The labels and layout hold no control characters: escaping whole lines escapes
     # exactly the facts from the file, and none can be forgotten.
