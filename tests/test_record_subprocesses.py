@@ -219,6 +219,26 @@ def test_attached_prefork_server_with_a_respawned_worker(tmp_path: Path) -> None
     for i, t in enumerate(trace.columns.thread):
         if not trace.is_idle(i):
             busy[trace.run_of(t).pid] += 1
+    # The precondition of an accuracy check: the recorder kept up. On an overloaded
+    # machine (2 cores running four spinning workers, the recorder and more) a pause
+    # waits for each worker to get a CPU, the rate falls, and a worker just woken from its
+    # sleep that has not reached its stop reads as still asleep (see RunSampler.tick):
+    # the shares then measure the machine, not the recorder.
+    seen: Counter[int] = Counter(trace.run_of(t).pid for t in trace.columns.thread)
+    lives = {r.pid: r for r in trace.runs if r.pid in truth}
+    rates = sorted(
+        seen[pid]
+        / max(
+            1e-9,
+            ((r.end.end_ns if r.end else trace.duration_ns) - max(0, r.process.start_ns or 0))
+            / 1e9,
+        )
+        for pid, r in lives.items()
+    )
+    if rates[len(rates) // 2] < 300:
+        pytest.skip(
+            f"machine overloaded: the recorder reached {rates[len(rates) // 2]:.0f} Hz a worker of 1000"
+        )
     total_cpu = sum(truth.values())
     total = sum(busy[pid] for pid in truth)
     for pid, cpu in truth.items():

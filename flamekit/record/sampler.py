@@ -397,6 +397,8 @@ class Recorder:
                 if m.pauser is not None and m.pauser.paused:
                     m.pauser.resume()
                 self._end(m, "recording-ended")
+            if self.tree is not None:
+                self.tree.close()
         end_now = time.monotonic_ns()
         errors = self.errors
         child_status = self._child_status(self._root_status, reason)

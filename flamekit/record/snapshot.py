@@ -115,7 +115,10 @@ def snapshot_tree(root: int, pausing: bool = True) -> list[Snapshot]:
     from flamekit.record.proc.tree import ProcessTree
 
     out = []
-    for pid in [root, *ProcessTree(root).poll()]:
+    tree = ProcessTree(root)
+    found = tree.poll()
+    tree.close()
+    for pid in [root, *found]:
         try:
             target = open_target(pid)
         except TargetError:
