@@ -225,6 +225,10 @@ class Recorder:
         m.gone = True
         if m.pauser is not None:
             m.pauser.close()
+            if m is self.root and self._root_status is None:
+                # an exit its closing reaped (a launched child is ours to wait for, once:
+                # its exit code, lost to Popen.wait, is here)
+                self._root_status = m.pauser.exit_status
             m.pauser = None
         m.handle.close()
         del self.members[m.pid]
