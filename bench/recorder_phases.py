@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import run as bench  # noqa: E402
 
-from flamekit.record import sampler, session, walk  # noqa: E402
+from flamekit.record import run_sampler, sampler, session, walk  # noqa: E402
 from flamekit.record.proc import idle, pause  # noqa: E402
 
 #: (owner, method) pairs charged separately; names as they appear in the output.
@@ -57,8 +57,8 @@ STEPS = [
     (pause.Pauser, "resume"),
     (pause.Pauser, "service"),
     (sampler.Recorder, "_tick"),
-    (sampler.Recorder, "_check_codes"),
-    (sampler.Recorder, "_write_samples"),
+    (run_sampler.RunSampler, "_check_codes"),
+    (run_sampler.RunSampler, "_write_samples"),
     (sampler.Recorder, "_interrupted"),
     (sampler.Recorder, "_wait_nonblocking"),
     (walk.StackWalker, "walk"),

@@ -324,6 +324,8 @@ class Recording:
         start: float | None = None,
         end: float | None = None,
         per_thread: bool = False,
+        pids: Iterable[int] | None = None,
+        merge_processes: bool = False,
     ) -> Profile:
         """The samples that pass the filters, as the commands' options spell them.
 
@@ -331,7 +333,9 @@ class Recording:
         idle samples (``--idle``). ``gil``: only samples holding the GIL (``--gil``).
         ``start``/``end``: the window [start, end) in seconds from the start of the
         recording (``--from``/``--until``). ``per_thread``: root each stack at a
-        ``thread NAME (TID)`` frame (``--threads``).
+        ``thread NAME (TID)`` frame (``--threads``). ``pids``: processes to keep
+        (``--pid``; None: all). ``merge_processes``: one tree for a process tree's
+        processes, not a ``process PID: COMMAND LINE`` root each (``--merge-processes``).
         """
         return self.select(
             FilterOptions(
@@ -341,6 +345,8 @@ class Recording:
                 start_s=start,
                 until_s=end,
                 thread_ids=tuple(threads) if threads is not None else (),
+                pids=tuple(pids) if pids is not None else (),
+                merge_processes=merge_processes,
             )
         )
 

@@ -11,13 +11,11 @@ import sys
 
 from flamekit.stop_signals import interrupt_from_now
 
-interrupt_from_now()
-
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every flamekit error becomes one line on stderr and its exit code."""
-    interrupt_from_now()
     try:
+        interrupt_from_now()  # inside the try: a signal between two of its handlers too
         _run(argv)
     except KeyboardInterrupt:  # before click was there to catch it
         print("flamekit: interrupted", file=sys.stderr)

@@ -222,7 +222,7 @@ def test_recorder_phases_smoke() -> None:
     head, *steps = r.stdout.splitlines()
     assert head.startswith("nonblocking, 1000 Hz, 1 s: ") and "recorder CPU" in head, head
     charged = {line.split()[0] for line in steps}
-    assert {"StackWalker.walk", "Recorder._check_codes", "Recorder._write_samples"} <= charged
+    assert {"StackWalker.walk", "RunSampler._check_codes", "RunSampler._write_samples"} <= charged
     r = subprocess.run([sys.executable, script, "--floor", "--rate", "500"],
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr

@@ -37,10 +37,10 @@ def test_the_bound_lets_a_held_target_go() -> None:
     try:
         time.sleep(0.3)
         fired: list[bool] = []
-        with Pauser(proc.pid) as pauser, PauseBound(0.002, lambda: fired.append(True)) as bound:
+        with Pauser(proc.pid) as pauser, PauseBound(0.002) as bound:
             pauser.pause()
             assert _states(proc.pid) == {"t"}
-            bound.arm(pauser)
+            bound.arm(pauser, lambda: fired.append(True))
             end = time.monotonic() + 0.05
             while time.monotonic() < end:  # a walk that takes too long
                 pass
@@ -49,7 +49,7 @@ def test_the_bound_lets_a_held_target_go() -> None:
             pauser.resume()  # what the sampler does next: harmless now
             # a quick sample is not cut
             pauser.pause()
-            bound.arm(pauser)
+            bound.arm(pauser, lambda: fired.append(True))
             assert not bound.disarm() and bound.hits == 1
             pauser.resume()
     finally:

@@ -136,7 +136,9 @@ def test_the_sample_is_checked_again_once_at_most() -> None:
     flip = _Flip(sys.executable)
     target = open_target(flip.proc.pid)
     try:
-        rec = sampler.Recorder(target, io.BytesIO(), sampler.RecordOptions(pausing=False))
+        recorder = sampler.Recorder(target, io.BytesIO(), sampler.RecordOptions(pausing=False))
+        rec = recorder.root.run
+        assert rec is not None
         stacks = rec.walker.walk()
         assert any(st.frames for st in stacks)
         checks = []

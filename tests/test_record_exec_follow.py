@@ -40,13 +40,15 @@ def test_a_stop_while_following_an_exec_is_serviced(monkeypatch: pytest.MonkeyPa
 
         monkeypatch.setattr(sampler, "open_target", not_python_yet)
         with Pauser(proc.pid) as pauser:
-            rec._exec_deadline = time.monotonic() + 10  # as after an exec event
+            rec.root.pauser = pauser
+            rec._exec_seen(rec.root)  # as after an exec event
+            rec.root.exec_deadline = time.monotonic() + 10
             pauser._interrupt(pauser._threads[proc.pid])  # a stop we have not seen yet
             time.sleep(0.05)
             before = cpu_s(proc.pid)
             end = time.monotonic() + 1.0
             while time.monotonic() < end:
-                assert rec._tick(pauser) is None  # still waiting for the new program
+                assert rec._tick() is None  # still waiting for the new program
                 time.sleep(0.001)
             ran = cpu_s(proc.pid) - before
         # Left stopped, it runs ~0 s; a loaded 2-core machine gave it 0.42 s once (a CI-like

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from flamekit.record.proc.idle import ThreadStates
 from flamekit.record.proc.launcher import default_output, short_name
+from flamekit.record.proc.pause import Pauser
 from flamekit.record.schedule import Schedule
 
 
@@ -65,6 +66,26 @@ def test_thread_states_tell_running_from_sleeping():
         p.wait()
     assert states.running(tids[1]) is None  # gone
     states.close()
+
+
+def test_a_thread_in_a_tracing_stop_is_neither_running_nor_asleep():
+    """A thread our pause reached late sits in a tracing stop ('t') until we serve it: its
+    own state is unknown there, not "asleep" (a spinning GIL holder was sampled idle)."""
+    code = "import time\nprint('ready', flush=True)\nwhile True: pass\n"
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        states = ThreadStates(p.pid)
+        with Pauser(p.pid) as pauser:
+            result = pauser.pause(timeout=5)
+            assert result.stopped == (p.pid,), result
+            assert states.running(p.pid) is None
+            pauser.resume()
+            assert any(states.running(p.pid) for _ in range(200) if not time.sleep(0.001))
+        states.close()
+    finally:
+        p.kill()
+        p.wait()
 
 
 def test_default_output_is_named_after_the_script_and_pid():

@@ -221,7 +221,7 @@ def test_torn_reads_never_crash_hang_or_invent_frames(tmp_path: Path, which: str
     stacks never stop changing. Read without pausing, a stack can be torn (its lower
     frames copied a moment before its upper ones, after the thread unwound and regrew
     in between): flamekit must still never crash, hang or invent a frame, and tears must
-    stay rare. Paused, no stack may be torn at all."""
+    stay rare. Paused, no stack may be torn (but one the --max-pause bound let go)."""
     python = PY if which == "dev" else python314().path
     state, out = tmp_path / "state", tmp_path / "torn.fkt"
     target, pid = start_target("deep", state, 0, 3, python=python)
@@ -285,7 +285,10 @@ def test_torn_reads_never_crash_hang_or_invent_frames(tmp_path: Path, which: str
         assert rooted >= 0.95 * n and chain_ok >= 0.80 * n, figures
         assert tr.end.errors < 0.2 * n, figures  # counted, and rare enough to be useful
     else:
-        assert rooted == n and chain_ok == n, figures
+        # Paused, nothing is torn: but for the samples whose walk outlasted --max-pause
+        # (a loaded machine), read on with the target running, as --nonblocking reads.
+        figures["cut_pauses"] = tr.end.cut_pauses
+        assert n - rooted <= tr.end.cut_pauses and n - chain_ok <= tr.end.cut_pauses, figures
         assert tr.end.errors <= 0.01 * n, figures
 
 

@@ -43,6 +43,7 @@ threads = st.builds(
     py_thread_id=st.none() | u64,
     name=st.none() | text,
     first_seen_ns=u64,
+    ns_tid=st.none() | u32,
 )
 codes = st.builds(
     R.Code,
@@ -64,10 +65,23 @@ stacks = st.builds(
     ).map(tuple),
 )
 procs = st.builds(
-    R.Process, pid=u32, ppid=u32, cmdline=st.lists(text, max_size=3).map(tuple), first_seen_ns=u64
+    R.Process,
+    pid=u32,
+    ppid=u32,
+    cmdline=st.lists(text, max_size=3).map(tuple),
+    first_seen_ns=u64,
+    python_version=st.none() | text,
+    start_ns=st.none() | st.integers(-(2**63), 2**63 - 1),
+)
+proc_ends = st.builds(
+    R.ProcessEnd,
+    pid=u32,
+    end_ns=u64,
+    how=st.sampled_from(R.PROCESS_ENDINGS),
+    status=st.none() | st.integers(-(2**31), 2**31),
 )
 blobs = st.builds(R.Samples, blob=st.binary(max_size=64))
-body = st.lists(st.one_of(threads, codes, stacks, procs, blobs), max_size=25)
+body = st.lists(st.one_of(threads, codes, stacks, procs, proc_ends, blobs), max_size=25)
 ends = st.builds(
     R.End,
     reason=st.sampled_from(R.END_REASONS),
@@ -310,13 +324,27 @@ def test_unknown_kinds_and_extra_fields_are_skipped(tmp_path):
     body = [
         R.encode(HDR),
         [99, "future", {"x": 1}],
-        R.encode(R.Thread(0, 1, 2, 3, "m", 0)) + ["extra"],
+        R.encode(R.Thread(0, 1, 2, 3, "m", 0, ns_tid=5)) + ["extra"],
         [R.SAMPLES, b"\x05\x00\x00", "future-field"],
         R.encode(R.End("duration", None, 1, 0, 5)),
     ]
     p.write_bytes(R.MAGIC + struct.pack("<HH", 1, 7) + b"".join(msgpack.packb(o) for o in body))
     tr = load(p)
     assert len(tr) == 1 and tr.threads[0].name == "m" and not tr.truncated
+    assert tr.threads[0].ns_tid == 5
+
+
+def test_a_thread_without_a_namespace_id_is_written_as_in_1_1(tmp_path):
+    """ns_tid (1.2) is a trailing field written only where it says something: a thread
+    whose ids agree is the seven fields 1.0 and 1.1 readers know, and a 1.1 file's
+    threads read back without one."""
+    assert R.encode(R.Thread(0, 1, 2, 3, "m", 0)) == [R.THREAD, 0, 1, 2, 3, "m", 0]
+    assert R.encode(R.Thread(0, 1, 2, 3, "m", 0, ns_tid=7)) == [R.THREAD, 0, 1, 2, 3, "m", 0, 7]
+    p = tmp_path / "old.fkt"
+    body = [R.encode(HDR), [R.THREAD, 0, 1, 2, 3, "m", 0], [R.THREAD, 1, 1, 4, 5, "n", 0, 9]]
+    p.write_bytes(R.MAGIC + struct.pack("<HH", 1, 1) + b"".join(msgpack.packb(o) for o in body))
+    tr = load(p)
+    assert tr.threads[0].ns_tid is None and tr.threads[1].ns_tid == 9
 
 
 # -- compactness ----------------------------------------------------------------------
@@ -359,3 +387,53 @@ def test_interned_stacks_share_their_frames(tmp_path):
     path.write_bytes(out.getvalue())
     stacks = {s.id: s.frames for s in TraceReader(path) if isinstance(s, R.Stack)}
     assert len(stacks) == 2000 and all(len(f) >= 101 for f in stacks.values())
+
+
+def test_process_runs_and_the_threads_in_them(tmp_path):
+    """A process tree: runs start at PROCESS records and end at PROCESS_END; a thread
+    belongs to its pid's current run when it is first named. An exec makes a new run of
+    the same pid, so does a pid that comes back; a thread of a pid never named gets one."""
+    from flamekit.trace import TraceWriter, load
+
+    path = tmp_path / "tree.fkt"
+    with open(path, "wb") as f:
+        w = TraceWriter(f, R.Header("0.1.0", 0, 0, 100.0, 10))
+        w.write(R.Process(10, 1, ("python", "master.py"), 0, "3.12.1", -5))
+        w.write(R.Thread(0, 10, 10, 1, "MainThread", 0))
+        w.write(R.Process(11, 10, ("sh", "-c", "x"), 5, None, 4))  # watched, not recorded
+        w.write(R.ProcessEnd(11, 6, "exec"))
+        w.write(R.Process(11, 10, ("python3.8", "x.py"), 6, "3.8.18", 4))
+        w.write(R.Thread(1, 11, 11, 1, "MainThread", 7))
+        w.write(R.ProcessEnd(11, 9, "exited", 0))
+        w.write(R.Process(11, 10, ("python", "again.py"), 10, "3.12.1", 10))  # pid reused
+        w.write(R.Thread(2, 11, 11, 1, None, 11))
+        w.write(R.Thread(1, 11, 11, 1, "renamed", 7))  # a rename keeps its run
+        w.write(R.Thread(3, 12, 12, 1, None, 12))  # a pid never named
+        for ref in range(4):
+            w.sample(20 + ref, ref, 0)
+        w.close("duration")
+    tr = load(path)
+    assert [(r.pid, r.process.python_version, r.end and r.end.how) for r in tr.runs] == [
+        (10, "3.12.1", None),
+        (11, None, "exec"),
+        (11, "3.8.18", "exited"),
+        (11, "3.12.1", None),
+        (12, None, None),
+    ]
+    assert tr.thread_runs == {0: 0, 1: 2, 2: 3, 3: 4}
+    assert tr.run_of(1).process.cmdline == ("python3.8", "x.py")
+    assert tr.run_of(1).end == R.ProcessEnd(11, 9, "exited", 0)
+    assert tr.runs[0].label() == "process 10: python master.py"
+    assert tr.processes[11].cmdline == ("python", "again.py")  # the latest, by pid
+
+
+def test_a_process_end_without_its_start_is_corrupt(tmp_path):
+    from flamekit.trace import TraceWriter, load
+
+    path = tmp_path / "bad.fkt"
+    with open(path, "wb") as f:
+        w = TraceWriter(f, R.Header("0.1.0", 0, 0, 100.0, 10))
+        w.write(R.ProcessEnd(99, 1, "exited", 0))
+        w.close("duration")
+    with pytest.raises(TraceError, match="process 99 ends without having started"):
+        load(path)

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from itertools import compress
 from operator import and_
 
+from flamekit.analysis.escape import printable
 from flamekit.analysis.profile import Profile
 from flamekit.errors import UsageError
+from flamekit.trace import Trace
 from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE
 
 NS = 1_000_000_000
@@ -39,7 +41,10 @@ class FilterOptions:
     where time goes). ``gil``: keep only samples whose thread held the GIL.
     ``start_s``/``until_s``: the half-open window [start, until) in seconds from the
     start of the recording. ``thread_ids``: keep only these native thread ids (empty:
-    all threads).
+    all threads). ``pids``: keep only these processes' samples (empty: all of them).
+    ``merge_processes``: fold the processes of a process tree into one tree of stacks;
+    otherwise a selection spanning several process runs roots each run's stacks at a
+    ``process PID: COMMAND LINE`` frame.
     """
 
     threads: bool = False
@@ -48,6 +53,8 @@ class FilterOptions:
     start_s: float | None = None
     until_s: float | None = None
     thread_ids: tuple[int, ...] = ()
+    pids: tuple[int, ...] = ()
+    merge_processes: bool = False
 
     def __post_init__(self) -> None:
         for name, v in (("--from", self.start_s), ("--until", self.until_s)):
@@ -84,10 +91,18 @@ class Selection:
     one sample stands for, for formats that want time units.
     """
 
-    def __init__(self, profile: Profile, options: FilterOptions, indices: Sequence[int]) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        options: FilterOptions,
+        indices: Sequence[int],
+        per_process: bool = False,
+    ) -> None:
         self.profile = profile
         self.options = options
         self.indices = indices
+        #: stacks are rooted at their process run (see FilterOptions.merge_processes)
+        self.per_process = per_process
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -114,20 +129,40 @@ class Selection:
         )
 
     def root(self, thread_ref: int) -> tuple[int, ...]:
-        """The frames every stack of this thread is rooted at: the thread frame, or none."""
-        return (self.profile.thread_frame(thread_ref),) if self.options.threads else ()
+        """The frames every stack of this thread is rooted at: its process run's frame
+        (:attr:`per_process`), then its thread's frame (``threads``), or none."""
+        prof = self.profile
+        process = (prof.process_frame(thread_ref),) if self.per_process else ()
+        if self.options.threads:
+            return process + (prof.thread_frame(thread_ref),)
+        return process
+
+    def thread_title(self, thread_ref: int) -> str:
+        """A thread's name for outputs that list threads: ``thread NAME (TID)``, after its
+        process's ``process PID: COMMAND LINE`` when stacks are rooted per process."""
+        prof = self.profile
+        label = prof.thread_label(thread_ref)
+        if self.per_process:
+            return f"{prof.trace.run_of(thread_ref).label()} / {label}"
+        return label
+
+    @property
+    def keyed_by_thread(self) -> bool:
+        """Whether stacks depend on their thread (a thread or process root)."""
+        return self.options.threads or self.per_process
 
     def raw_counts(self) -> Counter[tuple[int, int]]:
-        """Selected samples per (thread ref, stack id); thread ref is -1 unless ``threads``."""
+        """Selected samples per (thread ref, stack id); thread ref is -1 unless stacks are
+        rooted per thread or per process (:attr:`keyed_by_thread`)."""
         cols = self.profile.trace.columns
-        if self.options.threads:
+        if self.keyed_by_thread:
             return Counter(zip(self._column(cols.thread), self._column(cols.stack)))
         return Counter((-1, s) for s in self._column(cols.stack))
 
     def stack_counts(self, lines: bool = True) -> dict[tuple[int, ...], int]:
         """Selected samples per distinct frame-id stack, root first.
 
-        With ``threads`` each stack starts with its thread's root frame. Stacks that
+        Each stack starts with its :meth:`root` frames (process, thread). Stacks that
         symbolize alike (two offsets on one line; any lines of a function when not
         ``lines``) are merged. The counts add up to ``len(self)``.
         """
@@ -136,7 +171,7 @@ class Selection:
         for (thread, sid), n in self.raw_counts().items():
             key = prof.stack(sid, lines)
             if thread >= 0:
-                key = (prof.thread_frame(thread),) + key
+                key = self.root(thread) + key
             out[key] = out.get(key, 0) + n
         return out
 
@@ -148,8 +183,8 @@ class Selection:
 def select(profile: Profile, options: FilterOptions) -> Selection:
     """The samples of ``profile`` that ``options`` keep.
 
-    Raises UsageError when ``--thread`` names no thread of the trace (a typo should not
-    silently give an empty profile). An empty selection is returned as such: whether that
+    Raises UsageError when ``--thread`` or ``--pid`` names no thread or process of the
+    trace (a typo should not silently give an empty profile). An empty selection is returned as such: whether that
     is an error is the command's call.
     """
     tr = profile.trace
@@ -182,10 +217,35 @@ def select(profile: Profile, options: FilterOptions) -> Selection:
                 f"in {tr.path} (threads: {known or 'none with a TID'})"
             )
         masks.append(map(refs.__contains__, cols.thread[lo:hi]))
+    in_runs = _runs_of(tr, options.pids)
+    if options.pids:
+        refs = {r for r, run in tr.thread_runs.items() if run in in_runs}
+        masks.append(map(refs.__contains__, cols.thread[lo:hi]))
+    per_process = not options.merge_processes and len(in_runs) > 1
     if not masks:
-        return Selection(profile, options, range(lo, hi))
+        return Selection(profile, options, range(lo, hi), per_process)
     keep = masks[0] if len(masks) == 1 else map(and_, *masks)
-    return Selection(profile, options, array("q", compress(range(lo, hi), keep)))
+    return Selection(profile, options, array("q", compress(range(lo, hi), keep)), per_process)
+
+
+def _runs_of(tr: Trace, pids: tuple[int, ...]) -> set[int]:
+    """The process runs (indices) with threads whose pid is one of ``pids`` (any pid, if
+    none given). A pid no run has is a usage error that lists the processes there are."""
+    runs = set(tr.thread_runs.values())
+    if not pids:
+        return runs
+    wanted = set(pids)
+    chosen = {r for r in runs if tr.runs[r].pid in wanted}
+    if not chosen:
+        have = ", ".join(
+            printable(f"{tr.runs[r].pid} ({' '.join(tr.runs[r].process.cmdline) or '?'})")
+            for r in sorted(runs)
+        )
+        raise UsageError(
+            f"--pid: no process {', '.join(map(str, pids))} in {tr.path} "
+            f"(processes: {have or 'none'})"
+        )
+    return chosen
 
 
 class EmptySelection(UsageError):

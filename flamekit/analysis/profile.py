@@ -33,10 +33,13 @@ from flamekit.trace import records as R
 
 #: Frame kinds. ``python``: a Python function. ``thread``: the synthetic root frame
 #: ``thread NAME (TID)`` that per-thread output puts under each thread's stacks.
+#: ``process``: the synthetic root frame ``process PID: COMMAND LINE`` of each process
+#: run of a recording that holds several (a process tree).
 #: ``empty``: the one frame of a sample whose thread had no Python frames (stack id 0),
 #: so that every selected sample lands on some frame and totals add up in every output.
 PYTHON = "python"
 THREAD = "thread"
+PROCESS = "process"
 EMPTY = "empty"
 
 #: The name of the frame standing for "no Python frames on this thread's stack".
@@ -104,6 +107,7 @@ class Profile:
     _ids: dict[tuple, int] = field(default_factory=dict, repr=False)
     _fn_stacks: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False)
     _thread_frames: dict[int, int] = field(default_factory=dict, repr=False)
+    _process_frames: dict[int, int] = field(default_factory=dict, repr=False)
 
     def intern(self, frame: Frame) -> int:
         """The id of ``frame``, adding it (and its function-level frame) if new."""
@@ -158,6 +162,17 @@ class Profile:
             label = self.thread_label(thread_ref)
             fid = self.intern(Frame(label, label, "", None, THREAD))
             self._thread_frames[thread_ref] = fid
+        return fid
+
+    def process_frame(self, thread_ref: int) -> int:
+        """The id of the synthetic root frame ``process PID: COMMAND LINE`` of the process
+        run a thread belongs to. Two runs that share a pid and a command line (a pid
+        reused for the same program) share it: their labels could not tell them apart."""
+        fid = self._process_frames.get(thread_ref)
+        if fid is None:
+            label = self.trace.run_of(thread_ref).label()
+            fid = self.intern(Frame(label, label, "", None, PROCESS))
+            self._process_frames[thread_ref] = fid
         return fid
 
     def label(self, frame_id: int) -> str:

@@ -19,6 +19,8 @@ class ThreadSummary(TypedDict):
     ref: int
     pid: int
     tid: int | None
+    #: the thread's id in its own PID namespace (a container's), where that differs
+    ns_tid: int | None
     python_id: int | None
     name: str | None
     samples: int
@@ -26,11 +28,23 @@ class ThreadSummary(TypedDict):
 
 
 class ProcessSummary(TypedDict):
-    """One process of the recording."""
+    """One process run of the recording (a process that execs is two: see ProcessRun).
+
+    ``python_version`` None: a process watched but not recorded (not Python), or a trace
+    older than format 1.2. ``start_s``: when the process started, seconds from the start
+    of the recording (negative: before it), None if unknown. ``end_s``/``how``/``status``:
+    its PROCESS_END, None while it ran to the end of a truncated trace."""
 
     pid: int
     ppid: int
     cmdline: list[str]
+    python_version: str | None
+    start_s: float | None
+    end_s: float | None
+    how: str | None
+    status: int | None
+    threads: int
+    samples: int
 
 
 class Summary(TypedDict):
@@ -83,6 +97,7 @@ def summarize(trace: Trace) -> Summary:
                 "ref": t.ref,
                 "pid": t.pid,
                 "tid": t.native_tid,
+                "ns_tid": t.ns_tid,
                 "python_id": t.py_thread_id,
                 "name": t.name,
                 "samples": per_thread.get(t.ref, 0),
@@ -116,13 +131,35 @@ def summarize(trace: Trace) -> Summary:
         "gil_samples": gil,
         "code_objects": len(trace.codes),
         "stacks": len(trace.stacks),
-        "processes": [
-            {"pid": p.pid, "ppid": p.ppid, "cmdline": list(p.cmdline)}
-            for p in trace.processes.values()
-        ],
+        "processes": _processes(trace, per_thread),
         "bytes_per_sample": round(trace.size / n, 2) if n else None,
         "threads": threads,
     }
+
+
+def _processes(trace: Trace, per_thread: Counter[int]) -> list[ProcessSummary]:
+    threads: Counter[int] = Counter(trace.thread_runs.values())
+    samples: Counter[int] = Counter()
+    for ref, n in per_thread.items():
+        samples[trace.thread_runs[ref]] += n
+    out: list[ProcessSummary] = []
+    for run in trace.runs:
+        p, end = run.process, run.end
+        out.append(
+            {
+                "pid": p.pid,
+                "ppid": p.ppid,
+                "cmdline": list(p.cmdline),
+                "python_version": p.python_version,
+                "start_s": None if p.start_ns is None else round(p.start_ns / 1e9, 6),
+                "end_s": None if end is None else round(end.end_ns / 1e9, 6),
+                "how": None if end is None else end.how,
+                "status": None if end is None else end.status,
+                "threads": threads.get(run.index, 0),
+                "samples": samples.get(run.index, 0),
+            }
+        )
+    return out
 
 
 def threads_in_order(trace: Trace) -> list[Thread]:

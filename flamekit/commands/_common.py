@@ -37,6 +37,8 @@ def filter_options(f: F) -> F:
             start_s=kwargs.pop("from_s"),
             until_s=kwargs.pop("until_s"),
             thread_ids=tuple(kwargs.pop("thread_ids")),
+            pids=tuple(kwargs.pop("pids")),
+            merge_processes=kwargs.pop("merge_processes"),
         )
         return f(*args, **kwargs)
 
@@ -69,6 +71,20 @@ def filter_options(f: F) -> F:
             multiple=True,
             metavar="TID",
             help="Keep only this native thread id (repeatable).",
+        ),
+        click.option(
+            "--pid",
+            "pids",
+            type=click.IntRange(min=0),
+            multiple=True,
+            metavar="PID",
+            help="Keep only this process of a process tree (repeatable).",
+        ),
+        click.option(
+            "--merge-processes",
+            is_flag=True,
+            help="Fold a process tree's processes into one tree of stacks (by default each "
+            "process is its own root, 'process PID: COMMAND LINE').",
         ),
     ]
     command: Callable[..., Any] = wrapper

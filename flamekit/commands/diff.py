@@ -56,17 +56,22 @@ def _open(path: str) -> api.Recording:
 
 
 def side_filters(trace: Trace, filters: FilterOptions) -> FilterOptions:
-    """The filters for one side: ``--thread`` keeps the listed TIDs *this* trace has.
+    """The filters for one side: ``--thread`` and ``--pid`` keep the listed TIDs and pids
+    *this* trace has.
 
     Thread ids differ from run to run, so ``--thread 101 --thread 202`` can pick thread
     101 of A and thread 202 of B. A side with none of the TIDs keeps them all, so that
     :func:`flamekit.analysis.filters.select` reports it with the list of threads it does have.
     """
-    if not filters.thread_ids:
-        return filters
-    have = {t.native_tid for t in trace.threads.values()}
-    keep = tuple(t for t in filters.thread_ids if t in have)
-    return replace(filters, thread_ids=keep) if keep else filters
+    if filters.thread_ids:
+        have = {t.native_tid for t in trace.threads.values()}
+        keep = tuple(t for t in filters.thread_ids if t in have)
+        filters = replace(filters, thread_ids=keep) if keep else filters
+    if filters.pids:  # pids too differ from run to run
+        have = {run.pid for run in trace.runs}
+        keep = tuple(p for p in filters.pids if p in have)
+        filters = replace(filters, pids=keep) if keep else filters
+    return filters
 
 
 def _select(rec: api.Recording, filters: FilterOptions) -> Selection:

@@ -40,31 +40,44 @@ def render_text(pid: int, cmd: str, version: str, threads: list[DumpThread]) -> 
 @click.option("-p", "--pid", metavar="PID", callback=parse_pid, help="The process to look at.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stacks as JSON.")
 @click.option("--nonblocking", is_flag=True, help="Read without pausing the target.")
-def command(pid: int | None, as_json: bool, nonblocking: bool) -> None:
+@click.option("--subprocesses", is_flag=True, help="Also every Python process descended from it.")
+def command(pid: int | None, as_json: bool, nonblocking: bool, subprocesses: bool) -> None:
     """Print every thread's current Python stack once, innermost frame first."""
     if pid is None:
         raise UsageError("give the process to look at with -p PID")
     from flamekit.analysis.snapshot import symbolize
     from flamekit.record.proc import launcher
-    from flamekit.record.snapshot import snapshot
+    from flamekit.record.snapshot import snapshot, snapshot_tree
     from flamekit.record.target import open_target
 
     launcher.check_exists(pid)
-    target = open_target(pid)
-    try:
-        snap = snapshot(target, pausing=not nonblocking)
-    finally:
-        target.close()
-    threads = symbolize(snap.threads, snap.codes)
-    version = snap.python_version
-    cmd = " ".join(launcher.cmdline(pid))
-    if as_json:
-        doc = {
-            "pid": pid,
-            "cmdline": launcher.cmdline(pid),
-            "python_version": version,
-            "threads": [asdict(t) for t in threads],
-        }
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    if subprocesses:
+        snaps = snapshot_tree(pid, pausing=not nonblocking)
     else:
-        click.echo(render_text(pid, cmd, version, threads))
+        target = open_target(pid)
+        try:
+            snaps = [snapshot(target, pausing=not nonblocking)]
+        finally:
+            target.close()
+    docs = []
+    for snap in snaps:
+        docs.append(
+            {
+                "pid": snap.pid,
+                "cmdline": list(launcher.cmdline(snap.pid)),
+                "python_version": snap.python_version,
+                "threads": symbolize(snap.threads, snap.codes),
+            }
+        )
+    if as_json:
+        for doc in docs:
+            doc["threads"] = [asdict(t) for t in doc["threads"]]
+        out = {"processes": docs} if subprocesses else docs[0]
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        click.echo(
+            "\n\n".join(
+                render_text(d["pid"], " ".join(d["cmdline"]), d["python_version"], d["threads"])
+                for d in docs
+            )
+        )

@@ -15,7 +15,7 @@ import click
 
 from flamekit import api
 from flamekit.analysis.escape import printable
-from flamekit.analysis.summary import Summary
+from flamekit.analysis.summary import ProcessSummary, Summary
 from flamekit.commands._common import warn_if_truncated
 
 
@@ -59,18 +59,39 @@ def render_text(s: Summary) -> str:
         ("code objects", f"{s['code_objects']:,} in {s['stacks']:,} distinct stacks"),
         ("bytes/sample", "-" if s["bytes_per_sample"] is None else f"{s['bytes_per_sample']:.2f}"),
     ]
-    for p in s["processes"]:
-        rows.append(("process", f"{p['pid']} (parent {p['ppid']}): {' '.join(p['cmdline'])}"))
     width = max(len(k) for k, _ in rows) + 1
     lines = [f"{k + ':':<{width}} {v}" for k, v in rows]
+    if s["processes"]:
+        lines.append(f"processes ({len(s['processes'])}):")
+        lines.append(f"  {'PID':>8}  {'PARENT':>8}  {'PYTHON':<8}  {'SAMPLES':>9}  LIFE")
+        lines.extend(f"  {process_row(p)}" for p in s["processes"])
     lines.append(f"threads ({len(s['threads'])}):")
     lines.append(f"  {'TID':>8}  {'SAMPLES':>9}  NAME")
     for t in s["threads"]:
         tid = "?" if t["tid"] is None else str(t["tid"])
+        if t["ns_tid"] is not None:
+            tid += f" (ns {t['ns_tid']})"
         lines.append(f"  {tid:>8}  {t['samples']:>9,}  {t['name'] or '?'}")
     # The labels and layout hold no control characters: escaping whole lines escapes
     # exactly the facts from the file, and none can be forgotten.
     return "\n".join(map(printable, lines))
+
+
+def process_row(p: ProcessSummary) -> str:
+    """One process of the table: ids, version, samples, when it ran and how it ended, and
+    its command line last (the one column of any width)."""
+    start = "?" if p["start_s"] is None else f"{p['start_s']:.3f}"
+    if p["how"] is None:
+        life = f"{start} s-"
+    else:
+        end = f"{p['end_s']:.3f} s {p['how']}"
+        if p["status"] is not None:
+            end += f" ({'signal ' if p['how'] == 'killed' else 'status '}{p['status']})"
+        life = f"{start}-{end}"
+    version = p["python_version"] or "-"
+    return f"{p['pid']:>8}  {p['ppid']:>8}  {version:<8}  {p['samples']:>9,}  {life}: " + (
+        " ".join(p["cmdline"]) or "?"
+    )
 
 
 @click.command("info")

@@ -47,6 +47,15 @@ class Progress:
             self.stream.write(line + "\n")
         self.stream.flush()
 
+    def note(self, line: str) -> None:
+        """A line of its own (a warning), printed even when quiet: on a terminal it
+        takes the progress line's place, which the next update writes again below."""
+        if self._tty and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self._width = 0
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
     def finish(self) -> None:
         if not self.quiet and self._tty and self._width:
             self.stream.write("\n")

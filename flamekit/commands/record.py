@@ -90,6 +90,12 @@ def parse_pid(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     help="Longest a sample may hold the target, in milliseconds; past it the target runs "
     "on while the sample's read ends (0: no bound). Pausing mode only.",
 )
+@click.option(
+    "--subprocesses",
+    is_flag=True,
+    help="Also record every descendant that runs CPython (workers, pools, children "
+    "started later); other descendants are watched for theirs.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress line.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def command(
@@ -100,6 +106,7 @@ def command(
     nonblocking: bool,
     gil_only: bool,
     max_pause: float,
+    subprocesses: bool,
     quiet: bool,
     command: tuple[str, ...],
 ) -> None:
@@ -120,6 +127,7 @@ def command(
         pausing=not nonblocking,
         gil_only=gil_only,
         max_pause_s=max_pause / 1e3 or None,
+        subprocesses=subprocesses,
     )
     progress = Progress(quiet=quiet)
     try:
@@ -129,6 +137,7 @@ def command(
             output=output,
             options=options,
             on_progress=None if quiet else progress.update,
+            on_warning=lambda line: progress.note(f"flamekit: warning: {line}"),
             exiting=True,
         )
     finally:
@@ -143,6 +152,7 @@ def command(
         f"flamekit: wrote {result.path}: {result.samples:,} samples in "
         f"{result.duration_s:.2f} s ({result.effective_hz:,.1f} Hz effective, "
         f"{result.errors:,} sampling errors; {how})"
+        + (f"; {result.processes} Python processes" if subprocesses else "")
         + ("; the launched command was stopped" if result.child_stopped else ""),
         err=True,
     )

@@ -68,7 +68,7 @@ def convert(sel: Selection, opts: ConvertOptions) -> Iterator[bytes]:
     times = tr.times
     thread_col = tr.columns.thread
     stack_col = tr.columns.stack
-    rooted = sel.options.threads
+    rooted = sel.keyed_by_thread
 
     # The tree: node id per (parent node, frame id); parents/frames by node id.
     child_of: dict[tuple[int, int], int] = {}

@@ -76,6 +76,8 @@ def hot_colour(node: FlameNode) -> str:
     """Warm colours by function (same key, same colour); synthetic frames in greys/blues."""
     if node.kind == "thread":
         return "rgb(150,170,210)"
+    if node.kind == "process":
+        return "rgb(130,190,170)"
     if node.kind in ("empty", "root"):
         return "rgb(200,200,200)"
     text = str(node.key if node.key is not None else node.name)

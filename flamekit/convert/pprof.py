@@ -9,10 +9,11 @@ What goes in, and why:
   count times the sampling period (``period_type`` ``wall/nanoseconds``, ``period``),
   the convention for sampled wall-clock profiles. ``default_sample_type`` is ``wall``.
 * one ``Sample`` per distinct (thread, stack): ``location_id`` leaf first, values
-  ``[count, count * period]``, and the labels ``thread`` (string: the thread's name) and
-  ``thread_id`` (number: its native TID, when known), so ``-tagfocus``/``-tagshow`` can
-  split threads. With ``--threads`` the stacks also start at a ``thread NAME (TID)`` frame,
-  as in every other format.
+  ``[count, count * period]``, and the labels ``thread`` (string: the thread's name),
+  ``thread_id`` (number: its native TID, when known) and ``pid`` (number: its process),
+  so ``-tagfocus``/``-tagshow`` can split threads and processes. Stacks start at the
+  root frames every other format has: ``process PID: COMMAND LINE`` for a process tree,
+  ``thread NAME (TID)`` with ``--threads``.
 * one ``Function`` per function-level frame: ``name`` the qualified name,
   ``system_name`` the code object's plain name where it differs (``method`` for
   ``Class.method``), ``filename``, ``start_line`` (its ``co_firstlineno``). A
@@ -90,7 +91,7 @@ def build(sel: Selection, opts: ConvertOptions) -> bytes:
         k = (thread, sel.stack_of(thread, sid, opts.lines))
         merged[k] = merged.get(k, 0) + n
 
-    k_thread, k_tid = strings("thread"), strings("thread_id")
+    k_thread, k_tid, k_pid = strings("thread"), strings("thread_id"), strings("pid")
     labels: dict[int, bytes] = {}
     used_frames: set[int] = set()
     for (thread, stack), n in sorted(merged.items()):
@@ -101,6 +102,9 @@ def build(sel: Selection, opts: ConvertOptions) -> bytes:
             m = Message().message(3, Message().number(1, k_thread).number(2, strings(name)))
             if t is not None and t.native_tid is not None:
                 m.message(3, Message().number(1, k_tid).number(3, t.native_tid, always=True))
+            if thread in tr.thread_runs:
+                pid = tr.run_of(thread).pid
+                m.message(3, Message().number(1, k_pid).number(3, pid, always=True))
             lab = labels[thread] = bytes(m.buf)
         used_frames.update(stack)
         sample = Message().packed(1, (f + 1 for f in reversed(stack)))

@@ -153,7 +153,7 @@ def convert(sel: Selection, opts: ConvertOptions) -> Iterator[bytes]:
         samples, weights = _thread_profile(
             sel, frames, th, by_thread[th], nxt, start, end, period, opts.lines
         )
-        profiles.append((prof.thread_label(th), len(by_thread[th]), samples, weights))
+        profiles.append((sel.thread_title(th), len(by_thread[th]), samples, weights))
         del by_thread[th]
     busiest = max(range(len(profiles)), key=lambda k: profiles[k][1]) if profiles else 0
     title = opts.title or default_title(sel)

@@ -69,6 +69,8 @@ def convert(sel: Selection, opts: ConvertOptions) -> Iterator[bytes]:
     root = build_tree(prof, sel.stack_counts(lines=opts.lines))
     tr = prof.trace
     what = []
+    if sel.per_process:
+        what.append("per process")
     if sel.options.threads:
         what.append("per thread")
     if sel.options.idle:

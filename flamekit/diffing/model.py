@@ -17,6 +17,11 @@ A few details make recordings of the *same code* in different settings match:
   The matching key (never the displayed label) drops those prefixes.
 * ``--threads`` roots stacks at the thread; TIDs differ from run to run, so thread roots
   match by the thread's name.
+* A process tree's stacks are rooted at their process; pids differ from run to run, so
+  process roots match by *role*: the command lines from the recorded tree's top down to
+  the process. A prefork server's workers all have the role "server > server": its four
+  workers today match its four workers yesterday, respawned ones included, whatever
+  their pids.
 
 Shares are fractions of each side's *selected* samples, so recordings of different
 lengths or sampling rates compare.
@@ -29,11 +34,12 @@ from dataclasses import dataclass
 from typing import Union
 
 from flamekit.analysis.filters import Selection
-from flamekit.analysis.profile import EMPTY, PYTHON, THREAD, Frame
+from flamekit.analysis.profile import EMPTY, PROCESS, PYTHON, THREAD, Frame
 from flamekit.analysis.ranking import check_by, order, tally
+from flamekit.trace import Trace
 
 #: A frame's matching identity. ``("python", function, file key, line or None)``,
-#: ``("thread", thread name)`` or ``("empty",)``.
+#: ``("thread", thread name)``, ``("process", role)`` or ``("empty",)``.
 Key = tuple[Union[str, int, None], ...]
 #: A matched stack: frame keys, root (outermost) first.
 StackKey = tuple[Key, ...]
@@ -147,6 +153,26 @@ class Diff:
         return rank(self, by)
 
 
+def role(trace: Trace, thread_ref: int) -> tuple[tuple[str, ...], ...]:
+    """The role of a thread's process: its command line after those of its recorded
+    ancestors, top first. Stable across runs of the same program where pids are not."""
+    run = trace.run_of(thread_ref)
+    chain = [run.process.cmdline]
+    seen = {run.pid}
+    ppid = run.process.ppid
+    while ppid in trace.processes and ppid not in seen:  # (a corrupt file may loop)
+        seen.add(ppid)
+        parent = trace.processes[ppid]
+        chain.append(parent.cmdline)
+        ppid = parent.ppid
+    return tuple(reversed(chain))
+
+
+def role_label(chain: tuple[tuple[str, ...], ...]) -> str:
+    """``process COMMAND > COMMAND``: how a diff names a role."""
+    return "process " + " > ".join(" ".join(cmd) or "?" for cmd in chain)
+
+
 def _side(sel: Selection) -> Side:
     tr = sel.profile.trace
     return Side(tr.path, tr.duration_ns, len(tr), len(sel), tr.header.python_version, tr.truncated)
@@ -177,17 +203,27 @@ def _matched_counts(
             frames.setdefault(k, f)
         return k
 
-    thread_keys: dict[int, Key] = {}
+    root_keys: dict[int, tuple[Key, ...]] = {}
 
-    def thread_key(ref: int) -> Key:
-        k = thread_keys.get(ref)
-        if k is None:
-            t = prof.trace.threads.get(ref)
-            name = t.name if t is not None and t.name is not None else "?"
-            k = thread_keys[ref] = (THREAD, name)
-            label = f"thread {name}"
-            frames.setdefault(k, Frame(label, label, "", None, THREAD))
-        return k
+    def root_key(ref: int) -> tuple[Key, ...]:
+        ks = root_keys.get(ref)
+        if ks is None:
+            ks = ()
+            if sel.per_process:
+                chain = role(prof.trace, ref)
+                k = (PROCESS, *(" ".join(cmd) for cmd in chain))
+                label = role_label(chain)
+                frames.setdefault(k, Frame(label, label, "", None, PROCESS))
+                ks += (k,)
+            if sel.options.threads:
+                t = prof.trace.threads.get(ref)
+                name = t.name if t is not None and t.name is not None else "?"
+                k = (THREAD, name)
+                label = f"thread {name}"
+                frames.setdefault(k, Frame(label, label, "", None, THREAD))
+                ks += (k,)
+            root_keys[ref] = ks
+        return ks
 
     out: dict[StackKey, int] = {}
     stack_keys: dict[int, tuple[Key, ...]] = {}
@@ -196,7 +232,7 @@ def _matched_counts(
         if sk is None:
             sk = stack_keys[sid] = tuple(key_of(f) for f in prof.stack(sid, lines))
         if thread >= 0:
-            sk = (thread_key(thread),) + sk
+            sk = root_key(thread) + sk
         out[sk] = out.get(sk, 0) + n
     return out, frames
 
@@ -211,6 +247,10 @@ def build_diff(sel_a: Selection, sel_b: Selection, lines: bool = False) -> Diff:
     if not len(sel_a) or not len(sel_b):
         raise ValueError("build_diff needs a non-empty selection on both sides")
     by_qualname = _has_qualnames(sel_a) and _has_qualnames(sel_b)
+    if sel_a.per_process != sel_b.per_process and not sel_a.options.merge_processes:
+        # One side a process tree, the other one process: root both by role, so that the
+        # one process matches its role in the tree rather than nothing at all.
+        sel_a, sel_b = (Selection(s.profile, s.options, s.indices, True) for s in (sel_a, sel_b))
     counts_a, frames_a = _matched_counts(sel_a, lines, by_qualname)
     counts_b, frames_b = _matched_counts(sel_b, lines, by_qualname)
     frames = {**frames_a, **frames_b}  # b's frame wins where both have one
@@ -253,4 +293,4 @@ def rank(diff: Diff, by: str = "self") -> list[Row]:
 
 
 #: Kinds of frame a key can have (re-exported for the outputs).
-KINDS = (PYTHON, THREAD, EMPTY)
+KINDS = (PYTHON, THREAD, PROCESS, EMPTY)

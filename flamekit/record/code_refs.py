@@ -11,6 +11,7 @@ read again under a new ref.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from itertools import chain
 
@@ -28,14 +29,19 @@ class CodeRefs:
     """Maps code addresses to trace refs, writing a CODE record for each new code."""
 
     def __init__(
-        self, reader: CodeReader, emit: Callable[[int, CodeInfo], None], first_ref: int = 1
+        self,
+        reader: CodeReader,
+        emit: Callable[[int, CodeInfo], None],
+        allocate: Callable[[], int] | None = None,
     ) -> None:
+        """``allocate`` hands out trace refs: shared by every process and program of a
+        recording, whose refs are unique in the trace (1, 2, ... when not given)."""
         self.reader = reader
         self._emit = emit  # called (ref, info) for each code to write into the trace
         self._refs: dict[int, int] = {}  # address -> current ref
         self._infos: dict[int, CodeInfo] = {}  # address -> what that ref recorded
         self._snap: dict[tuple[int, ...], bytes] = {}
-        self._next = first_ref  #: refs are unique in a trace, also across an exec
+        self._allocate = allocate if allocate is not None else itertools.count(1).__next__
         #: times an address was found holding another code than recorded, or none
         self.reused = 0
         self.unreadable = 0  #: stacks naming a code that could not be read (torn frames)
@@ -154,8 +160,7 @@ class CodeRefs:
             info = self.reader.read_code(addr)
         except (CodeError, ReadError):
             return None
-        ref = self._next
-        self._next += 1
+        ref = self._allocate()
         self._refs[addr] = ref
         self._infos[addr] = info
         self._emit(ref, info)
@@ -174,11 +179,6 @@ class CodeRefs:
         del self._refs[addr], self._infos[addr]
         self._snap.clear()
         self.reused += 1
-
-    @property
-    def next_ref(self) -> int:
-        """The ref the next new code object will get."""
-        return self._next
 
     def info(self, address: int) -> CodeInfo | None:
         """What was recorded for the code currently mapped at ``address``."""

@@ -27,14 +27,14 @@ DEFAULT_S = 0.005
 
 class PauseBound:
     """Resumes the target of :meth:`arm`'s pauser once ``seconds`` have passed; call
-    :meth:`disarm` when the sample is taken. ``on_fire`` runs after the target is let
-    go (the walker stops trusting the rest of its read to be consistent)."""
+    :meth:`disarm` when the sample is taken. One per recording, whatever the number of
+    processes it pauses one after the other."""
 
-    def __init__(self, seconds: float, on_fire: Callable[[], None]) -> None:
+    def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.on_fire = on_fire
         self.hits = 0  #: samples whose pause was cut at the bound
         self._pauser: Pauser | None = None
+        self._on_fire: Callable[[], None] | None = None
         self._fired = False
         self._old: Any = None
 
@@ -46,8 +46,11 @@ class PauseBound:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, self._old)
 
-    def arm(self, pauser: Pauser) -> None:
+    def arm(self, pauser: Pauser, on_fire: Callable[[], None]) -> None:
+        """Let ``pauser``'s target go after the bound; ``on_fire`` runs once it is (the
+        walker stops trusting the rest of its read to be consistent)."""
         self._pauser = pauser
+        self._on_fire = on_fire
         self._fired = False
         signal.setitimer(signal.ITIMER_REAL, self.seconds)
 
@@ -64,4 +67,5 @@ class PauseBound:
         if pauser is not None and pauser.paused and not self._fired:
             self._fired = True
             pauser.resume()
-            self.on_fire()
+            if self._on_fire is not None:
+                self._on_fire()

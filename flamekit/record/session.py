@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from flamekit.errors import OutputError, TargetError, UsageError
 from flamekit.output import STREAM, NewOutput
 from flamekit.record.proc import launcher
-from flamekit.record.sampler import ProgressCallback, Recorder, RecordOptions
+from flamekit.record.sampler import ProgressCallback, Recorder, RecordOptions, WarningCallback
 from flamekit.record.target import PythonTarget, open_target
 from flamekit.stop_signals import StopSignals
 
@@ -55,6 +55,7 @@ class SessionResult:
     child_status: int | None = None  #: a launched command's exit code, once it exited
     child_stopped: bool = False  #: a launched command was still running and was stopped
     size_bytes: int = 0  #: the trace's size when it was closed
+    processes: int = 1  #: Python processes recorded (more with ``subprocesses``)
 
     @property
     def effective_hz(self) -> float:
@@ -97,6 +98,7 @@ def record(
     output: str | None = None,
     options: RecordOptions | None = None,
     on_progress: ProgressCallback | None = None,
+    on_warning: WarningCallback | None = None,
     exiting: bool = False,
 ) -> SessionResult:
     """Record the process ``pid``, or the ``command`` launched here, into ``output``.
@@ -105,8 +107,10 @@ def record(
     ``on_progress`` is called after every tick with the running figures (see
     :data:`~flamekit.record.sampler.ProgressCallback`; it runs in the sampling loop, so
     keep it cheap: ``flamekit record`` rate-limits its progress line itself).
-    ``exiting``: the caller exits once this returns (the command line), so the stop
-    signals stay blocked: one more Ctrl-C then is not an interruption of anything.
+    ``on_warning`` gets one line for each process of a tree that cannot be followed
+    as asked (not ours to read, or to pause). ``exiting``: the caller exits once this
+    returns (the command line), so the stop signals stay blocked: one more Ctrl-C then is
+    not an interruption of anything.
 
     Raises UsageError for bad arguments, TargetError when the process cannot be recorded
     and OutputError when the trace cannot be written; a recording that starts always
@@ -137,7 +141,14 @@ def record(
         stop.hold()  # (raises Interrupted for a signal whose exception a __del__ swallowed)
         out = NewOutput(path, TRACE_MODE)
         try:
-            recorder = Recorder(target, out.file, opts, launched=child, on_progress=on_progress)
+            recorder = Recorder(
+                target,
+                out.file,
+                opts,
+                launched=child,
+                on_progress=on_progress,
+                on_warning=on_warning,
+            )
             out.publish()  # the header is at the path before anything can go wrong
             result = recorder.run(stop)
         except OSError as exc:
@@ -164,6 +175,7 @@ def record(
         child_status=result.child_status,
         child_stopped=stopped,
         size_bytes=_size(out),
+        processes=result.processes,
     )
 
 

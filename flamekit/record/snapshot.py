@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flamekit.errors import TargetError
 from flamekit.record.code_reader import CodeError, CodeReader
 from flamekit.record.proc.idle import ThreadStates, idle_by_frame
 from flamekit.record.proc.memory import ReadError
 from flamekit.record.proc.pause import Pauser
-from flamekit.record.target import PythonTarget
+from flamekit.record.target import PythonTarget, open_target
 from flamekit.record.threadnames import ThreadNames
 from flamekit.record.walk import StackWalker
 from flamekit.stop_signals import StopSignals
@@ -105,3 +106,30 @@ def _snapshot(target: PythonTarget, pausing: bool) -> Snapshot:
             )
         )
     return Snapshot(target.pid, target.version_string, threads, codes)
+
+
+def snapshot_tree(root: int, pausing: bool = True) -> list[Snapshot]:
+    """The root and every Python process descended from it, one snapshot each (parents
+    first). A descendant that is not a CPython we can read is left out; one that ends
+    while we look is too. The root must be one (TargetError otherwise)."""
+    from flamekit.record.proc.tree import ProcessTree
+
+    out = []
+    tree = ProcessTree(root)
+    found = tree.poll()
+    tree.close()
+    for pid in [root, *found]:
+        try:
+            target = open_target(pid)
+        except TargetError:
+            if pid == root:
+                raise
+            continue
+        try:
+            out.append(snapshot(target, pausing))
+        except TargetError:
+            if pid == root:
+                raise
+        finally:
+            target.close()
+    return out

@@ -24,6 +24,7 @@ from flamekit.record.layout import (
 from flamekit.record.proc import maps as mapsmod
 from flamekit.record.proc.elf import ElfError, ElfImage, scan_version_strings
 from flamekit.record.proc.memory import ProcessMemory, ReadError
+from flamekit.record.proc.pid_namespace import HostTids
 
 #: Symbols looked up once per process (absolute addresses end up in PythonTarget.symbols).
 _TYPE_SYMBOLS = (
@@ -55,6 +56,11 @@ class PythonTarget:
     #: absolute addresses of the type objects and other symbols in _TYPE_SYMBOLS found
     symbols: dict[str, int] = field(default_factory=dict)
     exe: str = ""
+    #: its thread ids as /proc here names them (a container's target has its own)
+    tids: HostTids = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tids = HostTids(self.pid)
 
     @property
     def version_string(self) -> str:

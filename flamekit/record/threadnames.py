@@ -81,6 +81,9 @@ class ThreadNames:
         self.attribute = NAME_ATTRIBUTE_BY_VERSION.get(self.version, NAME_ATTRIBUTE)
         #: interpreter address -> address of its threading._active dict
         self._active: dict[int, int] = {}
+        #: the last lookup found sys.modules without threading: nothing to find until the
+        #: program imports it (the caller may wait longer before it asks again)
+        self.without_threading = False
         self._process_comm: str | None = None
         #: idents located in _active whose name read came back torn (this lookup), and
         #: how many lookups in a row that happened (for the comm fallback)
@@ -101,6 +104,7 @@ class ThreadNames:
             return {}
         found: dict[int, str] = {}
         self._torn = set()
+        self.without_threading = False
         try:
             found = self._from_memory(want, interpreters)
         except Exception:  # garbage, a vanished process: never the sampler's problem
@@ -180,6 +184,8 @@ class ThreadNames:
         objects = self.objects
         modules = objects.sys_modules([interp])[0]
         module = objects.dict_lookup([modules.value], MODULE_NAME)[0] if modules else None
+        if modules is not None and module is None:
+            self.without_threading = True
         md_dict = objects.module_dicts([module.value])[0] if module else None
         active = objects.dict_lookup([md_dict.value], ACTIVE_NAME)[0] if md_dict else None
         if active is None:
@@ -223,7 +229,8 @@ class ThreadNames:
         return out
 
     def _native_tids(self, idents: set[int], interpreters: Sequence[int]) -> dict[int, int]:
-        """ident -> kernel tid, from the thread states (3.11+ keep both)."""
+        """ident -> kernel tid as /proc here names it, from the thread states (3.11+ keep
+        both)."""
         lay = self.target.layout
         if lay.tstate_native_thread_id is None:
             return {}
@@ -238,7 +245,9 @@ class ThreadNames:
                 (ident,) = Q.unpack_from(raw, lay.tstate_thread_id)
                 (tid,) = Q.unpack_from(raw, lay.tstate_native_thread_id)
                 if ident in idents and 0 < tid < 1 << 22:
-                    out[ident] = tid
+                    host = self.target.tids.host(tid)  # a container's target has its own ids
+                    if host is not None:
+                        out[ident] = host
                 (ts,) = Q.unpack_from(raw, lay.tstate_next)
         return out
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import accumulate
 
 from flamekit.errors import TraceError
@@ -19,6 +19,27 @@ from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE, SampleColumns, unpac
 I64_MAX = (1 << 63) - 1
 
 
+@dataclass(frozen=True)
+class ProcessRun:
+    """One program run by one process during the recording: from its PROCESS record to its
+    PROCESS_END, or to the end of the trace. A process that execs a new program, or a pid
+    that comes back for another process, is a new run: runs, not pids, are what a
+    recording of a process tree is made of."""
+
+    index: int  #: position in :attr:`Trace.runs`
+    process: R.Process
+    end: R.ProcessEnd | None = None  #: None: running when the trace ended
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def label(self) -> str:
+        """``process PID: command line``: how outputs name the run."""
+        cmd = " ".join(self.process.cmdline) or "?"
+        return f"process {self.process.pid}: {cmd}"
+
+
 @dataclass
 class Trace:
     """A whole trace: header, definitions by id, samples as columns, and how it ended."""
@@ -26,7 +47,12 @@ class Trace:
     path: str
     header: R.Header
     threads: dict[int, R.Thread] = field(default_factory=dict)
+    #: pid -> its latest PROCESS record
     processes: dict[int, R.Process] = field(default_factory=dict)
+    #: every process run, in the order the trace names them (see ProcessRun)
+    runs: list[ProcessRun] = field(default_factory=list)
+    #: thread ref -> index in ``runs`` of the run it belongs to
+    thread_runs: dict[int, int] = field(default_factory=dict)
     codes: dict[int, R.Code] = field(default_factory=dict)
     stacks: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     #: per-sample columns: dt (ns since previous), thread ref, flags, stack id
@@ -49,6 +75,10 @@ class Trace:
             return max(self.end.duration_ns, last)
         return last
 
+    def run_of(self, thread_ref: int) -> ProcessRun:
+        """The process run a thread (and so each of its samples) belongs to."""
+        return self.runs[self.thread_runs[thread_ref]]
+
     def is_gil(self, i: int) -> bool:
         return bool(self.columns.flags[i] & FLAG_GIL)
 
@@ -64,6 +94,7 @@ def load(path: str | os.PathLike[str]) -> Trace:
     """
     reader = TraceReader(path)
     trace: Trace | None = None
+    current: dict[int, int] = {}  # pid -> index of its run not yet ended
     p = reader.path
     for rec in reader:
         if isinstance(rec, R.Header):
@@ -93,8 +124,19 @@ def load(path: str | os.PathLike[str]) -> Trace:
             trace.codes[rec.ref] = rec
         elif isinstance(rec, R.Thread):
             trace.threads[rec.ref] = rec  # a later record renames the thread
+            if rec.ref not in trace.thread_runs:
+                trace.thread_runs[rec.ref] = _current_run(trace, current, rec.pid)
         elif isinstance(rec, R.Process):
             trace.processes[rec.pid] = rec
+            current[rec.pid] = len(trace.runs)
+            trace.runs.append(ProcessRun(len(trace.runs), rec))
+        elif isinstance(rec, R.ProcessEnd):
+            run = current.pop(rec.pid, None)
+            if run is None:
+                raise TraceError(
+                    f"{p}: corrupt FKT trace: process {rec.pid} ends without having started"
+                )
+            trace.runs[run] = replace(trace.runs[run], end=rec)
         elif isinstance(rec, R.End):
             trace.end = rec
     assert trace is not None
@@ -107,6 +149,16 @@ def load(path: str | os.PathLike[str]) -> Trace:
         raise TraceError(f"{p}: corrupt FKT trace: sample times overflow")
     trace.times = array("q", times)
     return trace
+
+
+def _current_run(trace: Trace, current: dict[int, int], pid: int) -> int:
+    """The run a new thread of ``pid`` belongs to: the pid's current one (a writer names a
+    process before its threads; a thread of a pid never named gets a run of its own)."""
+    run = current.get(pid)
+    if run is None:
+        run = current[pid] = len(trace.runs)
+        trace.runs.append(ProcessRun(run, R.Process(pid, 0, (), 0)))
+    return run
 
 
 def _check_refs(trace: Trace, start: int, path: str) -> None:

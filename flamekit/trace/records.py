@@ -15,7 +15,7 @@ from flamekit.codeformat import ALL_FORMATS
 
 MAGIC = b"\x89FKT\r\n\x1a\n"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 1
+FORMAT_MINOR = 2
 PREAMBLE_SIZE = len(MAGIC) + 4  # magic, u16 major, u16 minor (little endian)
 
 HEADER = 0
@@ -25,6 +25,7 @@ STACK = 3
 SAMPLES = 4
 PROCESS = 5
 END = 6
+PROCESS_END = 7
 
 #: Why a recording ended, as written in the END record.
 END_REASONS = ("duration", "target-exited", "interrupted", "error")
@@ -67,6 +68,9 @@ class Thread:
     py_thread_id: int | None  #: threading.get_ident() in the target
     name: str | None
     first_seen_ns: int  #: ns since the header's monotonic origin
+    #: the thread's id in the target's own PID namespace (a container's), where it is
+    #: not ``native_tid`` (format 1.2; None when it is, and in older files)
+    ns_tid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,12 +109,37 @@ class Samples:
 
 @dataclass(frozen=True)
 class Process:
-    """A process taking part in the recording (the target, or a subprocess of it)."""
+    """A process taking part in the recording (the target, or a subprocess of it), running
+    one program: an exec starts another (a PROCESS_END ``exec``, then a PROCESS record of
+    the same pid), and so does a pid that comes back for a new process."""
 
     pid: int
     ppid: int
     cmdline: tuple[str, ...]
     first_seen_ns: int
+    #: "3.12.1" for a CPython the recorder reads; None for a process it only watches (a
+    #: shell between two Pythons) or did not record (format 1.2; None in older files)
+    python_version: str | None = None
+    #: when the process started, ns on the header's monotonic clock (before the recording
+    #: began: negative); None if unknown (format 1.2)
+    start_ns: int | None = None
+
+
+#: How a process run ended (PROCESS_END's ``how``).
+PROCESS_ENDINGS = ("exited", "killed", "exec", "recording-ended", "lost")
+
+
+@dataclass(frozen=True)
+class ProcessEnd:
+    """The end of the last process run of ``pid`` (format 1.2)."""
+
+    pid: int
+    end_ns: int  #: when it was seen to end, ns since the header's monotonic origin
+    #: exited (``status`` its exit code), killed (``status`` the signal), exec (it went on
+    #: as another program: the next PROCESS record of this pid), recording-ended (still
+    #: running when the recording ended), lost (the recorder could not follow it)
+    how: str
+    status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +156,7 @@ class End:
     cut_pauses: int = 0
 
 
-Record = Union[Header, Thread, Code, Stack, Samples, Process, End]
+Record = Union[Header, Thread, Code, Stack, Samples, Process, ProcessEnd, End]
 
 
 def encode(rec: Record) -> list[Any]:
@@ -154,7 +183,7 @@ def encode(rec: Record) -> list[Any]:
             rec.linetable_format,
         ]
     if isinstance(rec, Thread):
-        return [
+        arr = [
             THREAD,
             rec.ref,
             rec.pid,
@@ -163,6 +192,9 @@ def encode(rec: Record) -> list[Any]:
             rec.name,
             rec.first_seen_ns,
         ]
+        if rec.ns_tid is not None:  # only a containerized target's threads have one
+            arr.append(rec.ns_tid)
+        return arr
     if isinstance(rec, Header):
         return [
             HEADER,
@@ -181,7 +213,12 @@ def encode(rec: Record) -> list[Any]:
             },
         ]
     if isinstance(rec, Process):
-        return [PROCESS, rec.pid, rec.ppid, list(rec.cmdline), rec.first_seen_ns]
+        return [
+            PROCESS, rec.pid, rec.ppid, list(rec.cmdline), rec.first_seen_ns,
+            rec.python_version, rec.start_ns,
+        ]  # fmt: skip
+    if isinstance(rec, ProcessEnd):
+        return [PROCESS_END, rec.pid, rec.end_ns, rec.how, rec.status]
     if isinstance(rec, End):
         return [
             END, rec.reason, rec.error, rec.samples, rec.errors, rec.duration_ns, rec.cut_pauses
@@ -273,6 +310,7 @@ def _thread(arr: list[Any]) -> Thread:
         py_thread_id=_opt_int(arr[4], "thread python id"),
         name=_str(arr[5], "thread name", optional=True),
         first_seen_ns=_int(arr[6], "thread first-seen time"),
+        ns_tid=_opt_int(arr[7], "thread namespace tid") if len(arr) > 7 else None,
     )
 
 
@@ -324,11 +362,30 @@ def _samples(arr: list[Any]) -> Samples:
 
 def _process(arr: list[Any]) -> Process:
     _need(arr, 5, "process")
+    start = arr[6] if len(arr) > 6 else None
     return Process(
         _int(arr[1], "process pid"),
         _int(arr[2], "process ppid"),
         _strs(arr[3], "process cmdline"),
         _int(arr[4], "process first-seen time"),
+        _str(arr[5], "process python version", optional=True) if len(arr) > 5 else None,
+        None if start is None else _int(start, "process start time", -(1 << 63), (1 << 63) - 1),
+    )
+
+
+def _process_end(arr: list[Any]) -> ProcessEnd:
+    _need(arr, 5, "process end")
+    how = arr[3]
+    if type(how) is not str or how not in PROCESS_ENDINGS:
+        raise _Bad(
+            f"process end how must be one of {', '.join(PROCESS_ENDINGS)}, got {_short(how)}"
+        )
+    status = arr[4]
+    return ProcessEnd(
+        _int(arr[1], "process end pid"),
+        _int(arr[2], "process end time"),
+        how,
+        None if status is None else _int(status, "process end status", -(1 << 31), 1 << 31),
     )
 
 
@@ -352,6 +409,7 @@ DECODERS = {
     STACK: _stack,
     SAMPLES: _samples,
     PROCESS: _process,
+    PROCESS_END: _process_end,
     END: _end,
 }
 

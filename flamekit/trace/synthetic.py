@@ -61,8 +61,14 @@ def write_synthetic(
     rate_hz: float = 1000.0,
     seed: int = 0,
     idle_share: float = 0.1,
+    processes: int = 1,
+    first_pid: int = 4242,
 ) -> None:
-    """Write a complete trace of ``samples`` samples over ``stacks`` stacks and ``threads``."""
+    """Write a complete trace of ``samples`` samples over ``stacks`` stacks and ``threads``.
+
+    ``processes`` > 1 makes it a prefork tree: pid ``first_pid`` (4242) and children
+    4342, 4442, ... of the same command line, thread ``t`` in process ``t % processes`` (so ``threads``
+    should be at least ``processes``); the children exit one by one at the end."""
     rng = random.Random(seed)
     fmt = format_for_version(*sys.version_info[:2])
     start = time.monotonic_ns()
@@ -79,7 +85,13 @@ def write_synthetic(
         {"pausing": True},
     )
     w = TraceWriter(out, header)
-    w.write(R.Process(4242, 1, ("python3", "app/service.py"), 0))
+    cmdline = ("python3", "app/service.py")
+    version = sys.version.split()[0]
+    pids = [first_pid + 100 * k for k in range(max(1, processes))]
+    extra = (version, -1_000_000) if processes > 1 else ()
+    w.write(R.Process(first_pid, 1, cmdline, 0, *extra))
+    for pid in pids[1:]:
+        w.write(R.Process(pid, first_pid, cmdline, 0, version, 0))
     base = _code_objects()
     codes = []
     ref = 0
@@ -104,9 +116,15 @@ def write_synthetic(
         )
         codes.append((ref, len(c.co_code)))
     for t in range(threads):
+        pid = pids[t % len(pids)]
         w.write(
             R.Thread(
-                t, 4242, 4242 + t, 139_000_000 + t, "MainThread" if t == 0 else f"worker-{t}", 0
+                t,
+                pid,
+                4242 + t if len(pids) == 1 else pid + t // len(pids),
+                139_000_000 + t,
+                "MainThread" if t < len(pids) else f"worker-{t}",
+                0,
             )
         )
     shapes = []
@@ -133,4 +151,6 @@ def write_synthetic(
         )
         if i % 4096 == 0:
             w.tick()
+    for k, pid in enumerate(pids[1:]):
+        w.write(R.ProcessEnd(pid, t_ns + k, "exited", 0))
     w.close("duration", end_ns=t_ns + period)

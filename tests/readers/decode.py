@@ -26,6 +26,8 @@ class Counts:
 
     total: int = 0
     self_by_function: Counter = field(default_factory=Counter)
+    #: samples by outermost frame name (a process or thread root, or the program's own)
+    roots: Counter = field(default_factory=Counter)
 
     def hottest(self) -> tuple[str, int]:
         """The function with the most self samples (ties: the first name in order)."""
@@ -39,8 +41,9 @@ def collapsed(data: bytes) -> Counts:
     out = Counts()
     for row in data.decode("utf-8").splitlines():
         stack, n = row.rsplit(" ", 1)
-        leaf = stack.split(";")[-1]
-        out.self_by_function[leaf.rsplit(" (", 1)[0]] += int(n)
+        parts = stack.split(";")
+        out.self_by_function[parts[-1].rsplit(" (", 1)[0]] += int(n)
+        out.roots[parts[0]] += int(n)
         out.total += int(n)
     return out
 
@@ -56,6 +59,7 @@ def speedscope(data: bytes) -> tuple[Counts, Counter]:
             if stack:
                 name = frames[stack[-1]]["name"]
                 out.self_by_function[name] += 1
+                out.roots[frames[stack[0]]["name"]] += 1
                 out.total += 1
                 weight[name] += w
     return out, weight
@@ -65,10 +69,19 @@ def cpuprofile(data: bytes) -> Counts:
     """Hit counts by function name."""
     doc = json.loads(data)
     out = Counts()
+    nodes = {node["id"]: node for node in doc["nodes"]}
+    top_of: dict[int, str] = {}  # node id -> the name of its child-of-(root) ancestor
+    work = [(c, nodes[c]["callFrame"]["functionName"]) for c in doc["nodes"][0]["children"]]
+    while work:
+        nid, top = work.pop()
+        top_of[nid] = top
+        work.extend((c, top) for c in nodes[nid].get("children", []))
     for node in doc["nodes"]:
         if node["hitCount"]:
             out.self_by_function[node["callFrame"]["functionName"]] += node["hitCount"]
             out.total += node["hitCount"]
+            if node["id"] in top_of:
+                out.roots[top_of[node["id"]]] += node["hitCount"]
     return out
 
 
@@ -124,6 +137,9 @@ def svg(data: bytes) -> Counts:
     out = Counts()
     root_y = ys[-1]
     out.total = sum(f.count for f in by_y[root_y])
+    if len(ys) > 1:
+        for f in by_y[ys[-2]]:
+            out.roots[f.name] += f.count
     for k, y in enumerate(ys):
         above = by_y[ys[k - 1]] if k > 0 else []
         for f in by_y[y]:
@@ -147,5 +163,6 @@ def pprof(data: bytes) -> tuple[Counts, Any]:
     out = Counts()
     for s in msg.sample:
         out.self_by_function[fn_name[loc_fn[s.location_id[0]]]] += s.value[0]
+        out.roots[fn_name[loc_fn[s.location_id[-1]]]] += s.value[0]
         out.total += s.value[0]
     return out, msg

@@ -58,7 +58,7 @@ class ThreadStates:
 
     def running(self, tid: int) -> bool | None:
         """True if the thread is running or runnable ('R'), False if sleeping/waiting,
-        None if the thread is gone."""
+        None if the thread is gone or in a tracing stop (its own state unknown)."""
         fd = self._fds.get(tid)
         if fd is None:
             try:
@@ -78,7 +78,13 @@ class ThreadStates:
             return None
         # "tid (comm) S ..." where comm may itself contain ') '; the state follows the last ')'.
         i = data.rfind(b")")
-        return data[i + 2 : i + 3] == b"R" if i >= 0 else None
+        state = data[i + 2 : i + 3] if i >= 0 else b""
+        if state == b"R":
+            return True
+        # 't' (a tracing stop) says nothing of the thread's own state: one of our pause
+        # requests it reached only after we resumed the rest (a busy machine), held
+        # until we serve it. Read as asleep, a spinning GIL holder was sampled idle.
+        return None if state in (b"t", b"") else False
 
     def in_syscall(self, tid: int) -> bool | None:
         """Whether a *stopped* thread is inside a system call (or about to restart one),

@@ -136,3 +136,21 @@ def _stat_fields(path: str) -> list[bytes] | None:
         return None
     fields = data[data.rfind(b")") + 2 :].split()
     return fields or None
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def start_time_ns(pid: int) -> int | None:
+    """When ``pid`` started, on the monotonic clock (ns), from /proc/PID/stat's start
+    time (clock ticks since boot, the boot-time clock: one that counts a suspend, which
+    the monotonic clock does not; the two are lined up now)."""
+    fields = _stat_fields(f"/proc/{pid}/stat")
+    try:
+        ticks = int(fields[19]) if fields is not None else None  # field 22, starttime
+    except (ValueError, IndexError):
+        ticks = None
+    if ticks is None:
+        return None
+    since_boot = ticks * 1_000_000_000 // _TICKS
+    return since_boot - (time.clock_gettime_ns(time.CLOCK_BOOTTIME) - time.monotonic_ns())

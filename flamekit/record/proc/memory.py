@@ -37,6 +37,7 @@ import os
 from collections.abc import Sequence
 
 from flamekit.errors import TargetError
+from flamekit.record.proc import access
 from flamekit.record.proc.handle import ProcessHandle
 
 #: The most iovecs the kernel takes in one process_vm_readv call (UIO_MAXIOV).
@@ -59,24 +60,9 @@ class ProcessGoneError(TargetError):
     """The target process does not exist (never did, or exited)."""
 
 
-def _ptrace_scope() -> str:
-    try:
-        with open("/proc/sys/kernel/yama/ptrace_scope") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
 def permission_error(pid: int) -> TargetError:
-    """The one-line explanation, with remedies, for 'may not read this process'."""
-    scope = _ptrace_scope()
-    scope_note = f" (it is {scope} here)" if scope else ""
-    return TargetError(
-        f"permission denied reading the memory of pid {pid}: run flamekit as the target's "
-        f"user or as root; if /proc/sys/kernel/yama/ptrace_scope is 1 or more{scope_note}, "
-        "run as root or set it to 0; in a container, grant CAP_SYS_PTRACE "
-        "(docker run --cap-add SYS_PTRACE)"
-    )
+    """The one-line explanation, with its fix, for 'may not read this process'."""
+    return TargetError(access.denied(f"permission denied reading the memory of pid {pid}", pid))
 
 
 def gone_error(pid: int) -> ProcessGoneError:

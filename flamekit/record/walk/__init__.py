@@ -9,8 +9,10 @@ ids, whether it holds the GIL, and its frames innermost first as
 The rooms: :mod:`.thread_list` (the first read: interpreters, thread states, GIL words,
 each thread's prefetched frames), one frame model per CPython frame layout
 (:mod:`.interpreter_frames` for 3.11+, :mod:`.frame_objects` for 3.10 and older), each
-keeping its own caches, :mod:`.pthread_tids` (kernel tids where the thread state has
-none) and :mod:`.common` (bounds and shapes). :class:`StackWalker` ties them together.
+keeping its own caches, :mod:`.native_tids` (kernel tids as /proc here names them: read
+where the thread state has none, :mod:`.pthread_tids`, and translated out of a
+container's PID namespace) and :mod:`.common` (bounds and shapes). :class:`StackWalker`
+ties them together.
 
 Speed is the point (a sample every millisecond, in Python), so in the steady state a
 walk is ONE system call, however many threads and frames there are. It reads, in one
@@ -62,6 +64,7 @@ from flamekit.record.walk.common import (
 )
 from flamekit.record.walk.frame_objects import FrameObjects
 from flamekit.record.walk.interpreter_frames import InterpreterFrames
+from flamekit.record.walk.native_tids import NamespacedTids, NativeTids
 from flamekit.record.walk.pthread_tids import PthreadTids
 from flamekit.record.walk.thread_list import Snapshot, ThreadList
 
@@ -88,8 +91,13 @@ class StackWalker:
         model = FrameObjects if lay.frame_objects else InterpreterFrames
         self._frames: FrameModel = model(target, max_depth, consistent)
         self._threads = ThreadList(target, self._frames)
-        #: 3.10 and older: kernel tids, which their thread states do not hold
-        self._pthread_tids = PthreadTids(target.memory, target.pid) if lay.frame_objects else None
+        #: Kernel tids where the thread states hold none (3.10 and older) or hold the
+        #: ids of another PID namespace (a container's); None: the states' own are /proc's
+        self._native_tids: NativeTids | None = None
+        if lay.frame_objects:
+            self._native_tids = PthreadTids(target.memory, target.tids)
+        elif target.tids.nested:
+            self._native_tids = NamespacedTids(target.tids)
         #: Ranges the caller wants read in the same system call as the stacks (the code
         #: headers it checks every sample); after a walk, ``extra_data`` holds their bytes
         #: concatenated, or None if this walk did not read them (whole).
@@ -177,8 +185,8 @@ class StackWalker:
             stacks, jobs = self._frames.walk(threads, snap)
             if jobs is not None:
                 self._threads.keep_steady(snap, threads, jobs)
-        if self._pthread_tids is not None:
-            threads = self._pthread_tids.fill(threads)
+        if self._native_tids is not None:
+            threads = self._native_tids.fill(threads)
         return [
             ThreadStack(thread_id, native, holds, frames, truncated, error, tstate, interp)
             for (interp, tstate, thread_id, _, native, _, _, holds, _), (
