@@ -43,25 +43,12 @@ from flamekit.record.walk import CYCLE_CHECK, StackWalker, ThreadStack
 from flamekit.symbolize import line_for_offset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pythons import Interpreter, pyenv_root, recordable  # noqa: E402
+from pythons import Interpreter, legacy, recordable  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TARGET = HERE / "targets" / "walk_target.py"
 UNICODE_MODULE = HERE / "targets" / "módulo_函数.py"
 ROOT = HERE.parent
-
-
-def legacy() -> list[Interpreter]:
-    """pyenv's 2.7, 3.6 and 3.7 (state anchored differently: interp_head, no _PyRuntime
-    in 3.6 and 2.7). Missing ones fail: any CPython on this machine must be recordable."""
-    versions = pyenv_root() / "versions"
-    out = []
-    for major, minor in ((2, 7), (3, 6), (3, 7)):
-        found = sorted(versions.glob(f"{major}.{minor}.*/bin/python{major}.{minor}"))
-        if not found:
-            raise RuntimeError(f"CPython {major}.{minor} is missing from {versions}")
-        out.append(Interpreter(f"{major}.{minor}", str(found[-1]), (major, minor)))
-    return out
 
 
 INTERPRETERS = legacy() + recordable()

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from linetable_dump import encode_location
-from pythons import Interpreter, pyenv_root, recordable
+from pythons import Interpreter, legacy, recordable
 
 from flamekit.codeformat import (
     ALL_FORMATS,
@@ -49,19 +49,7 @@ DUMP = Path(__file__).resolve().parent / "linetable_dump.py"
 MIN_OFFSETS = 150_000
 
 
-def older_interpreters() -> list[Interpreter]:
-    """pyenv's 2.7, 3.6 and 3.7: never recorded, but their line tables must decode."""
-    versions = pyenv_root() / "versions"
-    found = []
-    for major, minor in ((2, 7), (3, 6), (3, 7)):
-        exe = sorted(versions.glob(f"{major}.{minor}.*/bin/python{major}.{minor}"))
-        if not exe:
-            raise RuntimeError(f"CPython {major}.{minor} is missing from {versions}")
-        found.append(Interpreter(f"{major}.{minor}", str(exe[-1]), (major, minor)))
-    return found
-
-
-INTERPRETERS = older_interpreters() + recordable()
+INTERPRETERS = legacy() + recordable()
 
 
 @pytest.fixture(scope="module")
