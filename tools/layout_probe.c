@@ -155,6 +155,10 @@ int main(void)
     OFF("frame_running", PyFrameObject, f_state);
 #  elif PY_VERSION_HEX >= 0x03000000
     OFF("frame_running", PyFrameObject, f_executing);
+#  else
+    /* 2.7 has no f_executing: f_stacktop is NULL while a frame runs, set when a
+     * generator's frame yields (and before a frame starts). */
+    OFF("frame_running", PyFrameObject, f_stacktop);
 #  endif
 #else
     OFF("frame_back", _PyInterpreterFrame, previous);

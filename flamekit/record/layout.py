@@ -104,6 +104,9 @@ class Layout:
     #: and its value then: a chain's outermost frame that does not run was read torn
     frame_running: int | None
     frame_running_value: int | None
+    #: struct format of that field: "b", or "Q" for 2.7's f_stacktop pointer (NULL while
+    #: the frame runs); None where there is no such field
+    frame_running_format: str | None
     frame_size: int  #: bytes from the frame's start that cover every field we read
     instr_kind: str
     owner_skip_from: int | None  #: owners >= this are shim frames, not Python calls
@@ -147,6 +150,9 @@ class Layout:
 
 #: Per-minor facts not in the generated table or _Py_DebugOffsets (from CPython headers).
 MINOR_CONSTANTS: dict[tuple[int, int], dict[str, Any]] = {
+    # 2.7 frames have no f_executing: f_stacktop is NULL while a frame runs (or waits for
+    # its callee) and set when a generator's frame yields.
+    (2, 7): {"frame_running_value": 0, "frame_running_format": "Q"},
     # <= 3.9: f_executing is 1 while a frame runs (or waits for its callee); a suspended
     # generator's frame has 0 and no f_back. 3.10: f_state is FRAME_EXECUTING = 0 then.
     (3, 6): {"frame_running_value": 1},
@@ -394,6 +400,7 @@ def layout_from_table(version: tuple[int, int]) -> Layout:
         frame_owner=g("frame_owner"),
         frame_running=g("frame_running") if old_frames else None,
         frame_running_value=const.get("frame_running_value"),
+        frame_running_format=const.get("frame_running_format", "b") if old_frames else None,
         frame_size=frame_size,
         instr_kind=_instr_kind(version),
         owner_skip_from=const.get("owner_skip_from"),
@@ -495,6 +502,7 @@ def layout_from_debug_offsets(raw: bytes, source: str = "") -> Layout:
         frame_owner=d["frame.owner"],
         frame_running=None,
         frame_running_value=None,
+        frame_running_format=None,
         frame_size=max(d["frame.instr_ptr"] + 8, d["frame.owner"] + 1),
         instr_kind=INSTR_POINTER,
         owner_skip_from=const.get("owner_skip_from"),
