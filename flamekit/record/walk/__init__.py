@@ -89,7 +89,11 @@ class StackWalker:
         self._frames: FrameModel = model(target, max_depth, consistent)
         self._threads = ThreadList(target, self._frames)
         #: 3.10 and older: kernel tids, which their thread states do not hold
-        self._pthread_tids = PthreadTids(target.memory, target.pid) if lay.frame_objects else None
+        self._pthread_tids = (
+            PthreadTids(target.memory, target.pid, reread=lay.tstate_unique_id is None)
+            if lay.frame_objects
+            else None
+        )
         #: Ranges the caller wants read in the same system call as the stacks (the code
         #: headers it checks every sample); after a walk, ``extra_data`` holds their bytes
         #: concatenated, or None if this walk did not read them (whole).
