@@ -28,6 +28,12 @@ SHT_PROGBITS = 1
 class Fake:
     argv: list[str]  #: runs the fake interpreter with ``-c``'s code appended
     env: dict[str, str]
+    #: what the fake needs in its environment (``env`` is os.environ with these)
+    settings: dict[str, str]
+
+    def command(self) -> list[str]:
+        """argv through env(1), for a launcher whose own environment must stay as is."""
+        return ["env", *(f"{k}={v}" for k, v in self.settings.items()), *self.argv]
 
 
 def _prefix(interp: Interpreter) -> Path:
@@ -53,10 +59,9 @@ def _fake(
     (where / lib_name).write_bytes(edit_lib(lib.read_bytes()))
     (where / exe_name).write_bytes(edit_exe(exe.read_bytes()))
     (where / exe_name).chmod(0o755)
-    env = dict(os.environ)
     # RUNPATH (pyenv's) gives way to LD_LIBRARY_PATH: the edited copy is loaded.
-    env.update(LD_LIBRARY_PATH=str(where), PYTHONHOME=str(_prefix(interp)))
-    return Fake([str(where / exe_name)], env)
+    settings = {"LD_LIBRARY_PATH": str(where), "PYTHONHOME": str(_prefix(interp))}
+    return Fake([str(where / exe_name)], {**os.environ, **settings}, settings)
 
 
 def other_version(interp: Interpreter, version: str, where: Path) -> Fake:

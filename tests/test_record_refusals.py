@@ -24,6 +24,7 @@ from flamekit.errors import TargetError
 from flamekit.record import layout as layoutmod
 from flamekit.record.flavour import build_flavour, py2_unicode_size
 from flamekit.record.layout import check_supported, support_statement
+from flamekit.record.session import LAUNCH_WAIT_S
 from flamekit.record.tables.layouts import TABLES
 from flamekit.record.target import HeaderMismatch, open_target
 
@@ -110,6 +111,27 @@ def test_a_version_without_a_layout_is_refused(
     assert f"CPython {version} is not supported: {SUPPORT}" in line, line
     assert not out.exists() and not list(tmp_path.iterdir())
     assert target.proc.poll() is None  # left running, untouched
+
+
+def test_a_launched_one_is_refused_at_once(tmp_path: Path) -> None:
+    """Launched, a target is waited for until it is a Python (a wrapper may exec one, as
+    env(1) does here); one flamekit has no layout for is refused then and there, not
+    after that wait."""
+    fake = fake_builds.other_version(PY27, "2.6.9", tmp_path / "fake")
+    out = tmp_path / "t.fkt"
+    start = time.monotonic()
+    r = subprocess.run(
+        [sys.executable, "-m", "flamekit", "record", "-o", str(out), "--", *fake.command()]
+        + ["-c", "import time; time.sleep(30)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    took = time.monotonic() - start
+    line = one_line(r)
+    assert f"CPython 2.6.9 is not supported: {SUPPORT}" in line, line
+    assert took < LAUNCH_WAIT_S / 2, f"refused after {took:.1f} s"
+    assert not out.exists()
 
 
 def test_dump_refuses_alike(fakes: dict[str, Running]) -> None:

@@ -254,6 +254,11 @@ DEBUG_HEADER = 24
 DEBUG_READ_SIZE = DEBUG_HEADER + 8 * max(len(v) for v in DEBUG_FIELDS.values())
 
 
+class Unsupported(TargetError):
+    """A version or build flavour flamekit has no layout for. Final: the process is that
+    interpreter, so a launched one is not waited for to become another."""
+
+
 def _minor(key: str) -> tuple[int, int]:
     major, minor = key.split(".")
     return int(major), int(minor)
@@ -306,11 +311,11 @@ def check_supported(version: tuple[int, int, int], flavour: str) -> None:
     name = ".".join(map(str, version if version[2] else minor))
     if minor not in supported_minors():
         newer = " is newer than this flamekit supports" if minor > max(DEBUG_FIELDS) else ""
-        raise TargetError(
+        raise Unsupported(
             f"CPython {name}{newer or ' is not supported'}: flamekit records {support_statement()}"
         )
     if flavour not in supported_builds(minor):
-        raise TargetError(
+        raise Unsupported(
             f"CPython {name}, {describe(flavour)}, is not supported: "
             f"flamekit records {support_statement()}"
         )
