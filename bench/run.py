@@ -627,8 +627,9 @@ class Bench:
             "flamekit slows the target less)"
         )
         t2.notes.append(
-            "effective Hz: samples stamped inside the timed window / window length (py-spy: "
-            "its non-idle samples, which are the window's); recorder CPU: the recorder's "
+            "effective Hz: samples stamped inside the timed window / window length (py-spy, "
+            "which writes no timestamps: its samples in spin(), the timed work); recorder "
+            "CPU: the recorder's "
             "utime+stime (/proc/PID/stat) over the same window, per sample; start-up excluded"
         )
         self.tables["slowdown"] = t
