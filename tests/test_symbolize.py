@@ -291,6 +291,44 @@ def test_random_311_entries_never_raise(entries: list[bytes], firstlineno: int) 
     check_invariants(decode(table, LOCATIONS_311, firstlineno), table, 4, firstlineno)
 
 
+def addr2line_27_36(table: bytes, signed: bool, firstlineno: int, addrq: int) -> int:
+    """CPython 2.7's and 3.6's PyCode_Addr2Line (Objects/codeobject.c), transcribed: the
+    walk the interpreter itself does over co_lnotab for every query. 3.6 reads the line
+    increment as a signed char (3.6 made it signed); an odd trailing byte is no pair."""
+    line, addr = firstlineno, 0
+    for i in range(0, len(table) - 1, 2):
+        addr += table[i]
+        if addr > addrq:
+            break
+        step = table[i + 1]
+        line += step - 256 if signed and step > 127 else step
+    return line
+
+
+@settings(max_examples=300)
+@given(
+    table=st.one_of(
+        st.binary(max_size=80),  # any bytes, large steps of both kinds included
+        st.lists(st.tuples(st.integers(0, 6), st.integers(0, 3)), max_size=40).map(
+            lambda pairs: bytes(b for p in pairs for b in p)  # compiled code's small steps
+        ),
+    ),
+    fmt=st.sampled_from((LNOTAB_UNSIGNED, LNOTAB_SIGNED)),
+    firstlineno=LINES,
+)
+def test_lnotab_answers_as_the_27_and_36_interpreters_do(
+    table: bytes, fmt: int, firstlineno: int
+) -> None:
+    """Beside test_matches_interpreter (compiled code, asked of the real interpreters):
+    any co_lnotab, 2.7's (unsigned) and 3.6's (signed), at every byte offset it covers
+    and past it, gives the interpreter's own line, or None where that is no line."""
+    lt = decode(table, fmt, firstlineno)
+    covered = sum(table[0 : len(table) - 1 : 2])
+    for offset in range(-1, covered + 3):
+        want = addr2line_27_36(table, fmt == LNOTAB_SIGNED, firstlineno, offset)
+        assert lt.line(offset) == (want if 0 <= want <= MAX_LINE else None), offset
+
+
 @pytest.mark.parametrize("fmt", ALL_FORMATS)
 def test_large_garbage_is_linear(fmt: int) -> None:
     tables = [
