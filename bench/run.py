@@ -6,6 +6,7 @@ Usage::
     python bench/run.py --smoke               # every measure, cut down to seconds (the test suite)
     python bench/run.py --full --only slowdown,accuracy --python 3.12
     python bench/run.py --full --json results.json --no-pyspy
+    python bench/run.py --full --only slowdown --rates 1000 --python 2.7 --python 3.6 --python 3.7
 
 Measures (``--only`` takes these names):
 
@@ -510,8 +511,15 @@ class Bench:
             times, _, _, _ = fkt_sample_times(rec.out)
             samples = count_between(times, t_go, t_done)
         elif rec.tool == PYSPY and rec.out.exists():
-            # Without --idle py-spy keeps only the samples where the target ran: the window.
-            samples = sum(folded_counts(rec.out.read_text()).values())
+            # py-spy writes no timestamps: the window's samples are those in spin(), where
+            # the timed work runs (before "go" the target waits in readline). Its idle
+            # filter alone kept them on 3.8+, but not on 2.7 and 3.6 non-blocking (3x the
+            # rate: it counted the wait too).
+            samples = sum(
+                n
+                for stack, n in folded_counts(rec.out.read_text()).items()
+                if any(leaf_function(f) == "spin" for f in stack.split(";"))
+            )
         row.update(
             window_s=window,
             samples=samples,
@@ -619,8 +627,9 @@ class Bench:
             "flamekit slows the target less)"
         )
         t2.notes.append(
-            "effective Hz: samples stamped inside the timed window / window length (py-spy: "
-            "its non-idle samples, which are the window's); recorder CPU: the recorder's "
+            "effective Hz: samples stamped inside the timed window / window length (py-spy, "
+            "which writes no timestamps: its samples in spin(), the timed work); recorder "
+            "CPU: the recorder's "
             "utime+stime (/proc/PID/stat) over the same window, per sample; start-up excluded"
         )
         self.tables["slowdown"] = t
@@ -1381,6 +1390,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-pyspy", action="store_true", help="flamekit only")
     ap.add_argument("--reps", type=int, help="rounds for slowdown (default: the preset's)")
+    ap.add_argument(
+        "--rates", help="comma-separated Hz for slowdown and rate (default: the preset's)"
+    )
     ap.add_argument("--memory-seconds", type=float, help="length of the memory recording")
     ap.add_argument("--json", type=Path, help="write every run's figures here")
     ap.add_argument("--markdown", type=Path, help="write the tables here too")
@@ -1389,6 +1401,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = SMOKE if args.smoke else FULL
     if args.reps:
         settings.reps = args.reps
+    if args.rates:
+        settings.rates = tuple(float(r) for r in args.rates.split(","))
     if args.memory_seconds:
         settings.memory_s = args.memory_seconds
     only = [m.strip() for m in (args.only or ",".join(MEASURES)).split(",") if m.strip()]

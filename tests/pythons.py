@@ -3,6 +3,10 @@
 A missing interpreter is a failure, never a skip: the promise is that every CPython on
 this machine image can be recorded. 3.14 is Debian's stripped build, installed on first
 use by ``shared/tools/get-python314.sh`` unless ``FLAMEKIT_PYTHON314`` names one.
+
+Two lists: :func:`recordable` (3.8-3.14, every recorder test) and :func:`legacy` (2.7,
+3.6, 3.7: supported too, run by the tests named in issue 15 with leaner recordings, to
+keep the suite's time).
 """
 
 from __future__ import annotations
@@ -38,14 +42,14 @@ def pyenv_root() -> Path:
         return Path.home() / ".pyenv"
 
 
-def _pyenv(minor: int) -> Interpreter:
+def _pyenv(minor: int, major: int = 3) -> Interpreter:
     versions = pyenv_root() / "versions"
-    found = sorted(versions.glob(f"3.{minor}.*/bin/python3.{minor}"))
+    found = sorted(versions.glob(f"{major}.{minor}.*/bin/python{major}.{minor}"))
     if not found:
         raise RuntimeError(
-            f"CPython 3.{minor} is missing from {versions}: the machine image should have it"
+            f"CPython {major}.{minor} is missing from {versions}: the machine image should have it"
         )
-    return Interpreter(f"3.{minor}", str(found[-1]), (3, minor))
+    return Interpreter(f"{major}.{minor}", str(found[-1]), (major, minor))
 
 
 def python314() -> Interpreter:
@@ -68,3 +72,10 @@ def recordable() -> list[Interpreter]:
     found.append(Interpreter("debian3.11", "/usr/bin/python3.11", (3, 11)))
     found.append(python314())
     return found
+
+
+def legacy() -> list[Interpreter]:
+    """The older interpreters flamekit supports: pyenv 2.7 (2.7.18), 3.6 (3.6.15) and 3.7
+    (3.7.16). Their state is anchored otherwise (2.7 and 3.6: the interp_head variable,
+    no _PyRuntime), their names are byte strings (2.7) and their line tables co_lnotab."""
+    return [_pyenv(7, major=2), _pyenv(6), _pyenv(7)]

@@ -1,4 +1,4 @@
-"""``flamekit dump -p PID`` end to end, on every interpreter: text and --json.
+"""``flamekit dump -p PID`` end to end, on every interpreter (2.7 and 3.6+): text and --json.
 
 The target is tests/targets/record_known.py (see tests/test_record_e2e.py): four named
 threads, each parked on a known line for the target's whole life. One dump must list
@@ -25,6 +25,7 @@ from test_record_e2e import (
     INTERPRETERS,
     NOBODY,
     PARALLEL,
+    RECORDED,
     Frame,
     Started,
     check_stack,
@@ -69,7 +70,7 @@ def dump_all(interp_id: str, tmp: Path) -> dict[str, object]:
 def dumps() -> Iterator[dict[str, dict[str, object]]]:
     tmp = Path(tempfile.mkdtemp(prefix="flamekit-dump-"))
     try:
-        ids = [i.id for i in INTERPRETERS]
+        ids = [i.id for i in RECORDED]
         dirs = []
         for iid in ids:
             (tmp / iid).mkdir()
@@ -99,7 +100,7 @@ THREAD_LINE = re.compile(
 )
 FRAME_LINE = re.compile(r"    (.+) \((.+):(\d+)\)")
 
-interpreters = pytest.mark.parametrize("iid", [i.id for i in INTERPRETERS])
+interpreters = pytest.mark.parametrize("iid", [i.id for i in RECORDED])
 
 
 @interpreters
@@ -122,7 +123,7 @@ def test_text(dumps: dict[str, dict[str, object]], iid: str) -> None:
         assert int(ident, 16) == want["ident"] and name == want["name"], (lines[0], want)
         exp = expected[name]
         assert state == ("idle" if exp.idle else "active"), lines[0]
-        assert bool(gil) == exp.gil, lines[0]
+        assert bool(gil) == exp.gil or exp.gil_gaps and not gil, lines[0]
         frames = []
         for line in lines[1:]:
             f = FRAME_LINE.fullmatch(line)
@@ -144,7 +145,8 @@ def check_json(doc: dict, info: dict, argv: list[str], iid: str, what: str) -> N
         want = by_native[t["native_tid"]]
         assert t["thread_id"] == want["ident"] and t["name"] == want["name"], (t, want)
         exp = expected[t["name"]]
-        assert (t["idle"], t["holds_gil"]) == (exp.idle, exp.gil), t["name"]
+        flags = (t["idle"], t["holds_gil"])
+        assert flags == (exp.idle, exp.gil) or exp.gil_gaps and flags == (exp.idle, False), t
         assert t["error"] is None, t
         frames = [Frame(f["function"], f["file"], f["line"]) for f in t["frames"]]
         check_stack(frames, exp, f"{t['name']} ({what}, {iid})")

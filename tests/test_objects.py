@@ -55,6 +55,7 @@ def expected(version: tuple[int, int]) -> dict[str, Any]:
     if version[0] == 2:  # an attribute name is a 2.7 str: bytes
         out["split"] = {k.encode(): v for k, v in out["split"].items()}
         out["py2_str"] = b"plain-\xc3\xa9"
+        out["py2_latin1"] = b"caf\xe9-\xff"
         out["py2_long"] = 7
         out["py2_unicode"] = "\u03bb-\U0001f40d"
     else:
@@ -160,6 +161,10 @@ def test_typed_reads(known: Known) -> None:
     assert [r.value if r else None for r in got] == [*(want[n] for n in strs), LONG]
     if py2:  # 2.7 str reads as UTF-8 text too
         assert reader.strs([ids["py2_str"]])[0].value == "plain-é"  # type: ignore[union-attr]
+        # bytes that are not UTF-8 as surrogate escapes, as Python 3 would decode them;
+        # for a trace (UTF-8), escaped in the text: shown, never dropped or replaced
+        assert reader.strs([ids["py2_latin1"]])[0].value == "caf\udce9-\udcff"  # type: ignore[union-attr]
+        assert reader.strs([ids["py2_latin1"]], utf8_safe=True)[0].value == "caf\\xe9-\\xff"  # type: ignore[union-attr]
     else:  # lone surrogates kept, or replaced for a trace
         assert reader.strs([ids["surrogates"]])[0].value == "\ud83d\udc0d-\udcff"  # type: ignore[union-attr]
         assert reader.strs([ids["surrogates"]], utf8_safe=True)[0].value == "\ufffd\ufffd-\ufffd"  # type: ignore[union-attr]

@@ -11,7 +11,9 @@ module fixture; the tests then only read what was recorded. Signals, bad input, 
 naming and accuracy run on one or two interpreters each: the CLI code they exercise does
 not depend on the target's version.
 
-A missing interpreter fails the run (tests/pythons.py), it never skips.
+The per-interpreter recordings run on the legacy interpreters too (2.7, 3.6, 3.7); what
+2.7 cannot have (non-ASCII identifiers) it shows otherwise, by name: see
+expected_threads. A missing interpreter fails the run (tests/pythons.py), it never skips.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from pythons import Interpreter, recordable
+from pythons import Interpreter, legacy, recordable
 
 from flamekit.analysis.profile import build_profile
 from flamekit.trace import Trace, load
@@ -44,11 +46,14 @@ HERE = Path(__file__).resolve().parent
 TARGETS = HERE / "targets"
 KNOWN = TARGETS / "record_known.py"
 MODULE = TARGETS / "record_módulo_ñ.py"
+PY2_MODULE = TARGETS / "record_py2_names.py"  #: record_módulo_ñ.py's stand-in on 2.7
 COUNTER = TARGETS / "record_counter.py"
 SPLIT = TARGETS / "record_split.py"
 
 INTERPRETERS = recordable()
-BY_ID = {i.id: i for i in INTERPRETERS}
+#: The per-interpreter recordings (and test_dump's dumps) cover 2.7, 3.6 and 3.7 as well.
+RECORDED = legacy() + INTERPRETERS
+BY_ID = {i.id: i for i in RECORDED}
 
 RATE = "200"  #: Hz for the short recordings
 #: A launched record_known.py lives this long once ready, then exits: the recording
@@ -225,17 +230,35 @@ class Expected:
     tail: list[str]  #: then these functions in threading.py (threads it started)
     idle: bool
     gil: bool
+    #: The holder is sometimes caught between letting the GIL go and taking it again
+    #: (2.7's GIL: see OLD_GIL_GAPS): no thread holds it then, truly.
+    gil_gaps: bool = False
+
+
+#: 2.7's GIL (the old one; 3.2 replaced it) is let go and taken again every 100 ticks
+#: (sys.setcheckinterval) even with no other thread waiting: a sample that stops the
+#: spinner between the two finds no thread holding it, which is true. 4 of 495 spinner
+#: samples here; at most this share of them may.
+OLD_GIL_GAPS = 0.05
 
 
 def expected_threads(version: tuple[int, int]) -> dict[str, Expected]:
     """Thread name -> what every sample (and a dump) of it must show."""
-    k, m = markers(KNOWN), markers(MODULE)
-    known, mod = str(KNOWN), str(MODULE)
+    k = markers(KNOWN)
+    known = str(KNOWN)
 
     def q(qualname: str) -> str:
         return qualname if version >= (3, 11) else qualname.rsplit(".", 1)[-1]
 
     tail = [q("Thread.run"), q("Thread._bootstrap_inner"), q("Thread._bootstrap")]
+    # The sleeper's two functions: non-ASCII identifiers in a non-ASCII file; on 2.7,
+    # which has no non-ASCII identifiers, byte-string names given to its code objects,
+    # one UTF-8 and one Latin-1, which is not UTF-8 and is recorded as the text \xe9.
+    module = PY2_MODULE if version < (3, 0) else MODULE
+    m, mod = markers(module), str(module)
+    latin = "f\\xe9_latin" if version < (3, 0) else "fé_latin"
+    if version < (3, 0):  # 2.7's threading: the methods are private (two underscores)
+        tail = ["run", "__bootstrap_inner", "__bootstrap"]
     main = (
         [Frame("recurse", known, k["bottom"])]
         + [Frame("recurse", known, k["recurse"])] * DEPTH
@@ -251,11 +274,12 @@ def expected_threads(version: tuple[int, int]) -> dict[str, Expected]:
             tail,
             idle=False,
             gil=True,
+            gil_gaps=version < (3, 2),
         ),
         "sleeper-ñ": Expected(
             [
                 Frame("函数_cjk", mod, m["cjk-sleep"]),
-                Frame("fé_latin", mod, m["latin-call"]),
+                Frame(latin, mod, m["latin-call"]),
                 Frame("sleeper", known, k["sleeper-call"]),
             ],
             tail,
@@ -360,6 +384,7 @@ def check_known_trace(
     late = (start - max(since, min(ticks))) / 1e9
     assert late < 2, f"the threads took {late:.1f} s to park"
     counts: dict[str, int] = {}
+    gaps: dict[str, int] = {}
     for i in window:
         if trace.times[i] < start:
             continue
@@ -373,13 +398,17 @@ def check_known_trace(
         )
         check_stack(frames_of(cols.stack[i]), exp, where)
         flags = (trace.is_idle(i), trace.is_gil(i))
-        assert flags == (exp.idle, exp.gil), (
-            f"{where}: (idle, gil) flags {flags}, expected {(exp.idle, exp.gil)} throughout"
-        )
+        if exp.gil_gaps and flags == (exp.idle, False):
+            gaps[name] = gaps.get(name, 0) + 1
+        else:
+            assert flags == (exp.idle, exp.gil), (
+                f"{where}: (idle, gil) flags {flags}, expected {(exp.idle, exp.gil)} throughout"
+            )
         counts[name] = counts.get(name, 0) + 1
     assert set(counts) == want_threads, f"threads sampled once parked: {counts}"
     for name, n in counts.items():
         assert n >= MIN_SAMPLES, f"{name}: only {n} samples once parked ({counts})"
+        assert gaps.get(name, 0) <= OLD_GIL_GAPS * n, f"{name}: GIL gaps {gaps} in {counts}"
     return counts
 
 
@@ -467,7 +496,7 @@ def runs() -> Iterator[dict[str, Run]]:
     tmp = Path(tempfile.mkdtemp(prefix="flamekit-e2e-"))
     try:
         todo = []
-        for interp in INTERPRETERS:
+        for interp in RECORDED:
             d = tmp / interp.id
             d.mkdir()
             todo.append(Run(interp, d))
@@ -478,7 +507,7 @@ def runs() -> Iterator[dict[str, Run]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-interpreters = pytest.mark.parametrize("iid", [i.id for i in INTERPRETERS])
+interpreters = pytest.mark.parametrize("iid", [i.id for i in RECORDED])
 
 
 @interpreters

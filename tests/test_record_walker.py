@@ -43,25 +43,12 @@ from flamekit.record.walk import CYCLE_CHECK, StackWalker, ThreadStack
 from flamekit.symbolize import line_for_offset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pythons import Interpreter, pyenv_root, recordable  # noqa: E402
+from pythons import Interpreter, legacy, recordable  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TARGET = HERE / "targets" / "walk_target.py"
 UNICODE_MODULE = HERE / "targets" / "módulo_函数.py"
 ROOT = HERE.parent
-
-
-def legacy() -> list[Interpreter]:
-    """pyenv's 2.7, 3.6 and 3.7 (state anchored differently: interp_head, no _PyRuntime
-    in 3.6 and 2.7). Missing ones fail: any CPython on this machine must be recordable."""
-    versions = pyenv_root() / "versions"
-    out = []
-    for major, minor in ((2, 7), (3, 6), (3, 7)):
-        found = sorted(versions.glob(f"{major}.{minor}.*/bin/python{major}.{minor}"))
-        if not found:
-            raise RuntimeError(f"CPython {major}.{minor} is missing from {versions}")
-        out.append(Interpreter(f"{major}.{minor}", str(found[-1]), (major, minor)))
-    return out
 
 
 INTERPRETERS = legacy() + recordable()
@@ -772,10 +759,11 @@ def put_frame(mem: FakeMemory, lay, frame: int, back: int) -> None:
 
 def synthetic(version: tuple[int, int]) -> tuple[FakeMemory, PythonTarget]:
     """runtime -> one interpreter -> one thread -> frames F1 -> F2 -> F3, code CODE; on
-    3.12+ F3 -> ENTRY, the C-stack shim every whole chain ends at."""
+    3.12+ F3 -> ENTRY, the C-stack shim every whole chain ends at. (2.7 and 3.6: the
+    interp_head variable at RUNTIME instead.)"""
     lay = layout_from_table(version)
     mem = FakeMemory(BASE, 0x50000)
-    mem.put(RUNTIME + lay.runtime_interpreters_head, "Q", INTERP)
+    mem.put(RUNTIME + (lay.runtime_interpreters_head or 0), "Q", INTERP)
     mem.put(INTERP + lay.interp_next, "Q", 0)
     mem.put(INTERP + lay.interp_threads_head, "Q", TSTATE)
     mem.put(TSTATE + lay.tstate_next, "Q", 0)
@@ -806,8 +794,8 @@ def synthetic_target(mem: FakeMemory, version: tuple[int, int]) -> PythonTarget:
         binary="synthetic",
         version=(*version, 0),
         layout=layout_from_table(version),
-        runtime=RUNTIME,
-        interp_head=None,
+        runtime=RUNTIME if version >= (3, 7) else None,
+        interp_head=None if version >= (3, 7) else RUNTIME,
         symbols={"PyCode_Type": CODE_TYPE, "PyFrame_Type": FRAME_TYPE, "_Py_NoneStruct": NONE},
     )
 
@@ -945,6 +933,8 @@ def test_a_chain_ending_where_no_stack_ends_is_torn(
 @pytest.mark.parametrize(
     "version, running, torn",
     [
+        ((2, 7), 0, False),  # f_stacktop NULL: running (2.7 has no f_executing)
+        ((2, 7), 0x7F0000001000, True),  # f_stacktop set: a suspended generator's frame
         ((3, 8), 1, False),  # f_executing
         ((3, 8), 0, True),  # a suspended generator's frame
         ((3, 9), 0, True),
@@ -959,9 +949,10 @@ def test_a_frame_object_chain_ending_at_a_frame_not_running_is_torn(
     generator suspended meanwhile (its f_back cleared), met by a racing read."""
     mem, target = synthetic(version)
     lay = target.layout
+    assert lay.frame_running is not None and lay.frame_running_format is not None
     for frame in (F1, F2):
-        mem.put(frame + lay.frame_running, "b", lay.frame_running_value)
-    mem.put(F3 + lay.frame_running, "b", running)
+        mem.put(frame + lay.frame_running, lay.frame_running_format, lay.frame_running_value)
+    mem.put(F3 + lay.frame_running, lay.frame_running_format, running)
     walker = StackWalker(target)
     (stack,) = walker.walk()
     if torn:

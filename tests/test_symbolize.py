@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from linetable_dump import encode_location
-from pythons import Interpreter, pyenv_root, recordable
+from pythons import Interpreter, legacy, recordable
 
 from flamekit.codeformat import (
     ALL_FORMATS,
@@ -49,19 +49,7 @@ DUMP = Path(__file__).resolve().parent / "linetable_dump.py"
 MIN_OFFSETS = 150_000
 
 
-def older_interpreters() -> list[Interpreter]:
-    """pyenv's 2.7, 3.6 and 3.7: never recorded, but their line tables must decode."""
-    versions = pyenv_root() / "versions"
-    found = []
-    for major, minor in ((2, 7), (3, 6), (3, 7)):
-        exe = sorted(versions.glob(f"{major}.{minor}.*/bin/python{major}.{minor}"))
-        if not exe:
-            raise RuntimeError(f"CPython {major}.{minor} is missing from {versions}")
-        found.append(Interpreter(f"{major}.{minor}", str(exe[-1]), (major, minor)))
-    return found
-
-
-INTERPRETERS = older_interpreters() + recordable()
+INTERPRETERS = legacy() + recordable()
 
 
 @pytest.fixture(scope="module")
@@ -301,6 +289,44 @@ def test_random_311_entries_never_raise(entries: list[bytes], firstlineno: int) 
     """Random bytes rarely look like 3.11+ tables; headers on random payloads do."""
     table = b"".join(bytes([0x80 | e[0]]) + e[1:] for e in entries)
     check_invariants(decode(table, LOCATIONS_311, firstlineno), table, 4, firstlineno)
+
+
+def addr2line_27_36(table: bytes, signed: bool, firstlineno: int, addrq: int) -> int:
+    """CPython 2.7's and 3.6's PyCode_Addr2Line (Objects/codeobject.c), transcribed: the
+    walk the interpreter itself does over co_lnotab for every query. 3.6 reads the line
+    increment as a signed char (3.6 made it signed); an odd trailing byte is no pair."""
+    line, addr = firstlineno, 0
+    for i in range(0, len(table) - 1, 2):
+        addr += table[i]
+        if addr > addrq:
+            break
+        step = table[i + 1]
+        line += step - 256 if signed and step > 127 else step
+    return line
+
+
+@settings(max_examples=300)
+@given(
+    table=st.one_of(
+        st.binary(max_size=80),  # any bytes, large steps of both kinds included
+        st.lists(st.tuples(st.integers(0, 6), st.integers(0, 3)), max_size=40).map(
+            lambda pairs: bytes(b for p in pairs for b in p)  # compiled code's small steps
+        ),
+    ),
+    fmt=st.sampled_from((LNOTAB_UNSIGNED, LNOTAB_SIGNED)),
+    firstlineno=LINES,
+)
+def test_lnotab_answers_as_the_27_and_36_interpreters_do(
+    table: bytes, fmt: int, firstlineno: int
+) -> None:
+    """Beside test_matches_interpreter (compiled code, asked of the real interpreters):
+    any co_lnotab, 2.7's (unsigned) and 3.6's (signed), at every byte offset it covers
+    and past it, gives the interpreter's own line, or None where that is no line."""
+    lt = decode(table, fmt, firstlineno)
+    covered = sum(table[0 : len(table) - 1 : 2])
+    for offset in range(-1, covered + 3):
+        want = addr2line_27_36(table, fmt == LNOTAB_SIGNED, firstlineno, offset)
+        assert lt.line(offset) == (want if 0 <= want <= MAX_LINE else None), offset
 
 
 @pytest.mark.parametrize("fmt", ALL_FORMATS)

@@ -33,23 +33,11 @@ from flamekit.record.threadnames import ThreadNames
 from flamekit.record.walk import StackWalker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pythons import Interpreter, pyenv_root, recordable  # noqa: E402
+from pythons import Interpreter, legacy, recordable  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 NAMED = HERE / "targets" / "threadnames_named.py"
 BARE = HERE / "targets" / "threadnames_bare.py"
-
-
-def legacy() -> list[Interpreter]:
-    """pyenv's 2.7, 3.6 and 3.7: the walker records them, so names must work too."""
-    versions = pyenv_root() / "versions"
-    out = []
-    for major, minor in ((2, 7), (3, 6), (3, 7)):
-        found = sorted(versions.glob(f"{major}.{minor}.*/bin/python{major}.{minor}"))
-        if not found:
-            raise RuntimeError(f"CPython {major}.{minor} is missing from {versions}")
-        out.append(Interpreter(f"{major}.{minor}", str(found[-1]), (major, minor)))
-    return out
 
 
 INTERPRETERS = legacy() + recordable()

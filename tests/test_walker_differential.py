@@ -176,8 +176,9 @@ def run_frame_objects(version: tuple[int, int], seed: int) -> StackWalker:
         mem.put(f + lay.frame_instr, "i", rnd.randrange(100))
         mem.put(f + lay.frame_back, "Q", back)
         mem.put(f + lay.frame_code, "Q", CODE + 0x100 * rnd.randrange(3))
-        if lay.frame_running is not None:
-            mem.put(f + lay.frame_running, "b", lay.frame_running_value if running else 5)
+        if lay.frame_running is not None and lay.frame_running_format is not None:
+            value = lay.frame_running_value if running else 5
+            mem.put(f + lay.frame_running, lay.frame_running_format, value)
 
     chain: list[int] = []  # slots, innermost first
     free = list(range(len(SLOTS)))

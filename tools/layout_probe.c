@@ -2,9 +2,12 @@
  * out-of-process stack walker needs, measured with offsetof() against ONE interpreter's
  * own headers (compiled with Py_BUILD_CORE to reach the internal structs).
  *
- * Built and run by tools/gen_layouts.py once per installed interpreter; never shipped.
- * Keys are the field names of flamekit.record.layout.Layout. A key that does not apply
- * to a version is simply not printed.
+ * Built and run by tools/gen_layouts.py once per installed interpreter and build flavour
+ * (as released, and compiled as ./configure --with-pydebug would: -DPy_DEBUG); never
+ * shipped. Keys are the field names of flamekit.record.layout.Layout. A key that does not
+ * apply to a version is simply not printed. The "build_" keys say which flavour the
+ * headers were compiled as (the macros in effect once Python.h is read: before 3.8,
+ * Py_DEBUG brings Py_TRACE_REFS and its _ob_next/_ob_prev object header with it).
  */
 #define Py_BUILD_CORE 1
 #include <Python.h>
@@ -64,6 +67,16 @@ int main(void)
     printf("{\n");
     OUT("version_hex", PY_VERSION_HEX);
     OUT("pointer_size", sizeof(void *));
+#ifdef Py_DEBUG
+    OUT("build_debug", 1);
+#else
+    OUT("build_debug", 0);
+#endif
+#ifdef Py_TRACE_REFS
+    OUT("build_trace_refs", 1);
+#else
+    OUT("build_trace_refs", 0);
+#endif
 
     /* Objects */
     OFF("ob_type", PyObject, ob_type);
@@ -142,6 +155,10 @@ int main(void)
     OFF("frame_running", PyFrameObject, f_state);
 #  elif PY_VERSION_HEX >= 0x03000000
     OFF("frame_running", PyFrameObject, f_executing);
+#  else
+    /* 2.7 has no f_executing: f_stacktop is NULL while a frame runs, set when a
+     * generator's frame yields (and before a frame starts). */
+    OFF("frame_running", PyFrameObject, f_stacktop);
 #  endif
 #else
     OFF("frame_back", _PyInterpreterFrame, previous);

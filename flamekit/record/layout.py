@@ -22,6 +22,7 @@ from typing import Any
 
 from flamekit.codeformat import format_for_version
 from flamekit.errors import TargetError
+from flamekit.record.flavour import RELEASE, describe
 from flamekit.record.tables.layouts import TABLES
 
 #: How a frame records its position in the bytecode.
@@ -103,6 +104,9 @@ class Layout:
     #: and its value then: a chain's outermost frame that does not run was read torn
     frame_running: int | None
     frame_running_value: int | None
+    #: struct format of that field: "b", or "Q" for 2.7's f_stacktop pointer (NULL while
+    #: the frame runs); None where there is no such field
+    frame_running_format: str | None
     frame_size: int  #: bytes from the frame's start that cover every field we read
     instr_kind: str
     owner_skip_from: int | None  #: owners >= this are shim frames, not Python calls
@@ -146,6 +150,9 @@ class Layout:
 
 #: Per-minor facts not in the generated table or _Py_DebugOffsets (from CPython headers).
 MINOR_CONSTANTS: dict[tuple[int, int], dict[str, Any]] = {
+    # 2.7 frames have no f_executing: f_stacktop is NULL while a frame runs (or waits for
+    # its callee) and set when a generator's frame yields.
+    (2, 7): {"frame_running_value": 0, "frame_running_format": "Q"},
     # <= 3.9: f_executing is 1 while a frame runs (or waits for its callee); a suspended
     # generator's frame has 0 and no f_back. 3.10: f_state is FRAME_EXECUTING = 0 then.
     (3, 6): {"frame_running_value": 1},
@@ -247,9 +254,71 @@ DEBUG_HEADER = 24
 DEBUG_READ_SIZE = DEBUG_HEADER + 8 * max(len(v) for v in DEBUG_FIELDS.values())
 
 
+class Unsupported(TargetError):
+    """A version or build flavour flamekit has no layout for. Final: the process is that
+    interpreter, so a launched one is not waited for to become another."""
+
+
+def _minor(key: str) -> tuple[int, int]:
+    major, minor = key.split(".")
+    return int(major), int(minor)
+
+
 def supported_minors() -> list[tuple[int, int]]:
-    table = [tuple(int(x) for x in k.split(".")) for k in TABLES]
-    return sorted({*table, *DEBUG_FIELDS})  # type: ignore[arg-type]
+    return sorted({*map(_minor, TABLES), *DEBUG_FIELDS})
+
+
+#: The build flavours (flamekit.record.flavour) read with a layout from the target's own
+#: _Py_DebugOffsets (3.13+): they describe a debug build's structs too, and the object
+#: reader's table, from release headers, holds for debug builds from 3.8 on (measured for
+#: each minor by tools/gen_layouts.py); a trace-refs build's object header it does not.
+DEBUG_OFFSETS_BUILDS = (RELEASE, "debug")
+
+
+def supported_builds(minor: tuple[int, int]) -> tuple[str, ...]:
+    """The build flavours of ``minor`` flamekit reads: the ones its table entry's offsets
+    hold for, or (3.13+) the ones _Py_DebugOffsets serve."""
+    if minor in DEBUG_FIELDS:
+        return DEBUG_OFFSETS_BUILDS
+    builds = TABLES.get(f"{minor[0]}.{minor[1]}", {}).get("builds")
+    return tuple(map(str, builds)) if isinstance(builds, list) else ()
+
+
+def _spans(minors: list[tuple[int, int]]) -> str:
+    """'2.7 and 3.6-3.14' from the list of minors: consecutive ones as a range."""
+    runs: list[list[tuple[int, int]]] = []
+    for m in minors:
+        if runs and runs[-1][-1] == (m[0], m[1] - 1):
+            runs[-1].append(m)
+        else:
+            runs.append([m])
+    names = ["{}.{}".format(*r[0]) + ("-{}.{}".format(*r[-1]) if len(r) > 1 else "") for r in runs]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+
+
+def support_statement() -> str:
+    """What flamekit records, for refusals: 'CPython 2.7 and 3.6-3.14 (release builds;
+    debug builds of 3.8-3.14)', from the tables."""
+    minors = supported_minors()
+    debug = [m for m in minors if "debug" in supported_builds(m)]
+    return f"CPython {_spans(minors)} (release builds; debug builds of {_spans(debug)})"
+
+
+def check_supported(version: tuple[int, int, int], flavour: str) -> None:
+    """Refuse, in one line naming it, a target whose version or build flavour has no
+    layout: it is never read with a wrong one. ``version``'s micro is 0 when unknown."""
+    minor = version[:2]
+    name = ".".join(map(str, version if version[2] else minor))
+    if minor not in supported_minors():
+        newer = " is newer than this flamekit supports" if minor > max(DEBUG_FIELDS) else ""
+        raise Unsupported(
+            f"CPython {name}{newer or ' is not supported'}: flamekit records {support_statement()}"
+        )
+    if flavour not in supported_builds(minor):
+        raise Unsupported(
+            f"CPython {name}, {describe(flavour)}, is not supported: "
+            f"flamekit records {support_statement()}"
+        )
 
 
 def _gil_mode(version: tuple[int, int]) -> str:
@@ -336,6 +405,7 @@ def layout_from_table(version: tuple[int, int]) -> Layout:
         frame_owner=g("frame_owner"),
         frame_running=g("frame_running") if old_frames else None,
         frame_running_value=const.get("frame_running_value"),
+        frame_running_format=const.get("frame_running_format", "b") if old_frames else None,
         frame_size=frame_size,
         instr_kind=_instr_kind(version),
         owner_skip_from=const.get("owner_skip_from"),
@@ -368,12 +438,15 @@ def parse_debug_offsets(raw: bytes) -> tuple[tuple[int, int], dict[str, int]]:
         newest = max(DEBUG_FIELDS)
         if version > newest:
             raise TargetError(
-                f"CPython {version[0]}.{version[1]} is newer than this flamekit supports "
-                f"(up to {newest[0]}.{newest[1]})"
+                f"CPython {version[0]}.{version[1]} is newer than this flamekit supports: "
+                f"flamekit records {support_statement()}"
             )
         raise TargetError(f"unexpected _Py_DebugOffsets version {version_hex:#x}")
     if free_threaded:
-        raise TargetError("free-threaded CPython builds are not supported yet")
+        raise TargetError(
+            f"CPython {version[0]}.{version[1]}, a free-threaded build, is not supported "
+            f"yet: flamekit records {support_statement()}"
+        )
     if len(raw) < DEBUG_HEADER + 8 * len(names):
         raise TargetError("_Py_DebugOffsets block is truncated")
     values = struct.unpack_from(f"<{len(names)}Q", raw, DEBUG_HEADER)
@@ -434,6 +507,7 @@ def layout_from_debug_offsets(raw: bytes, source: str = "") -> Layout:
         frame_owner=d["frame.owner"],
         frame_running=None,
         frame_running_value=None,
+        frame_running_format=None,
         frame_size=max(d["frame.instr_ptr"] + 8, d["frame.owner"] + 1),
         instr_kind=INSTR_POINTER,
         owner_skip_from=const.get("owner_skip_from"),

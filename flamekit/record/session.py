@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from flamekit.errors import OutputError, TargetError, UsageError
 from flamekit.output import STREAM, NewOutput
+from flamekit.record.layout import Unsupported
 from flamekit.record.proc import launcher
 from flamekit.record.sampler import ProgressCallback, Recorder, RecordOptions, WarningCallback
 from flamekit.record.target import PythonTarget, open_target
@@ -79,6 +80,8 @@ def attach(
     while True:
         try:
             return open_target(pid)
+        except Unsupported:
+            raise  # a Python flamekit has no layout for: waiting will not change it
         except TargetError:
             if launched.poll() is not None:
                 raise TargetError(

@@ -14,11 +14,14 @@ import struct
 from dataclasses import dataclass, field
 
 from flamekit.errors import TargetError
+from flamekit.record.flavour import build_flavour, py2_unicode_size
 from flamekit.record.layout import (
     DEBUG_READ_SIZE,
     Layout,
+    check_supported,
     layout_for_release,
     layout_from_debug_offsets,
+    support_statement,
     supported_minors,
 )
 from flamekit.record.proc import maps as mapsmod
@@ -28,6 +31,7 @@ from flamekit.record.proc.pid_namespace import HostTids
 
 #: Symbols looked up once per process (absolute addresses end up in PythonTarget.symbols).
 _TYPE_SYMBOLS = (
+    "PyType_Type",
     "PyCode_Type",
     "PyFrame_Type",
     "PyUnicode_Type",
@@ -38,6 +42,13 @@ _TYPE_SYMBOLS = (
 )
 
 _NAME_VERSION = re.compile(r"python(\d)\.(\d+)")
+
+
+class HeaderMismatch(TargetError):
+    """The interpreter's objects are not laid out as its layout says (see
+    _check_object_header). Another libpython may still be the one in use: a second
+    copy mapped but unused (an extension module linked against another path) has its
+    PyType_Type's type bound to the first copy's by the dynamic loader."""
 
 
 @dataclass
@@ -56,6 +67,10 @@ class PythonTarget:
     #: absolute addresses of the type objects and other symbols in _TYPE_SYMBOLS found
     symbols: dict[str, int] = field(default_factory=dict)
     exe: str = ""
+    #: the build flavour (flamekit.record.flavour): "release", "debug"...
+    flavour: str = "release"
+    #: 2.7: bytes per character of a unicode object (2 or 4), when the build says
+    py2_unicode_size: int | None = None
     #: its thread ids as /proc here names them (a container's target has its own)
     tids: HostTids = field(init=False)
 
@@ -102,6 +117,7 @@ def _open(pid: int, memory: ProcessMemory) -> PythonTarget:
     candidates = [exe] + [p for p in mapsmod.libpython_paths(maps) if p != exe]
     tried: list[str] = []
     unreadable: list[str] = []  # files that are no usable ELF file: corrupt, or hostile
+    mismatched: list[HeaderMismatch] = []
     for path in candidates:
         try:
             found = _from_file(pid, memory, exe, path, maps, tried)
@@ -110,8 +126,13 @@ def _open(pid: int, memory: ProcessMemory) -> PythonTarget:
         except ElfError as e:
             unreadable.append(str(e))
             continue
+        except HeaderMismatch as e:
+            mismatched.append(e)  # a copy not in use, or a build with no layout
+            continue
         if found is not None:
             return found
+    if mismatched:
+        raise mismatched[0]
     if unreadable:
         # The interpreter may well be in the file that could not be read: say which.
         raise TargetError(f"pid {pid} ({exe}): {'; '.join(unreadable)}")
@@ -168,8 +189,8 @@ def _from_elf(
 
     version = _detect_version(memory, elf, path, exe, bias)
     minor = version[:2]
-    if minor not in supported_minors() and minor < (3, 13):
-        raise TargetError(f"CPython {minor[0]}.{minor[1]} is not supported")
+    flavour = build_flavour(elf.dynamic_symbol)
+    check_supported(version, flavour)
     layout: Layout
     if minor >= (3, 13):
         assert runtime is not None
@@ -182,6 +203,7 @@ def _from_elf(
             )
     else:
         layout = layout_for_release(version)
+    _check_object_header(memory, symbols, layout, path, version)
 
     interp_head = None
     if runtime is None:
@@ -198,7 +220,37 @@ def _from_elf(
         interp_head=interp_head,
         symbols=symbols,
         exe=exe,
+        flavour=flavour,
+        py2_unicode_size=py2_unicode_size(elf.dynamic_symbol) if minor < (3, 0) else None,
     )
+
+
+def _check_object_header(
+    memory: ProcessMemory,
+    symbols: dict[str, int],
+    layout: Layout,
+    path: str,
+    version: tuple[int, int, int],
+) -> None:
+    """Whether objects are laid out as ``layout`` says, whatever the symbols said: type is
+    its own type, so the word at the layout's ob_type offset in PyType_Type must be
+    PyType_Type's address. A header with more words in front (Py_TRACE_REFS'
+    _ob_next/_ob_prev, or a build the tables do not know) puts something else there.
+    One read, once per attach."""
+    type_type = symbols.get("PyType_Type")
+    if type_type is None:
+        return
+    try:
+        (word,) = struct.unpack("<Q", memory.read(type_type + layout.ob_type, 8))
+    except ReadError:
+        return  # the walker's own reads will say what is wrong
+    if word != type_type:
+        name = ".".join(map(str, version))
+        raise HeaderMismatch(
+            f"{path}: the objects of this CPython {name} are not laid out as {layout.source} "
+            f"say (PyType_Type's type is not at offset {layout.ob_type}): a build flamekit "
+            f"has no layout for; it records {support_statement()}"
+        )
 
 
 def _detect_version(

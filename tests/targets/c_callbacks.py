@@ -3,11 +3,16 @@ calling a function, functools.reduce a lambda), for SECONDS seconds (argv[1], de
 Each call from C enters the interpreter loop anew; on 3.11 and 3.12 that entry points
 the thread state at a new _PyCFrame a few instructions before the frame it runs is
 stored in it, so a sample can catch the thread state naming a frame not yet there.
+Runs on CPython 2.7 and 3.6+.
 """
+
+# This file must stay valid Python 2.7.
 
 import functools
 import sys
 import time
+
+monotonic = getattr(time, "monotonic", time.time)  # 2.7 has no time.monotonic
 
 
 def step(x):
@@ -24,9 +29,9 @@ def reduced(n):
 
 def work(deadline):
     s = 0
-    while time.monotonic() < deadline:
+    while monotonic() < deadline:
         s += mapped(2000) + reduced(2000)
     return s
 
 
-work(time.monotonic() + (float(sys.argv[1]) if len(sys.argv) > 1 else 2.0))
+work(monotonic() + (float(sys.argv[1]) if len(sys.argv) > 1 else 2.0))

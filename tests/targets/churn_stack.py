@@ -3,8 +3,10 @@
 Random recursion depths, generator frames (which live outside the data stack on 3.11+),
 callbacks called from C (sorted's key: an entry frame on the C stack on 3.12+) and
 exceptions unwinding, so consecutive samples share a bottom part of varying height.
-Prints {"ready": PID} and runs until killed.
+Prints {"ready": PID} and runs until killed. Runs on CPython 2.7 and 3.6+.
 """
+
+# This file must stay valid Python 2.7.
 
 import json
 import os
@@ -54,6 +56,9 @@ def loop(seed):
 
 
 for i in range(2):
-    threading.Thread(target=loop, args=(i,), daemon=True).start()
-print(json.dumps({"ready": os.getpid()}), flush=True)
+    t = threading.Thread(target=loop, args=(i,))
+    t.daemon = True
+    t.start()
+sys.stdout.write(json.dumps({"ready": os.getpid()}) + "\n")
+sys.stdout.flush()
 loop(99)

@@ -4,8 +4,11 @@ to 2,500 frames down, with generator frames and C-called callbacks (frames outsi
 chunks) along the way, work at the bottom for a few milliseconds, and now and then come
 back up part of the way and go down again: between samples the deep part of a chain
 mostly stays put and sometimes changes, at any depth. Prints {"ready": PID} once every
-thread is down and runs until killed (the main thread waits, idle).
+thread is down and runs until killed (the main thread waits, idle). Runs on CPython 2.7
+and 3.6+.
 """
+
+# This file must stay valid Python 2.7.
 
 import json
 import os
@@ -14,8 +17,9 @@ import sys
 import threading
 
 sys.setrecursionlimit(20000)
-threading.stack_size(256 << 20)  # 3.8-3.10 recurse on the C stack too
-sys.setswitchinterval(0.05)
+threading.stack_size(256 << 20)  # 2.7-3.10 recurse on the C stack too
+if hasattr(sys, "setswitchinterval"):  # 2.7: its GIL goes by ticks
+    sys.setswitchinterval(0.05)
 
 
 def leaf(n):
@@ -52,10 +56,13 @@ def loop(seed, ready):
 def main():
     readies = [threading.Event() for _ in range(3)]
     for i, ready in enumerate(readies):
-        threading.Thread(target=loop, args=(i, ready), daemon=True).start()
+        t = threading.Thread(target=loop, args=(i, ready))
+        t.daemon = True
+        t.start()
     for ready in readies:
         ready.wait()
-    print(json.dumps({"ready": os.getpid()}), flush=True)
+    sys.stdout.write(json.dumps({"ready": os.getpid()}) + "\n")
+    sys.stdout.flush()
     threading.Event().wait()
 
 

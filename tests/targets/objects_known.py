@@ -88,6 +88,7 @@ def known_objects():
     }
     if PY2:
         objects["py2_str"] = b"plain-\xc3\xa9"
+        objects["py2_latin1"] = b"caf\xe9-\xff"  # not UTF-8: Latin-1 bytes
         objects["py2_long"] = long(7)  # noqa: F821 -- 2.7's long
         objects["py2_unicode"] = "\u03bb-\U0001f40d"
     else:

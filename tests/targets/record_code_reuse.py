@@ -5,8 +5,10 @@ from the same call site for about half a second each.
 the stacks sampled while each runs are the same (code address, offset) pairs: only the
 code objects' own bytes tell them apart. Prints {"reused": true} on stderr once gamma sits
 where alpha did (false if no try found that address), then runs gamma and exits.
-Runs on CPython 3.6+.
+Runs on CPython 2.7 and 3.6+.
 """
+
+# This file must stay valid Python 2.7.
 
 import json
 import sys

@@ -14,3 +14,6 @@ def fé_latin(lifetime, started):
 def 函数_cjk(lifetime, started):
     started.set()
     time.sleep(lifetime)  # MARK:cjk-sleep
+
+
+ENTRY = fé_latin  # what record_known.py calls (2.7 cannot spell the name)

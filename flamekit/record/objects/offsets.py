@@ -9,7 +9,7 @@ objects' ELF symbols plus the load bias, the way the walker finds PyCode_Type.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from flamekit.record.layout import DEBUG_READ_SIZE, parse_debug_offsets
 from flamekit.record.proc import maps as mapsmod
@@ -182,7 +182,12 @@ def offsets_for(target: PythonTarget) -> Offsets:
     debug = None
     if (major, minor) >= (3, 13) and target.runtime is not None:
         _, debug = parse_debug_offsets(target.memory.read(target.runtime, DEBUG_READ_SIZE))
-    return Offsets.from_table(entry, debug)
+    offsets = Offsets.from_table(entry, debug)
+    if target.py2_unicode_size is not None:
+        # 2.7 --enable-unicode=ucs2 or ucs4: the one offset that option moves is the
+        # characters' width (the table's is its build's); the object's fields stay put.
+        offsets = replace(offsets, py2_unicode_char_size=target.py2_unicode_size)
+    return offsets
 
 
 def type_addresses(target: PythonTarget, names: Iterable[str] = TYPE_SYMBOLS) -> dict[str, int]:

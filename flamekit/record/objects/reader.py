@@ -61,6 +61,10 @@ MAX_DATA_BYTES = 1 << 20
 #: Most digits of an int: 122,880 bits, far past CPython's own str() limit (4,300
 #: decimal digits, about 476 digits); 16 KiB of digits.
 MAX_INT_DIGITS = 1 << 12
+#: How a 2.7 str's bytes that are not UTF-8 decode, by ``utf8_safe``: as Python 3 holds
+#: such bytes (surrogate escapes); for a trace, which must be UTF-8, as the visible text
+#: ``\xNN`` (2.7 code and thread names are byte strings: Latin-1 ones are real).
+_PY2_ERRORS = {False: "surrogateescape", True: "backslashreplace"}
 #: Most items a tuple or list, or characters a str, can claim before the count is called
 #: garbage (32 GiB of item pointers), and most item addresses read from one.
 MAX_LENGTH = 1 << 32
@@ -267,7 +271,9 @@ class ObjectReader:
 
         Lone surrogates are kept, as Python holds them (2.7 str: undecodable bytes as
         surrogate escapes); with ``utf8_safe`` each becomes U+FFFD, which UTF-8 (so a
-        trace) can hold: what the recorder has always written."""
+        trace) can hold: what the recorder has always written. A 2.7 str's bytes that
+        are not UTF-8 become the text ``\\xNN`` instead (a Latin-1 name shows as
+        ``caf\\xe9``): a byte string names its bytes, so the trace keeps them visible."""
         return self._batch(lambda a: self.str_plan(a, utf8_safe), addrs)
 
     def bytestrings(self, addrs: Sequence[int]) -> list[Read[bytes] | None]:
@@ -508,7 +514,7 @@ class ObjectReader:
             got = yield from self.bytes_body(addr, head, max_chars)
             if got is None:
                 return None
-            text = got.value.decode("utf-8", "replace" if utf8_safe else "surrogateescape")
+            text = got.value.decode("utf-8", _PY2_ERRORS[utf8_safe])
             return got._replace(value=text)
         header = parse.text_header(head, self.text_layout)
         if header is None or header[0] > MAX_LENGTH:

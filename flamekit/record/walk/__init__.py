@@ -95,7 +95,8 @@ class StackWalker:
         #: ids of another PID namespace (a container's); None: the states' own are /proc's
         self._native_tids: NativeTids | None = None
         if lay.frame_objects:
-            self._native_tids = PthreadTids(target.memory, target.tids)
+            reread = lay.tstate_unique_id is None  # 2.7, 3.6
+            self._native_tids = PthreadTids(target.memory, target.tids, reread)
         elif target.tids.nested:
             self._native_tids = NamespacedTids(target.tids)
         #: Ranges the caller wants read in the same system call as the stacks (the code

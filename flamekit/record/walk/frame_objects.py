@@ -163,12 +163,12 @@ class FrameObjects(FrameModel):
         fields = [(lay.ob_type, "Q"), (lay.frame_back, "Q"), (lay.frame_code, "Q")]
         fields.append((lay.frame_instr, "i"))
         if lay.frame_running is not None:
-            fields.append((lay.frame_running, "b"))
+            fields.append((lay.frame_running, lay.frame_running_format or "b"))
         self._fstart = lay.ob_type
         frame = frame_struct(fields, self._fstart)
         self._flen, self._unpack = frame.size, frame.struct.unpack_from
         self._identity, self._fidx = frame.identity, frame.order
-        #: where the unpacked frame holds its "running" byte, and its value then
+        #: where the unpacked frame holds its "running" field, and its value then
         self._running_at = frame.order[4] if len(frame.order) > 4 else -1
         self._running_value = lay.frame_running_value
         self._frame_type = target.symbols.get("PyFrame_Type", 0)
