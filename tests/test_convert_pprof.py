@@ -76,17 +76,22 @@ def check_profile(data: bytes, sel, lines: bool):
         assert len(smp.value) == len(msg.sample_type)
         assert smp.value[1] == smp.value[0] * period and smp.value[0] > 0
         labels = {s(lab.key): lab for lab in smp.label}
-        assert set(labels) <= {"thread", "thread_id"} and "thread" in labels
+        assert set(labels) <= {"thread", "thread_id", "pid"} and "thread" in labels
+        assert labels["pid"].num in {run.pid for run in tr.runs}
         frames = []
         for lid in reversed(smp.location_id):  # root first
             fn = funcs[locs[lid].line[0].function_id]
             frames.append((s(fn.name), s(fn.filename), locs[lid].line[0].line))
-        key = (s(labels["thread"].str), labels["thread_id"].num if "thread_id" in labels else None)
+        key = (
+            s(labels["thread"].str),
+            labels["thread_id"].num if "thread_id" in labels else None,
+            labels["pid"].num,
+        )
         got[(key, tuple(frames))] = got.get((key, tuple(frames)), 0) + smp.value[0]
     expect: dict[tuple, int] = {}
     for (th, stack), n in want.items():
         t = tr.threads[th]
-        key = (t.name if t.name is not None else "?", t.native_tid)
+        key = (t.name if t.name is not None else "?", t.native_tid, tr.run_of(th).pid)
         frames = tuple(
             (prof.frames[f].qualname, prof.frames[f].file, prof.frames[f].line or 0) for f in stack
         )

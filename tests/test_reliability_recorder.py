@@ -334,7 +334,11 @@ def test_a_recursion_past_4096_frames_is_recorded_whole(tmp_path: Path, interp: 
     assert max(depths("deeper")) == 6001  # 6000 calls below the first, all recorded
     assert max(depths("deep")) == 1501
     deepest = [s for s in tr.columns.stack if s and len(tr.stacks[s]) > 6001]
-    assert len(deepest) > 50, len(deepest)  # the main thread, sampled at its full depth
+    # the main thread, sampled at its full depth: most of its samples (a count would
+    # measure the machine: 100 ticks asked, 35 of them taken on a loaded one)
+    main = tr.columns.thread[next(i for i, s in enumerate(tr.columns.stack) if s in deepest)]
+    of_main = sum(1 for t in tr.columns.thread if t == main)
+    assert len(deepest) >= 0.8 * of_main, (len(deepest), of_main)
     assert tr.end.errors < 0.1 * len(tr), (tr.end.errors, len(tr))
 
 
