@@ -93,3 +93,36 @@ def test_default_output_is_named_after_the_script_and_pid():
     out = default_output(os.getpid(), when=0)
     assert out.startswith(f"flamekit-{name}-{os.getpid()}-") and out.endswith(".fkt")
     assert "/" not in out
+
+
+def test_a_thread_found_in_a_tracing_stop_keeps_its_last_state():
+    """prepare() reads /proc before pausing; a thread still held in the stop of a pause it
+    reached late reads as unknown, and keeps what the last tick saw of it."""
+    from flamekit.record.run_sampler import RunSampler
+
+    class States:
+        def __init__(self) -> None:
+            self.now: dict[int, bool | None] = {}
+
+        def running(self, tid: int) -> bool | None:
+            return self.now[tid]
+
+    class Pauser:
+        threads = (1, 2, 3)
+        asked = 0
+
+        def request(self) -> None:
+            self.asked += 1
+
+    run = object.__new__(RunSampler)
+    run.states, run._running = States(), {}
+    pauser = Pauser()
+    run.states.now = {1: True, 2: False, 3: None}  # a spinner, a sleeper, one unknown
+    run.prepare(pauser)
+    assert run._running == {1: True, 2: False, 3: None} and pauser.asked == 1
+    run.states.now = {1: None, 2: None, 3: None}  # all three in a tracing stop now
+    run.prepare(pauser)
+    assert run._running == {1: True, 2: False, 3: None}
+    run.states.now = {1: False, 2: True, 3: True}  # read again: what /proc says wins
+    run.prepare(pauser)
+    assert run._running == {1: False, 2: True, 3: True}

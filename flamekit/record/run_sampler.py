@@ -103,9 +103,19 @@ class RunSampler:
 
         Before pausing: a thread stopped by ptrace always looks asleep, and one just
         resumed looks runnable, so this is the only moment /proc tells the truth. A tree's
-        processes are all asked before any is waited for (see Pauser.request)."""
+        processes are all asked before any is waited for (see Pauser.request).
+
+        A thread still in the tracing stop of a pause it reached late (None: unknown)
+        keeps what the last tick saw of it: a spinner stays running, a sleeper asleep
+        (read as asleep, a spinning GIL holder was sampled idle; judged by its frames, a
+        thread in time.sleep was sampled busy)."""
         states = self.states
-        self._running = {tid: states.running(tid) for tid in pauser.threads}
+        last = self._running
+        now = {tid: states.running(tid) for tid in pauser.threads}
+        for tid, on_cpu in now.items():
+            if on_cpu is None and last.get(tid) is not None:
+                now[tid] = last[tid]
+        self._running = now
         pauser.request()
 
     def tick(self, pauser: Pauser | None) -> Events | None:
