@@ -6,6 +6,7 @@ the standard library's waits must be recognised where they really are in each ve
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 from pythons import python314, recordable
@@ -44,12 +45,19 @@ def test_innermost_frame_tells_waiting_from_running(python: str) -> None:
         assert proc.stdout.readline().strip() == "ready"  # type: ignore[union-attr]
         target = open_target(proc.pid)
         try:
-            stacks = StackWalker(target).walk()
-            reader = CodeReader(target)
-            verdict = {}
-            for st in stacks:
-                name = reader.read_code(st.frames[0][0]).name if st.frames else "<no frames>"
-                verdict[name] = idle_by_frame(st.frames, reader.read_code)
+            walker, reader = StackWalker(target), CodeReader(target)
+            # After "ready" the main thread still has to get the GIL from the spinner to
+            # reach its join: walk until it is there (its frame <module> until then).
+            deadline = time.monotonic() + 10
+            while True:
+                verdict = {}
+                for st in walker.walk():
+                    code = reader.read_code(st.frames[0][0]) if st.frames else None
+                    name = code.name if code is not None else "<no frames>"
+                    verdict[name] = idle_by_frame(st.frames, reader.read_code)
+                if "<module>" not in verdict or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
         finally:
             target.close()
     finally:
