@@ -20,7 +20,7 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
 
 from flamekit.errors import OutputError
@@ -61,7 +61,16 @@ def _why(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def write_output(path: str, chunks: Iterable[bytes], stdout: BinaryIO | None = None) -> int:
+class OutputTooLarge(OutputError):
+    """An output over its size budget (``--max-output``): refused in one line."""
+
+
+def write_output(
+    path: str,
+    chunks: Iterable[bytes],
+    stdout: BinaryIO | None = None,
+    max_output: int | None = None,
+) -> int:
     """Write ``chunks`` to ``path``, or to stdout when ``path`` is ``-``.
 
     Where :func:`resolve_output` says: a regular file (or none yet) gets a new file,
@@ -70,12 +79,14 @@ def write_output(path: str, chunks: Iterable[bytes], stdout: BinaryIO | None = N
     ``-o -`` streams stdout, and is never replaced or chmod'ed. Returns the number of
     bytes written. Raises OutputError (exit 1) with one line for any path that cannot be
     written; errors from producing the chunks propagate unchanged, after the new file is
-    removed.
+    removed. ``max_output``: OutputTooLarge once more than this many bytes come (the
+    formats refuse an output before making it when their estimate is over: this is the
+    backstop for an estimate that fell short); a new file is then removed.
     """
     if path == STDOUT:
         out = stdout if stdout is not None else sys.stdout.buffer
         total = 0
-        for chunk in chunks:
+        for chunk in _capped(chunks, max_output, path):
             out.write(chunk)
             total += len(chunk)
         out.flush()
@@ -85,7 +96,7 @@ def write_output(path: str, chunks: Iterable[bytes], stdout: BinaryIO | None = N
     total = 0
     try:
         f = new.file
-        for chunk in chunks:
+        for chunk in _capped(chunks, max_output, path):
             f.write(chunk)
             total += len(chunk)
         f.flush()
@@ -97,6 +108,23 @@ def write_output(path: str, chunks: Iterable[bytes], stdout: BinaryIO | None = N
     finally:
         new.close()
     return total
+
+
+def _capped(chunks: Iterable[bytes], limit: int | None, path: str) -> Iterator[bytes]:
+    """``chunks``, or OutputTooLarge before the one that would pass ``limit`` bytes."""
+    if limit is None:
+        yield from chunks
+        return
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            where = "stdout" if path == STDOUT else path
+            raise OutputTooLarge(
+                f"cannot write {where}: the output passed its {limit:,}-byte budget while "
+                "being written (--max-output raises it)"
+            )
+        yield chunk
 
 
 def refuse_inputs(path: str, inputs: Sequence[str]) -> None:

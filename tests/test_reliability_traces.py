@@ -23,23 +23,18 @@ hypothesis on mutated real traces, for a fixed number of examples.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import re
-import resource
-import signal
 import struct
 import sys
 import tempfile
-import time
-import traceback
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
 import pytest
+from bounded import run_bounded
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from mutations import mutate
@@ -50,7 +45,6 @@ import flamekit.commands.info
 import flamekit.commands.top  # noqa: F401  (loaded before forking: children start warm)
 from flamekit.analysis.filters import FilterOptions, select
 from flamekit.analysis.profile import build_profile
-from flamekit.cli import main as cli_main
 from flamekit.convert.base import ConvertOptions, formats
 from flamekit.diffing.model import build_diff
 from flamekit.diffing.outputs import render_difffolded, render_json, render_table
@@ -67,79 +61,6 @@ from readers import profile_pb  # noqa: E402
 
 FORMATS = list(formats())
 DIFF_TO = ["table", "json", "difffolded", "svg"]
-TIMEOUT_S = 30.0
-MEMORY_MB = 1024
-FILE_CAP = 256 << 20
-
-
-# -- running one command in a bounded child --------------------------------------------
-
-
-@dataclass
-class Ran:
-    argv: list[str]
-    code: int  # exit status; -N for a signal
-    stdout: bytes
-    stderr: str
-    seconds: float
-
-
-def _vm_size() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def run_bounded(argv: list[str], timeout: float = TIMEOUT_S, memory_mb: int = MEMORY_MB) -> Ran:
-    """``flamekit ARGV`` in a forked child: RLIMIT_AS = its size now + ``memory_mb``,
-    output files capped at 256 MiB, killed after ``timeout`` s. Exit 99 = a traceback."""
-    out = tempfile.TemporaryFile()
-    err = tempfile.TemporaryFile()
-    cap = _vm_size() + (memory_mb << 20)
-    t0 = time.monotonic()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 98
-        try:
-            os.dup2(out.fileno(), 1)
-            os.dup2(err.fileno(), 2)
-            sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
-            sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8")
-            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_CAP, FILE_CAP))
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            try:
-                cli_main(argv)
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            except BaseException:  # noqa: BLE001 - report any escape as a traceback
-                traceback.print_exc()
-                code = 99
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
-    deadline = t0 + timeout
-    status = None
-    while status is None:
-        got, st_ = os.waitpid(pid, os.WNOHANG)
-        if got:
-            status = st_
-        elif time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            _, status = os.waitpid(pid, 0)
-        else:
-            time.sleep(0.002)
-    seconds = time.monotonic() - t0
-    out.seek(0)
-    err.seek(0)
-    data, text = out.read(), err.read().decode("utf-8", "replace")
-    out.close()
-    err.close()
-    return Ran(argv, os.waitstatus_to_exitcode(status), data, text, seconds)
 
 
 # -- crafting files ---------------------------------------------------------------------
@@ -229,6 +150,18 @@ CASES: dict[str, tuple[bytes, str]] = {
     "sample-to-undefined-thread": (
         pack(HDR, *GOOD_BODY, samples(1, thread=6)),
         "corrupt:undefined thread 6",
+    ),
+    "stack-at-the-65536-frame-limit": (
+        pack(HDR, THREAD, code(1), [R.STACK, 1, [1, 0] * R.MAX_STACK_DEPTH], samples(1), end(1)),
+        "ok",
+    ),
+    "stack-over-the-65536-frame-limit": (
+        pack(HDR, THREAD, code(1), [R.STACK, 1, [1, 0] * (R.MAX_STACK_DEPTH + 1)], samples(1)),
+        "corrupt:65,537 frames",
+    ),
+    "line-table-over-the-1MiB-limit": (
+        pack(HDR, THREAD, code(1, table=b"\x80" * (R.MAX_LINETABLE + 1), fmt=4)),
+        "corrupt:line table of 1,048,577 bytes",
     ),
     "recursion-20k-frames": (
         pack(HDR, THREAD, code(1), [R.STACK, 1, [1, 0] * DEEP], samples(1, 1, 1), end(3)),

@@ -22,12 +22,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress
 from operator import and_
+from typing import Optional
 
 from flamekit.analysis.profile import Profile
 from flamekit.errors import UsageError
 from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE
 
 NS = 1_000_000_000
+
+#: A stack with its root kept apart: (the thread root frame's id or None, the frame ids
+#: of the stack, root first).
+Rooted = tuple[Optional[int], tuple[int, ...]]
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,8 @@ class Selection:
         self.profile = profile
         self.options = options
         self.indices = indices
+        self._raw: Counter[tuple[int, int]] | None = None
+        self._rooted: dict[bool, dict[Rooted, int]] = {}
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -118,27 +125,48 @@ class Selection:
         return (self.profile.thread_frame(thread_ref),) if self.options.threads else ()
 
     def raw_counts(self) -> Counter[tuple[int, int]]:
-        """Selected samples per (thread ref, stack id); thread ref is -1 unless ``threads``."""
-        cols = self.profile.trace.columns
-        if self.options.threads:
-            return Counter(zip(self._column(cols.thread), self._column(cols.stack)))
-        return Counter((-1, s) for s in self._column(cols.stack))
+        """Selected samples per (thread ref, stack id); thread ref is -1 unless ``threads``.
+
+        Counted once per selection (an output's size estimate and the output share it);
+        do not modify it."""
+        if self._raw is None:
+            cols = self.profile.trace.columns
+            if self.options.threads:
+                self._raw = Counter(zip(self._column(cols.thread), self._column(cols.stack)))
+            else:
+                self._raw = Counter((-1, s) for s in self._column(cols.stack))
+        return self._raw
+
+    def rooted_counts(self, lines: bool = True) -> dict[Rooted, int]:
+        """Selected samples per (root frame id, frame-id stack root first): the stacks of
+        :meth:`stack_counts` with their thread root kept apart (None without ``threads``).
+
+        The stack is the profile's own tuple, shared by every thread that ran it: copying
+        it under each thread's root made 1,000 threads of one 65,536-frame stack 524 MB
+        of tuples, from a 150 KB trace. Stacks that symbolize alike are merged.
+        """
+        out = self._rooted.get(lines)
+        if out is None:
+            prof = self.profile
+            out = self._rooted[lines] = {}
+            for (thread, sid), n in self.raw_counts().items():
+                root = prof.thread_frame(thread) if thread >= 0 else None
+                key = (root, prof.stack(sid, lines))
+                out[key] = out.get(key, 0) + n
+        return out
 
     def stack_counts(self, lines: bool = True) -> dict[tuple[int, ...], int]:
         """Selected samples per distinct frame-id stack, root first.
 
         With ``threads`` each stack starts with its thread's root frame. Stacks that
         symbolize alike (two offsets on one line; any lines of a function when not
-        ``lines``) are merged. The counts add up to ``len(self)``.
+        ``lines``) are merged. The counts add up to ``len(self)``. Each rooted stack is a
+        new tuple: outputs work from :meth:`rooted_counts`.
         """
-        prof = self.profile
-        out: dict[tuple[int, ...], int] = {}
-        for (thread, sid), n in self.raw_counts().items():
-            key = prof.stack(sid, lines)
-            if thread >= 0:
-                key = (prof.thread_frame(thread),) + key
-            out[key] = out.get(key, 0) + n
-        return out
+        return {
+            stack if root is None else (root, *stack): n
+            for (root, stack), n in self.rooted_counts(lines).items()
+        }
 
     def stack_of(self, thread_ref: int, stack_id: int, lines: bool = True) -> tuple[int, ...]:
         """The rooted frame-id stack of one sample (for per-sample formats)."""
