@@ -178,9 +178,9 @@ def main() -> int:
         c0, t0 = bench.proc_cpu_s(inner.pid), time.monotonic_ns()
         time.sleep(args.seconds)
         c1, t1 = bench.proc_cpu_s(inner.pid), time.monotonic_ns()
-        outer.send_signal(signal.SIGINT)
+        outer.send_signal(signal.SIGTERM)  # not SIGINT: a background job ignores that
         outer.wait(60)
-        inner.send_signal(signal.SIGINT)
+        inner.send_signal(signal.SIGTERM)
         inner.wait(60)
     finally:
         target.kill()

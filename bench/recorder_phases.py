@@ -48,8 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import run as bench  # noqa: E402
 
-from flamekit.record import sampler, session  # noqa: E402
-from flamekit.record import walk as walker  # noqa: E402
+from flamekit.record import sampler, session, walk  # noqa: E402
 from flamekit.record.proc import idle, pause  # noqa: E402
 
 #: (owner, method) pairs charged separately; names as they appear in the output.
@@ -62,7 +61,7 @@ STEPS = [
     (sampler.Recorder, "_write_samples"),
     (sampler.Recorder, "_interrupted"),
     (sampler.Recorder, "_wait_nonblocking"),
-    (walker.StackWalker, "walk"),
+    (walk.StackWalker, "walk"),
     (idle.ThreadStates, "running"),
 ]
 
@@ -128,7 +127,7 @@ def floor(python: str, rate: float = 1000.0, seconds: float = 2.0) -> None:
     proc = start_target(python, 50)
     try:
         target = session.attach(proc.pid)
-        w = walker.StackWalker(target)
+        w = walk.StackWalker(target)
         mem = target.memory
         seen: list[list[tuple[int, int]]] = []
         real = mem.read_ranges_partial
@@ -209,7 +208,7 @@ def deep(python: str, depth: int, walks: int = 100) -> None:
     proc = start_target(python, depth)
     try:
         target = session.attach(proc.pid)
-        w = walker.StackWalker(target)
+        w = walk.StackWalker(target)
         with pause.Pauser(proc.pid) as p:
             t0 = time.thread_time_ns()
             for _ in range(walks):

@@ -225,6 +225,13 @@ class Target:
                 pass
 
 
+def _sigint_default() -> None:  # runs in the profiler's process, before exec
+    """SIGINT stops a profiler here, so it must not be ignored: a bench started in the
+    background (nohup, a non-interactive shell's job) ignores it, the profilers would
+    inherit that, and flamekit keeps a signal its parent chose to ignore ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @dataclass
 class Recorder:
     """One profiler process attached to a target."""
@@ -319,7 +326,9 @@ class Tools:
             cmd.append("--nonblocking")
         if duration is not None:  # py-spy's -d is really a sample count: rate x seconds
             cmd += ["-d", f"{duration:g}" if tool == FLAMEKIT else str(max(1, round(duration)))]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_sigint_default
+        )
         return Recorder(tool, proc, out, fmt, time.monotonic_ns())
 
 

@@ -821,6 +821,35 @@ def test_synthetic_chain(version: tuple[int, int]) -> None:
         assert stack.holds_gil
 
 
+@pytest.mark.parametrize("version", [(3, 10), (3, 12), (3, 13)], ids=str)
+def test_interpreters_are_the_last_walks(version: tuple[int, int]) -> None:
+    """StackWalker.interpreters: the interpreter list as the last walk found it, in list
+    order (readers of thread names take it from there instead of walking the list a
+    second time), whether the walk read the list link by link, in one read, or reused
+    the last parse (3.12+, steady); it follows an interpreter that goes."""
+    mem, target = synthetic(version)
+    lay = target.layout
+    interp2, tstate2 = BASE + 0x12000, BASE + 0x22000
+    mem.put(INTERP + lay.interp_next, "Q", interp2)
+    mem.put(interp2 + lay.interp_threads_head, "Q", tstate2)
+    mem.put(tstate2 + lay.tstate_thread_id, "Q", 0x7777_1000)
+    if lay.interp_ceval_gil is not None:  # 3.12: each interpreter's GIL
+        for interp in (INTERP, interp2):
+            mem.put(interp + lay.interp_ceval_gil, "Q", BASE + 0x36000)
+    walker = StackWalker(target)
+    assert walker.interpreters == ()
+    for _ in range(3):
+        stacks = walker.walk()
+        assert walker.interpreters == (INTERP, interp2)
+        assert [s.interp for s in stacks] == [INTERP, interp2]
+    if version >= (3, 12):
+        assert walker.steadied  # the third walk reused the second's parse
+    mem.put(INTERP + lay.interp_next, "Q", 0)  # the second interpreter is gone
+    stacks = walker.walk()
+    assert walker.interpreters == (INTERP,)
+    assert [s.interp for s in stacks] == [INTERP]
+
+
 @pytest.mark.parametrize("version", [(3, 10), (3, 13)], ids=["frame-objects", "interp-frames"])
 def test_cyclic_chain_is_cut(version: tuple[int, int]) -> None:
     mem, target = synthetic(version)

@@ -229,8 +229,11 @@ def test_hundreds_of_short_threads_a_second(tmp_path: Path):
     assert int(m["samples"].replace(",", "")) == len(tr)
     # Each short thread seen is a thread of its own (they reuse each other's tstate and
     # pthread_t: keyed on those alone, thousands of threads merged into a dozen refs).
+    # How many of the short threads a sample catches depends on the machine (CI's two
+    # cores caught 95 of 800, this image's many cores several hundred): the floor is set
+    # well above the broken recorder's dozen, not at what a fast machine reaches.
     tids = {t.native_tid for t in tr.threads.values()}
-    assert len(tids) > 100 and len(tids) >= 0.95 * len(tr.threads), (len(tids), len(tr.threads))
+    assert len(tids) >= 40 and len(tids) >= 0.95 * len(tr.threads), (len(tids), len(tr.threads))
     assert samples_of(tr, "work") > 0
     # Thread states not yet bound to their thread (3.11 and older: they carry the
     # creator's ident and tid; 3.12+: none) are not sampled as extra threads: one thread

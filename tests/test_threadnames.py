@@ -92,11 +92,9 @@ def stop(proc: subprocess.Popen) -> None:
             f.close()
 
 
-def interpreters_of(walker: StackWalker) -> Sequence[int] | None:
-    """What the recorder passes to lookup: the walker's interpreters as of its last
-    walk. TEMPORARY getattr until StackWalker.interpreters is merged (None: lookup reads
-    the list itself)."""
-    return getattr(walker, "interpreters", None)
+def interpreters_of(walker: StackWalker) -> Sequence[int]:
+    """What the recorder passes to lookup: the walker's interpreters as of its last walk."""
+    return walker.interpreters
 
 
 @dataclass
@@ -107,7 +105,7 @@ class Named:
     expected: dict[int, str]  #: ident -> name, as the target printed them
     unnamed: list[int]  #: idents of threads started with _thread
     walked: list[int]  #: thread ids the stack walker found
-    interpreters: Sequence[int] | None  #: the walker's, as lookup takes them
+    interpreters: Sequence[int]  #: the walker's, as lookup takes them
 
     def names(self) -> ThreadNames:
         return ThreadNames(self.target, CodeReader(self.target))

@@ -30,7 +30,7 @@ from test_record_walker import (
     synthetic_target,
 )
 
-import flamekit.record.walk as walker_mod
+import flamekit.record.walk.interpreter_frames as interpreter_frames
 from flamekit.record.layout import layout_from_table
 from flamekit.record.target import PythonTarget
 from flamekit.record.walk import StackWalker
@@ -158,7 +158,7 @@ def run_interpreter_frames(version: tuple[int, int], seed: int, force_slow: bool
         if rnd.random() < 0.02 and len(entries) > 4:  # a torn link back up the chain
             mem.put(entries[1][1] + lay.frame_back, "Q", entries[rnd.randrange(2, len(entries))][1])
         if force_slow:
-            walker._interps = []  # no prefetch: the thread list read link by link
+            walker._threads.forget()  # no prefetch: the thread list read link by link
         same_as_fresh(target, walker, f"{version} seed {seed} step {step}")
     return walker
 
@@ -219,7 +219,7 @@ def run_frame_objects(version: tuple[int, int], seed: int) -> StackWalker:
     seed=st.integers(0, 2**32),
     version=st.sampled_from([(3, 11), (3, 12), (3, 13)]),
     force_slow=st.booleans(),
-    max_outside=st.sampled_from([3, walker_mod.MAX_OUTSIDE]),
+    max_outside=st.sampled_from([3, interpreter_frames.MAX_OUTSIDE]),
 )
 # A generator frame in the current chunk, not prefetched, above region frames that change:
 # the kept tail of older chunks took those frames in unchecked (the review's finding).
@@ -227,12 +227,12 @@ def run_frame_objects(version: tuple[int, int], seed: int) -> StackWalker:
 def test_interpreter_frames_walked_with_memory_match_a_fresh_walk(
     seed: int, version: tuple[int, int], force_slow: bool, max_outside: int
 ) -> None:
-    old = walker_mod.MAX_OUTSIDE
-    walker_mod.MAX_OUTSIDE = max_outside  # few prefetched outside frames: more read late
+    old = interpreter_frames.MAX_OUTSIDE
+    interpreter_frames.MAX_OUTSIDE = max_outside  # few prefetched outside frames: more read late
     try:
         run_interpreter_frames(version, seed, force_slow)
     finally:
-        walker_mod.MAX_OUTSIDE = old
+        interpreter_frames.MAX_OUTSIDE = old
 
 
 @settings(max_examples=25, deadline=None, database=None)

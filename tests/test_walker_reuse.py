@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 
 from flamekit.record.proc.pause import Pauser
 from flamekit.record.target import open_target
-from flamekit.record.walk import StackWalker, _Chain, _OChain
+from flamekit.record.walk import StackWalker
+from flamekit.record.walk.frame_objects import _holding, _OChain
+from flamekit.record.walk.interpreter_frames import _Chain, _splice_floor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pythons import Interpreter, recordable  # noqa: E402
@@ -109,7 +111,7 @@ def test_splice_floor_finds_the_highest_unchanged_part(hint: int, changed: int |
         new[changed] ^= 0xFF
     reach = [8, 16, 24, 40, 48, 64, 80]
     q = 6
-    floor = StackWalker._splice_floor(_chain(old, reach, hint), q, bytes(new), 0, 80, b"", {})
+    floor = _splice_floor(_chain(old, reach, hint), q, bytes(new), 0, 80, b"", {})
     first_diff = len(old) if changed is None or changed >= len(old) else changed
     want = sum(1 for n in reach[: q + 1] if n <= first_diff)
     assert floor == want
@@ -122,15 +124,15 @@ def test_splice_floor_checks_frames_outside_the_region() -> None:
     reach = [0, 16, 32, 48]  # position 0: the frame outside, at the bottom
     outside = 0x70000
     outs = [(0, outside, b"A" * 8)]
-    ok = StackWalker._splice_floor(
+    ok = _splice_floor(
         _chain(region, reach, outs=outs), 3, region, 0, 64, b"xxA" + b"A" * 8, {outside: 3}
     )
     assert ok == 4
-    changed = StackWalker._splice_floor(
+    changed = _splice_floor(
         _chain(region, reach, outs=outs), 3, region, 0, 64, b"xxA" + b"B" * 8, {outside: 3}
     )
     assert changed == 0
-    unread = StackWalker._splice_floor(_chain(region, reach, outs=outs), 3, region, 0, 64, b"", {})
+    unread = _splice_floor(_chain(region, reach, outs=outs), 3, region, 0, 64, b"", {})
     assert unread == 0
 
 
@@ -147,8 +149,6 @@ def test_holding_counts_the_unchanged_bottom_frames(
     """3.10 and older: the frames at the bottom of the last chain whose bytes, and those of
     every frame below them, are the same in this read's prefetch (frames scattered in it
     in any order) may be reused; the first changed frame from the bottom stops it."""
-    walker = StackWalker.__new__(StackWalker)
-    walker._flen = flen
     addrs = [0x10000 + 0x1000 * i for i in range(n)]  # innermost first
     old = [bytes([i % 251]) * flen for i in range(n)]
     new = list(old)
@@ -163,10 +163,10 @@ def test_holding_counts_the_unchanged_bottom_frames(
         pos_of[addrs[i]] = len(buf)
         buf += new[i] + pad
     last = _OChain(addrs[::-1], {}, (), b"".join(old), None, None)
-    got = walker._holding(last, bytes(buf), pos_of)
+    got = _holding(last, bytes(buf), pos_of, flen)
     moved = [c for c in changed if c < n]
     want = n - (max(moved) + 1 if moved else 0)
     assert got == want
-    assert walker._holding(last, bytes(buf), pos_of) == want  # again, from the kept slices
+    assert _holding(last, bytes(buf), pos_of, flen) == want  # again, from the kept slices
     del pos_of[addrs[data.draw(st.integers(0, n - 1))]]  # a frame not prefetched
-    assert walker._holding(last, bytes(buf), dict(pos_of)) == 0
+    assert _holding(last, bytes(buf), dict(pos_of), flen) == 0

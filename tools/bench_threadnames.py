@@ -56,7 +56,7 @@ def main() -> int:
         assert len(ids) == 10, ids
         # What the recorder passes: the walker's interpreters (TEMPORARY getattr until
         # StackWalker.interpreters is merged; None: lookup reads the list itself).
-        interps = getattr(walker, "interpreters", None)
+        interps = walker.interpreters
         t0 = time.perf_counter()
         names = ThreadNames(target, CodeReader(target))
         got = names.lookup(ids, interps)

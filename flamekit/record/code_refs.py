@@ -36,7 +36,8 @@ class CodeRefs:
         self._infos: dict[int, CodeInfo] = {}  # address -> what that ref recorded
         self._snap: dict[tuple[int, ...], bytes] = {}
         self._next = first_ref  #: refs are unique in a trace, also across an exec
-        self.reused = 0  #: addresses found holding a different code than recorded
+        #: times an address was found holding another code than recorded, or none
+        self.reused = 0
         self.unreadable = 0  #: stacks naming a code that could not be read (torn frames)
         start, size = reader.span_start, reader.span_len
         self._start, self._size = start, size
@@ -145,19 +146,34 @@ class CodeRefs:
         if now is None:
             return None
         info = self._infos.get(addr)
-        if info is None or info.fingerprint != now:
-            if info is not None:
-                self.reused += 1
-            try:
-                info = self.reader.read_code(addr)
-            except (CodeError, ReadError):
-                return None
-            ref = self._next
-            self._next += 1
-            self._refs[addr] = ref
-            self._infos[addr] = info
-            self._emit(ref, info)
-        return self._refs[addr]
+        if info is not None and info.fingerprint == now:
+            return self._refs[addr]
+        if info is not None:
+            self._forget(addr)
+        try:
+            info = self.reader.read_code(addr)
+        except (CodeError, ReadError):
+            return None
+        ref = self._next
+        self._next += 1
+        self._refs[addr] = ref
+        self._infos[addr] = info
+        self._emit(ref, info)
+        return ref
+
+    def _forget(self, addr: int) -> None:
+        """``addr`` no longer holds the code recorded there: one reuse, counted once.
+
+        Its ref goes with it, so a code that then fails to read (a target rewriting its
+        own code objects) is no code until it reads again, not another reuse at every
+        check: each was one more check of the sample, which recursed until a
+        RecursionError ended the recording (tests/targets/corrupt_codes.py). The header
+        snapshots go too: one taken before may match again (a field set back) and would
+        give the ref read since, another code's.
+        """
+        del self._refs[addr], self._infos[addr]
+        self._snap.clear()
+        self.reused += 1
 
     @property
     def next_ref(self) -> int:

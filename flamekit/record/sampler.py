@@ -218,9 +218,14 @@ class Recorder:
         reason, error = "interrupted", None
         try:
             if opts.pausing:
-                pauser = Pauser(self.pid)
+                pauser = Pauser(self.pid, self.target.memory.process)
             due = schedule.due()
             while True:
+                if self._suspend:  # Ctrl-Z seen by the last poll
+                    pauser = self._suspended(pauser)
+                    if pauser is None and opts.pausing:
+                        reason = "target-exited"
+                        break
                 now = time.monotonic_ns()
                 if end_ns is not None and now >= end_ns:
                     reason = "duration"
@@ -238,20 +243,11 @@ class Recorder:
                     # (a low rate), so Ctrl-C is never a long period late.
                     if pauser is not None and wait_s >= _LONG_WAIT_S and self._interrupted():
                         break
-                    if self._suspend:
-                        pauser = self._suspended(pauser)
-                        if pauser is None and opts.pausing:
-                            reason = "target-exited"
-                            break
                     continue
                 if not self._signals_seen and self._interrupted():
                     break
                 if self._suspend:
-                    pauser = self._suspended(pauser)
-                    if pauser is None and opts.pausing:
-                        reason = "target-exited"
-                        break
-                    continue
+                    continue  # handled at the top of the loop
                 self._signals_seen = False
                 ended = self._tick(pauser)
                 if ended:
@@ -408,10 +404,13 @@ class Recorder:
             walker.extra = codes.last_ranges
         if codes.reused != self._memo_reused:
             # A code address now holds another code: the ids remembered may name the old
-            # one's ref, this sample's too. Rare: check again, remembering nothing.
+            # one's ref, this sample's too. Rare: check again, remembering nothing. Once:
+            # that check's refs are all fresh, and a target rewriting its own code
+            # objects could make each check find another change.
             self._memo.clear()
             self._memo_reused = codes.reused
-            return self._check_codes(stacks, remembered=False)
+            if remembered:
+                return self._check_codes(stacks, remembered=False)
         j = 0
         for n, st in enumerate(stacks):
             if st.error is None and not st.truncated and st.frames:
@@ -550,8 +549,7 @@ class Recorder:
         if len(unnamed) > 4 * len(live) + 256:
             unnamed.intersection_update(live)  # threads that ended unnamed
         ids = {self.thread_meta[r][1]: r for r in live if r in unnamed}
-        # TEMPORARY getattr: StackWalker.interpreters comes with the walker's split.
-        found = self.names.lookup(list(ids), getattr(self.walker, "interpreters", None))
+        found = self.names.lookup(list(ids), self.walker.interpreters)
         for tid, name in found.items():
             ref = ids.get(tid)
             if ref is None or not name:
@@ -587,7 +585,7 @@ class Recorder:
             target = open_target(self.pid)
         except TargetError:
             assert self._exec_deadline is not None
-            if time.monotonic() < self._exec_deadline and os.path.exists(f"/proc/{self.pid}"):
+            if time.monotonic() < self._exec_deadline and self.target.memory.alive():
                 return None
             return "target-exited"
         self._exec_deadline = None
@@ -620,6 +618,8 @@ class Recorder:
         no ptrace event tells us of here, follow it as pausing mode does (it lost every
         sample after the exec: 160 samples against 361)."""
         if self.launched is not None and self.launched.poll() is not None:
+            return "target-exited"
+        if not self.target.memory.alive():  # the process, not a new one of its pid
             return "target-exited"
         ident = launcher.exec_identity(self.pid)
         if ident is None:
@@ -658,7 +658,7 @@ class Recorder:
         if pauser is None:
             return None
         try:
-            return Pauser(self.pid)
+            return Pauser(self.pid, self.target.memory.process)
         except TargetError:
             gone = self.launched.poll() is not None if self.launched else False
             if gone or not os.path.exists(f"/proc/{self.pid}"):

@@ -57,7 +57,7 @@ def snapshot(target: PythonTarget, pausing: bool = True) -> Snapshot:
 
 def _snapshot(target: PythonTarget, pausing: bool) -> Snapshot:
     states = ThreadStates(target.pid)
-    pauser = Pauser(target.pid) if pausing else None
+    pauser = Pauser(target.pid, target.memory.process) if pausing else None
     try:
         tids = pauser.threads if pauser is not None else tuple(states.tids())
         running = {tid: states.running(tid) for tid in tids}
@@ -75,8 +75,7 @@ def _snapshot(target: PythonTarget, pausing: bool) -> Snapshot:
                             codes[addr] = reader.read_code(addr).record(addr, target.pid)
                         except (CodeError, ReadError):
                             codes[addr] = None
-            # TEMPORARY getattr: StackWalker.interpreters comes with the walker's split.
-            interpreters = getattr(walker, "interpreters", None)
+            interpreters = walker.interpreters
             names = ThreadNames(target, reader).lookup(
                 [st.thread_id for st in stacks], interpreters
             )

@@ -22,7 +22,7 @@ from flamekit.record.layout import (
     supported_minors,
 )
 from flamekit.record.proc import maps as mapsmod
-from flamekit.record.proc.elf import ElfImage, scan_version_strings
+from flamekit.record.proc.elf import ElfError, ElfImage, scan_version_strings
 from flamekit.record.proc.memory import ProcessMemory, ReadError
 
 #: Symbols looked up once per process (absolute addresses end up in PythonTarget.symbols).
@@ -80,7 +80,11 @@ def open_target(pid: int) -> PythonTarget:
     """
     memory = ProcessMemory(pid)
     try:
-        return _open(pid, memory)
+        target = _open(pid, memory)
+        # What was read of /proc/PID (maps, files) was of this process, not a new one
+        # that took its pid since, if it is still there now.
+        memory.check_alive()
+        return target
     except BaseException:
         memory.close()
         raise
@@ -90,23 +94,21 @@ def _open(pid: int, memory: ProcessMemory) -> PythonTarget:
     exe = mapsmod.exe_path(pid)
     maps = mapsmod.read_maps(pid)
     candidates = [exe] + [p for p in mapsmod.libpython_paths(maps) if p != exe]
-    tried = []
+    tried: list[str] = []
+    unreadable: list[str] = []  # files that are no usable ELF file: corrupt, or hostile
     for path in candidates:
         try:
-            elf = ElfImage(mapsmod.host_path(pid, path, maps))
-        except (OSError, ValueError):
+            found = _from_file(pid, memory, exe, path, maps, tried)
+        except FileNotFoundError:
             continue
-        with elf:
-            runtime_sym = elf.dynamic_symbol("_PyRuntime")
-            head_fn = elf.dynamic_symbol("PyInterpreterState_Head")
-            tried.append(os.path.basename(path))
-            if runtime_sym is None and head_fn is None:
-                continue
-            try:
-                bias = mapsmod.load_bias(maps, path, elf.loads, elf.is_pie)
-            except LookupError:
-                continue
-            return _from_elf(pid, memory, exe, path, elf, bias, runtime_sym, head_fn)
+        except ElfError as e:
+            unreadable.append(str(e))
+            continue
+        if found is not None:
+            return found
+    if unreadable:
+        # The interpreter may well be in the file that could not be read: say which.
+        raise TargetError(f"pid {pid} ({exe}): {'; '.join(unreadable)}")
     looked = " or ".join(tried) or os.path.basename(exe)
     if _NAME_VERSION.search(os.path.basename(exe)):
         raise TargetError(
@@ -117,6 +119,30 @@ def _open(pid: int, memory: ProcessMemory) -> PythonTarget:
         f"pid {pid} ({exe}) is not a CPython process (no _PyRuntime in {looked}): "
         "flamekit records CPython interpreters only (pgrep -a python lists running ones)"
     )
+
+
+def _from_file(
+    pid: int,
+    memory: ProcessMemory,
+    exe: str,
+    path: str,
+    maps: list[mapsmod.Mapping],
+    tried: list[str],
+) -> PythonTarget | None:
+    """The target, if ``path`` (as the target names it) holds its interpreter; None if
+    it holds no interpreter symbols. The file is the target's: ElfError when it is no
+    usable ELF file, FileNotFoundError when it cannot be found from here."""
+    with ElfImage(mapsmod.host_path(pid, path, maps), name=path) as elf:
+        runtime_sym = elf.dynamic_symbol("_PyRuntime")
+        head_fn = elf.dynamic_symbol("PyInterpreterState_Head")
+        tried.append(os.path.basename(path))
+        if runtime_sym is None and head_fn is None:
+            return None
+        try:
+            bias = mapsmod.load_bias(maps, path, elf.loads, elf.is_pie)
+        except LookupError:
+            return None
+        return _from_elf(pid, memory, exe, path, elf, bias, runtime_sym, head_fn)
 
 
 def _from_elf(
@@ -223,7 +249,7 @@ def _find_interp_head(
         if _plausible_interp_head(memory, addr, layout):
             return addr
     raise TargetError(
-        f"cannot locate the interpreter list in {elf.path}: no interp_head symbol and "
+        f"cannot locate the interpreter list in {elf.name}: no interp_head symbol and "
         "PyInterpreterState_Head could not be decoded"
     )
 

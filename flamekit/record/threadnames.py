@@ -49,7 +49,6 @@ from flamekit.record.bounds import MAX_INTERPRETERS, MAX_THREADS, bad_pointer
 from flamekit.record.code_reader import CodeReader
 from flamekit.record.objects import Check, Read
 from flamekit.record.objects.parse import Q
-from flamekit.record.proc.memory import ReadError
 from flamekit.record.target import PythonTarget
 
 #: The module, its dict of live threads, and the Thread attribute holding the name.
@@ -90,9 +89,7 @@ class ThreadNames:
 
     # -- public ------------------------------------------------------------------------
 
-    def lookup(
-        self, thread_ids: list[int], interpreters: Sequence[int] | None = None
-    ) -> dict[int, str]:
+    def lookup(self, thread_ids: list[int], interpreters: Sequence[int]) -> dict[int, str]:
         """Names of those of ``thread_ids`` that can be found; others are absent.
 
         ``interpreters``: the PyInterpreterState addresses to look in (the walker's
@@ -105,8 +102,6 @@ class ThreadNames:
         found: dict[int, str] = {}
         self._torn = set()
         try:
-            if interpreters is None:  # TEMPORARY, see _interpreters_fallback
-                interpreters = self._interpreters_fallback()
             found = self._from_memory(want, interpreters)
         except Exception:  # garbage, a vanished process: never the sampler's problem
             found = {}
@@ -203,23 +198,6 @@ class ThreadNames:
             if text is not None:
                 out[ident] = (text.value, [*threads[ident].checks, *attr.checks, *text.checks])
         return out
-
-    def _interpreters_fallback(self) -> list[int]:
-        """TEMPORARY (until StackWalker.interpreters is merged from the walker's split):
-        every interpreter's address, read from the list head, for callers that pass no
-        ``interpreters``. Remove with the default of ``lookup``'s parameter."""
-        out: list[int] = []
-        (p,) = Q.unpack(self.memory.read(self.target.interpreters_head_address(), 8))
-        nxt = self.target.layout.interp_next
-        while p and not bad_pointer(p) and p not in out and len(out) < MAX_INTERPRETERS:
-            out.append(p)
-            try:
-                (p,) = Q.unpack(self.memory.read(p + nxt, 8))
-            except ReadError:
-                break
-        return out
-
-    # -- 3.14+: the OS thread name -----------------------------------------------------
 
     def _from_comm(self, idents: set[int], interpreters: Sequence[int]) -> dict[int, str]:
         """Names from /proc/PID/task/TID/comm for threads Python named (3.14+).

@@ -57,6 +57,7 @@ from ptrace import PtraceError
 from ptrace.binding.func import ptrace as _ptrace
 
 from flamekit.errors import TargetError
+from flamekit.record.proc.handle import ProcessHandle
 
 __all__ = ["Events", "PauseResult", "Pauser"]
 
@@ -203,9 +204,14 @@ class Pauser:
 
     Raises :class:`flamekit.errors.TargetError` with one line if the process cannot be
     traced: no such process, permission denied, or already traced by another tracer.
+
+    ``process``: the target as opened before (its pidfd). Seizing goes by pid, and the
+    target may have exited since and its pid gone to a new process: that one would be
+    the one traced and paused. Checked after seizing (while seized, a process's exit is
+    ours to reap, so its pid cannot be reused before we know), the newcomer is let go.
     """
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, process: ProcessHandle | None = None) -> None:
         self.pid = int(pid)
         self._owner = threading.get_ident()
         self._me = threading.get_native_id()  # what /proc shows as TracerPid
@@ -234,6 +240,8 @@ class Pauser:
             self._slice_pause, self._slice_idle = _SLICE_PAUSE, _SLICE_IDLE
         try:
             self._seize_all()
+            if process is not None and not process.alive():
+                raise TargetError(f"process {self.pid} has exited")
         except BaseException:
             self.close()
             raise
