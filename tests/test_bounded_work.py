@@ -25,6 +25,7 @@ import flamekit.commands.info
 import flamekit.commands.top  # noqa: F401  (loaded before forking: children start warm)
 from flamekit.analysis.budget import format_size, option_for, parse_size
 from flamekit.analysis.profile import MAX_NAME
+from flamekit.api import EmptySelection
 from flamekit.codeformat import format_for_version
 from flamekit.convert.base import ConvertOptions, formats
 from flamekit.convert.pprof import fields
@@ -157,6 +158,61 @@ def test_a_line_table_longer_than_the_recorder_reads_is_corrupt(tmp_path: Path) 
         else:
             line = r.one_error_line()
             assert r.code == 2 and "line table of 1,048,577 bytes" in line, line
+
+
+def small_trace(path: Path, **header_fields) -> Path:
+    """A trace of 200 samples of one stack, with the given header fields."""
+    with open(path, "wb") as f:
+        w = TraceWriter(f, header(**header_fields))
+        w.write(code(1))
+        w.write(R.Thread(0, 4242, 1, 1, "main", 0))
+        sid = w.stack_id(((1, 0), (1, 2)))
+        for k in range(1, 201):
+            w.sample(1_000_000 + k * 10_000_000, 0, sid)
+        w.close("duration")
+    return path
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("rate_hz", 1e-300), ("rate_hz", 1e-11), ("start_wall_ns", (1 << 64) - 1)],
+    ids=["rate-1e-300", "rate-1e-11", "wall-2**64-1"],
+)
+def test_header_numbers_out_of_range_are_refused_on_read(
+    tmp_path: Path, field: str, value: float
+) -> None:
+    """Before: rate 1e-300 was an OverflowError traceback in speedscope and pprof (a period
+    of infinite ns), 1e-11 one in pprof ("does not fit in 64 bits"), and a wall-clock start
+    of 2**64 - 1 one in pprof with --from 1. Now every command refuses the trace in one
+    line naming the field, exit 2."""
+    p = str(small_trace(tmp_path / "t.fkt", **{field: value}))
+    argvs = [["info", p], ["top", p], ["diff", p, p]]
+    for fmt in formats():
+        for window in ([], ["--from", "1"]):
+            argvs.append(["convert", p, "--to", fmt, *window, "-o", str(tmp_path / "out")])
+    for argv in argvs:
+        r = run_bounded(argv)
+        lines = r.stderr.splitlines()
+        assert r.code == 2 and "Traceback" not in r.stderr, (argv, r.stderr[-2000:])
+        assert len(lines) == (2 if argv[0] == "diff" else 1), (argv, lines)  # diff: per side
+        assert all(f"{p}: corrupt FKT trace" in ln and field in ln for ln in lines), lines
+    assert [q.name for q in tmp_path.iterdir()] == ["t.fkt"]
+
+
+def test_a_window_past_every_time_is_no_overflow(tmp_path: Path) -> None:
+    """``--from``/``--until`` of 1e300 s made 1e309 ns, an OverflowError traceback in every
+    command. ``--until`` past the end keeps everything; ``--from`` past it, nothing."""
+    p = str(small_trace(tmp_path / "t.fkt"))
+    whole = run_bounded(["convert", p, "--to", "pprof", "-o", "-"])
+    assert whole.code == 0, whole.stderr
+    r = run_bounded(["convert", p, "--to", "pprof", "--until", "1e300", "-o", "-"])
+    assert r.code == 0 and r.stdout == whole.stdout, r.stderr
+    for argv in (
+        ["top", "--from", "1e300", p],
+        ["convert", p, "--to", "svg", "--from", "1e300", "-o", "-"],
+    ):
+        r = run_bounded(argv)
+        assert r.code == 2 and "no samples match the filters" in r.one_error_line(), r.stderr
 
 
 # -- output bombs ---------------------------------------------------------------------------
@@ -360,7 +416,7 @@ def test_every_estimate_is_at_least_the_output(tmp_path: Path, data) -> None:
     )
     try:
         prof = rec.profile(per_thread=threads, idle=idle)
-    except flamekit.EmptySelection:
+    except EmptySelection:
         return
     opts = ConvertOptions(lines=lines)
     for name, fmt in formats().items():

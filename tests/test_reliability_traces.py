@@ -215,9 +215,25 @@ CASES: dict[str, tuple[bytes, str]] = {
     "rate-inf": (pack(with_header(rate_hz=float("inf")), *GOOD_BODY), "corrupt:rate_hz"),
     "rate-negative": (pack(with_header(rate_hz=-5.0), *GOOD_BODY), "corrupt:rate_hz"),
     "rate-zero": (pack(with_header(rate_hz=0), *GOOD_BODY, end(4)), "ok"),
+    # a period of infinite ns (OverflowError in speedscope and pprof before), of 1e20 ns
+    # (pprof: "does not fit in 64 bits")
+    "rate-1e-300": (pack(with_header(rate_hz=1e-300), *GOOD_BODY), "corrupt:rate_hz"),
+    "rate-1e-11": (pack(with_header(rate_hz=1e-11), *GOOD_BODY), "corrupt:rate_hz"),
+    "rate-at-the-format's-least": (
+        pack(with_header(rate_hz=R.MIN_RATE_HZ), *GOOD_BODY, end(4)),
+        "ok",
+    ),
     "end-duration-negative": (
         pack(HDR, *GOOD_BODY, [R.END, "duration", None, 4, 0, -1]),
         "corrupt:end duration",
+    ),
+    "end-duration-past-the-format's-times": (
+        pack(HDR, *GOOD_BODY, [R.END, "duration", None, 4, 0, R.MAX_TIME_NS]),
+        "corrupt:end duration",
+    ),
+    "end-duration-at-the-format's-last-time": (
+        pack(HDR, *GOOD_BODY, [R.END, "duration", None, 4, 0, R.MAX_TIME_NS - 1]),
+        "ok",
     ),
     "first-seen-negative": (
         pack(HDR, [R.THREAD, 0, 1, 1, 1, "m", -5]),
@@ -227,14 +243,27 @@ CASES: dict[str, tuple[bytes, str]] = {
         pack(HDR, *GOOD_BODY[:-1], samples(1, 1, dt=(1 << 63) - 1)),
         "corrupt:overflow",
     ),
-    "times-huge-but-valid": (pack(HDR, *GOOD_BODY[:-1], samples(1, 0, 1, dt=1 << 61)), "ok"),
-    "wall-clock-at-int64-min": (
-        pack(with_header(start_wall_ns=-(1 << 63)), *GOOD_BODY, end(4)),
+    "times-past-the-format's-limit": (
+        pack(HDR, *GOOD_BODY[:-1], samples(1, 1, dt=1 << 61)),
+        "corrupt:overflow",
+    ),
+    "times-huge-but-valid": (pack(HDR, *GOOD_BODY[:-1], samples(1, 0, 1, dt=1 << 60)), "ok"),
+    "wall-clock-at-the-format's-least": (
+        pack(with_header(start_wall_ns=-R.MAX_TIME_NS), *GOOD_BODY, end(4)),
         "ok",
     ),
+    "wall-clock-at-the-format's-most": (
+        pack(with_header(start_wall_ns=R.MAX_TIME_NS), *GOOD_BODY, end(4)),
+        "ok",
+    ),
+    # start + a time made pprof's time_nanos overflow (with --from 1, before)
     "wall-clock-at-uint64-max": (
         pack(with_header(start_wall_ns=(1 << 64) - 1), *GOOD_BODY, end(4)),
-        "ok",
+        "corrupt:start_wall_ns",
+    ),
+    "wall-clock-at-int64-min": (
+        pack(with_header(start_wall_ns=-(1 << 63)), *GOOD_BODY, end(4)),
+        "corrupt:start_wall_ns",
     ),
     "offsets-and-lines-extreme": (
         pack(

@@ -26,6 +26,7 @@ from typing import Optional
 
 from flamekit.analysis.profile import Profile
 from flamekit.errors import UsageError
+from flamekit.trace.records import MAX_TIME_NS
 from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE
 
 NS = 1_000_000_000
@@ -69,15 +70,18 @@ class FilterOptions:
             return False
         if self.gil and not flags & FLAG_GIL:
             return False
-        if self.start_s is not None and time_ns < _ns(self.start_s):
+        if self.start_s is not None and time_ns < seconds_ns(self.start_s):
             return False
-        if self.until_s is not None and time_ns >= _ns(self.until_s):
+        if self.until_s is not None and time_ns >= seconds_ns(self.until_s):
             return False
         return not self.thread_ids or native_tid in self.thread_ids
 
 
-def _ns(seconds: float) -> int:
-    return round(seconds * NS)
+def seconds_ns(seconds: float) -> int:
+    """``--from``/``--until`` seconds as ns since the origin. Past every time a trace can
+    hold it is MAX_TIME_NS: ``--until 1e300`` means "to the end", and 1e300 s in ns
+    overflowed a float into a traceback."""
+    return round(seconds * NS) if seconds < MAX_TIME_NS / NS else MAX_TIME_NS
 
 
 class Selection:
@@ -186,9 +190,9 @@ def select(profile: Profile, options: FilterOptions) -> Selection:
     lo, hi = 0, n
     # Times never decrease (the writer clamps dt at 0), so the window is a slice.
     if options.start_s is not None:
-        lo = bisect_left(tr.times, _ns(options.start_s))
+        lo = bisect_left(tr.times, seconds_ns(options.start_s))
     if options.until_s is not None:
-        hi = max(lo, bisect_left(tr.times, _ns(options.until_s)))
+        hi = max(lo, bisect_left(tr.times, seconds_ns(options.until_s)))
     masks = []
     if not options.idle or options.gil:
         ok = bytes(

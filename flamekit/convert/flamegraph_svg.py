@@ -77,6 +77,16 @@ class FlameNode:
         return f"FlameNode({self.name!r}, {self.value}, children={len(self.children)})"
 
 
+def order_by_name(root: FlameNode) -> None:
+    """Every node's children in name order, the flame graph convention (stable: equal
+    names keep the order they were added in), so a picture depends only on its counts."""
+    work = [root]
+    while work:
+        n = work.pop()
+        n.children.sort(key=lambda c: c.name)
+        work.extend(n.children)
+
+
 Colouring = Callable[[FlameNode], str]
 
 # -- colours ------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ What goes in, and why:
   count times the sampling period (``period_type`` ``wall/nanoseconds``, ``period``),
   the convention for sampled wall-clock profiles. ``default_sample_type`` is ``wall``.
 * one ``Sample`` per distinct (thread, stack): ``location_id`` leaf first, values
-  ``[count, count * period]``, and the labels ``thread`` (string: the thread's name) and
+  ``[count, count * period]`` (at most int64's largest: a trace may state a rate of one
+  sample in days and hold millions of samples), and the labels ``thread`` (string: the thread's name) and
   ``thread_id`` (number: its native TID, when known), so ``-tagfocus``/``-tagshow`` can
   split threads. With ``--threads`` the stacks also start at a ``thread NAME (TID)`` frame,
   as in every other format.
@@ -49,6 +50,8 @@ from flamekit.convert.protobuf_wire import Message, varint
 P_SAMPLE_TYPE, P_SAMPLE, P_MAPPING, P_LOCATION, P_FUNCTION, P_STRING_TABLE = 1, 2, 3, 4, 5, 6
 P_TIME_NANOS, P_DURATION_NANOS, P_PERIOD_TYPE, P_PERIOD, P_COMMENT = 9, 10, 11, 12, 13
 P_DEFAULT_SAMPLE_TYPE = 14
+#: The largest value of an int64 field.
+I64_MAX = (1 << 63) - 1
 
 
 class _Strings:
@@ -122,7 +125,7 @@ def fields(sel: Selection, opts: ConvertOptions) -> Iterator[bytes]:
             used_frames.update(stack)
         used_frames.update(root)
         sample = Message().blob(1, ids + b"".join([varint(f + 1) for f in root]))
-        sample.packed(2, (n, n * period))
+        sample.packed(2, (n, min(n * period, I64_MAX)))
         sample.buf += lab
         yield field(P_SAMPLE, sample)
 

@@ -27,7 +27,14 @@ from flamekit.analysis.filters import Rooted, Selection
 from flamekit.analysis.profile import Profile
 from flamekit.convert._common import default_title
 from flamekit.convert.base import ConvertOptions, register
-from flamekit.convert.flamegraph_svg import FRAME_BYTES, FlameNode, frame_bytes, narrowest, render
+from flamekit.convert.flamegraph_svg import (
+    FRAME_BYTES,
+    FlameNode,
+    frame_bytes,
+    narrowest,
+    order_by_name,
+    render,
+)
 from flamekit.convert.flametree import SortedStacks, count_drawn
 
 
@@ -89,17 +96,8 @@ def build_rooted_tree(
         ]
         parent.children.extend(k for k, _, _ in kids)
         work.extend((k, st, a, b, depth + 1) for k, a, b in kids)
-    _order(root)
+    order_by_name(root)
     return root
-
-
-def _order(root: FlameNode) -> None:
-    """Every node's children by name (stable: equal names keep their frame order)."""
-    work = [root]
-    while work:
-        n = work.pop()
-        n.children.sort(key=lambda c: c.name)
-        work.extend(n.children)
 
 
 def estimate(sel: Selection, opts: ConvertOptions, budget: int | None) -> Estimate:

@@ -26,6 +26,7 @@ from flamekit.convert.flamegraph_svg import (
     diff_colour,
     frame_bytes,
     narrowest,
+    order_by_name,
     render,
 )
 from flamekit.convert.flametree import SortedStacks, count_drawn
@@ -137,17 +138,8 @@ def build_diff_tree(diff: Diff) -> FlameNode:
                 child = node(k, st, a, b, depth + 1)
                 parent.children.append(child)
                 work.append((child, st, a, b, depth + 1))
-    _by_name(root)
+    order_by_name(root)
     return root
-
-
-def _by_name(root: FlameNode) -> None:
-    """Every node's children in name order, the flame graph convention."""
-    work = [root]
-    while work:
-        n = work.pop()
-        n.children.sort(key=lambda c: c.name)
-        work.extend(n.children)
 
 
 def estimate(diff: Diff, budget: int | None) -> Estimate:

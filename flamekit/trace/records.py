@@ -35,13 +35,21 @@ END_REASONS = ("duration", "target-exited", "interrupted", "error")
 EMPTY_STACK = 0
 
 U64_MAX = (1 << 64) - 1
-I64_MIN = -(1 << 63)
 
 #: The format's own limits, which the recorder never exceeds and the reader enforces.
 #: Frames per stack: the recorder cuts a deeper chain at this depth (and counts an error).
 MAX_STACK_DEPTH = 1 << 16
 #: Bytes of a code object's line table: the recorder reads at most this much of one.
 MAX_LINETABLE = 1 << 20
+#: Times since the recording's origin (samples, first-seen times, END's duration) are
+#: below this, 2^62 ns (146 years), and a wall-clock start lies in [-2^62, 2^62] ns
+#: (1824-2116): so a start plus any time of the recording, which pprof writes as a
+#: signed 64-bit number, always fits one.
+MAX_TIME_NS = 1 << 62
+#: The lowest sampling rate a header may state, other than 0 (unknown): one sample in
+#: 11.6 days. A period (1e9 / rate ns) is then at most 1e15 ns, so a time plus a period
+#: fits 64 bits too (a rate of 1e-300 Hz made a period of infinite ns).
+MIN_RATE_HZ = 1e-6
 
 
 @dataclass(frozen=True)
@@ -269,6 +277,11 @@ def _int(v: Any, what: str, lo: int = 0, hi: int = U64_MAX) -> int:
     return v
 
 
+def _time(v: Any, what: str) -> int:
+    """A time since the recording's origin, in ns: [0, MAX_TIME_NS)."""
+    return _int(v, what, 0, MAX_TIME_NS - 1)
+
+
 def _opt_int(v: Any, what: str) -> int | None:
     return None if v is None else _int(v, what)
 
@@ -306,8 +319,8 @@ def _header(arr: list[Any]) -> Header:
     if type(ver) is not list or len(ver) != 2:
         raise _Bad("header.format_version must be [major, minor]")
     rate = m.get("rate_hz")
-    if type(rate) not in (int, float) or not math.isfinite(rate) or rate < 0:
-        raise _Bad(f"header.rate_hz must be a finite number >= 0, got {_short(rate)}")
+    if type(rate) not in (int, float) or not (rate == 0 or MIN_RATE_HZ <= rate < math.inf):
+        raise _Bad(f"header.rate_hz must be 0 or finite and >= {MIN_RATE_HZ:g}, got {_short(rate)}")
     mode = m.get("mode", {})
     if type(mode) is not dict or any(
         type(k) is not str or type(v) is not bool for k, v in mode.items()
@@ -319,7 +332,9 @@ def _header(arr: list[Any]) -> Header:
             _int(ver[1], "format minor", 0, 65535),
         ),
         flamekit_version=_str(m.get("flamekit_version"), "header.flamekit_version"),
-        start_wall_ns=_int(m.get("start_wall_ns"), "header.start_wall_ns", I64_MIN, U64_MAX),
+        start_wall_ns=_int(
+            m.get("start_wall_ns"), "header.start_wall_ns", -MAX_TIME_NS, MAX_TIME_NS
+        ),
         start_monotonic_ns=_int(m.get("start_monotonic_ns"), "header.start_monotonic_ns"),
         rate_hz=float(rate),
         pid=_int(m.get("pid"), "header.pid"),
@@ -339,7 +354,7 @@ def _thread(arr: list[Any]) -> Thread:
         native_tid=_opt_int(arr[3], "thread native tid"),
         py_thread_id=_opt_int(arr[4], "thread python id"),
         name=_str(arr[5], "thread name", optional=True),
-        first_seen_ns=_int(arr[6], "thread first-seen time"),
+        first_seen_ns=_time(arr[6], "thread first-seen time"),
     )
 
 
@@ -408,7 +423,7 @@ def _process(arr: list[Any]) -> Process:
         _int(arr[1], "process pid"),
         _int(arr[2], "process ppid"),
         _strs(arr[3], "process cmdline"),
-        _int(arr[4], "process first-seen time"),
+        _time(arr[4], "process first-seen time"),
     )
 
 
@@ -420,7 +435,7 @@ def _end(arr: list[Any]) -> End:
         _str(arr[2], "end error", optional=True),
         _int(arr[3], "end samples"),
         _int(arr[4], "end errors"),
-        _int(arr[5], "end duration"),
+        _time(arr[5], "end duration"),
         _int(arr[6], "end cut pauses") if len(arr) > 6 else 0,
     )
 

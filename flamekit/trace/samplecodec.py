@@ -12,6 +12,7 @@ from array import array
 from itertools import accumulate, islice
 
 from flamekit.errors import TraceError
+from flamekit.trace.records import MAX_TIME_NS
 
 FLAG_IDLE = 1
 FLAG_GIL = 2
@@ -63,8 +64,8 @@ def unpack_into(blob: bytes, cols: SampleColumns) -> int:
     """Decode a SAMPLES blob onto ``cols``; returns the number of samples.
 
     A blob that ends inside a sample, holds a varint too long to be valid, a thread ref no
-    THREAD record can have, or times past 2**63 - 1 ns raises TraceError: the writer never
-    produces any of these, so it is corruption.
+    THREAD record can have, or times at or past the format's MAX_TIME_NS (2**62 ns, 146
+    years) raises TraceError: the writer never produces any of these, so it is corruption.
     """
     n0 = len(cols)
     vals: list[int] = []
@@ -88,6 +89,9 @@ def unpack_into(blob: bytes, cols: SampleColumns) -> int:
     return len(cols) - n0
 
 
+_OVERFLOW = "sample times overflow the format's limit (2**62 ns since the start, 146 years)"
+
+
 def _extend(cols: SampleColumns, vals: list[int]) -> None:
     """Append whole samples (dt, thread << 2 | flags, stack id triples) to the columns."""
     if not vals:
@@ -101,8 +105,10 @@ def _extend(cols: SampleColumns, vals: list[int]) -> None:
     last = cols.time[-1] if cols.time else 0
     try:
         cols.time.extend(islice(accumulate(vals[0::3], initial=last), 1, None))
-    except OverflowError:
-        raise TraceError("sample times overflow (past 2**63 - 1 ns)") from None
+    except OverflowError:  # past 2**63 - 1: the column's own limit
+        raise TraceError(_OVERFLOW) from None
+    if cols.time[-1] >= MAX_TIME_NS:  # times never decrease: the last is the latest
+        raise TraceError(_OVERFLOW)
     cols.thread.extend(threads)
     cols.flags.extend([x & 3 for x in tf])
     cols.stack.extend(vals[2::3])
