@@ -110,6 +110,16 @@ def per_thread(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- the format's own limits, enforced by the reader ----------------------------------------
 
 
+def test_the_readers_limits_are_the_recorders_caps() -> None:
+    """The reader refuses only what the recorder never writes: a chain cut at the walker's
+    depth, a line table read up to the object reader's byte cap."""
+    from flamekit.record.objects.reader import MAX_DATA_BYTES
+    from flamekit.record.walk.common import MAX_DEPTH
+
+    assert R.MAX_STACK_DEPTH == MAX_DEPTH
+    assert R.MAX_LINETABLE == MAX_DATA_BYTES
+
+
 def test_a_stack_deeper_than_the_recorder_writes_is_corrupt(tmp_path: Path) -> None:
     """The recorder cuts a chain at 65,536 frames; a deeper STACK record is not its output
     (before: read, and 524,287 frames made 10.7 GB of cpuprofile)."""
