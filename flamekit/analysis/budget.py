@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from flamekit.analysis.filters import Rooted, Selection
 from flamekit.errors import UsageError
@@ -79,8 +79,7 @@ def option_for(n: int) -> str:
     return str(n)
 
 
-@dataclass(frozen=True)
-class Estimate:
+class Estimate(NamedTuple):
     """How many bytes an output would have: an upper bound for real profiles, or, with
     ``at_least``, a count that stopped once past the budget (the output is bigger)."""
 
@@ -139,8 +138,7 @@ JSON_CHAR = 12
 TEXT_CHAR = 6
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):
     """What bounds every output of a selection without a pass over its samples: a ceiling
     on an estimate (:meth:`Shape` counts exactly, for a cost per sample). A real profile's
     ceiling is far under the budget, and its exact estimate is then not needed."""
