@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple, overload
 
+from flamekit.analysis.budget import DEFAULT_MAX_OUTPUT, check
 from flamekit.analysis.filters import (
     EmptySelection,
     FilterOptions,
@@ -209,18 +210,39 @@ class Profile:
             for stack, n in self.selection.stack_counts(lines=lines).items()
         }
 
-    def chunks(self, format: str, *, lines: bool = True, title: str = "") -> Iterator[bytes]:
+    def chunks(
+        self,
+        format: str,
+        *,
+        lines: bool = True,
+        title: str = "",
+        max_output: int | None = DEFAULT_MAX_OUTPUT,
+    ) -> Iterator[bytes]:
         """The profile in an output format (``formats()``), as the bytes ``convert`` writes,
         in chunks. ``lines``: frames per line (False: per function, ``--no-lines``);
-        ``title``: for formats that show one (default: the recorded command line)."""
+        ``title``: for formats that show one (default: the recorded command line).
+
+        ``max_output``: the most bytes the output may have (None: no limit). The format
+        estimates its size first, and an output over it raises OutputTooLarge (an
+        OutputError) here, before anything is made (``--max-output``)."""
         from flamekit.convert.base import ConvertOptions, get_format
 
         fmt = get_format(format)
-        return iter(fmt.convert(self.selection, ConvertOptions(lines=lines, title=title)))
+        opts = ConvertOptions(lines=lines, title=title)
+        if max_output is not None:
+            check(f"{fmt.name} output", fmt.estimate(self.selection, opts, max_output), max_output)
+        return iter(fmt.convert(self.selection, opts))
 
-    def to_bytes(self, format: str, *, lines: bool = True, title: str = "") -> bytes:
+    def to_bytes(
+        self,
+        format: str,
+        *,
+        lines: bool = True,
+        title: str = "",
+        max_output: int | None = DEFAULT_MAX_OUTPUT,
+    ) -> bytes:
         """The whole output as one bytes object (see :meth:`chunks`)."""
-        return b"".join(self.chunks(format, lines=lines, title=title))
+        return b"".join(self.chunks(format, lines=lines, title=title, max_output=max_output))
 
     def write(
         self,
@@ -229,14 +251,18 @@ class Profile:
         *,
         lines: bool = True,
         title: str = "",
+        max_output: int | None = DEFAULT_MAX_OUTPUT,
     ) -> int:
         """Write the output to ``path`` atomically (``"-"``: stdout); returns its size.
 
         The file appears whole or not at all, and never replaces the recording's own trace.
+        An output over ``max_output`` bytes is refused before anything is written (see
+        :meth:`chunks`).
         """
         out = os.fspath(path)
         refuse_inputs(out, [self.recording.path])
-        return write_output(out, self.chunks(format, lines=lines, title=title))
+        chunks = self.chunks(format, lines=lines, title=title, max_output=max_output)
+        return write_output(out, chunks, max_output=max_output)
 
 
 # -- a recording -------------------------------------------------------------------------

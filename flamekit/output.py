@@ -1,9 +1,12 @@
-"""Writing a command's output: atomically to a file, or streamed to stdout for ``-o -``.
+"""Writing a command's output: atomically to a file, or streamed to stdout for ``-o -``
+and to a device or a FIFO named by ``-o``.
 
 A profile that stops half-way looks complete to the tool that opens it (a folded file is
 just fewer lines; a flame graph just narrower), so a file output is written to a
 temporary file beside the target and renamed over it only once every byte is written and
-flushed. Any failure, including one raised by the converter mid-stream or Ctrl-C,
+flushed. What already exists at the path and is not a regular file is never replaced:
+``convert -o /dev/null`` as root once replaced the device with a file
+(:func:`resolve_output`). Any failure, including one raised by the converter mid-stream or Ctrl-C,
 removes the temporary file and leaves the target as it was. The final file gets the mode
 a plain ``open()`` would have given it (0666 less the user's umask), not mkstemp's 0600,
 and never the world's write bit: a profile names a program's code and files, and a
@@ -17,7 +20,7 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
 
 from flamekit.errors import OutputError
@@ -58,51 +61,70 @@ def _why(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def write_output(path: str, chunks: Iterable[bytes], stdout: BinaryIO | None = None) -> int:
-    """Write ``chunks`` to ``path`` atomically, or to stdout when ``path`` is ``-``.
+class OutputTooLarge(OutputError):
+    """An output over its size budget (``--max-output``): refused in one line."""
 
-    Returns the number of bytes written. Raises OutputError (exit 1) with one line for any
-    path that cannot be written; errors from producing the chunks propagate unchanged,
-    after the temporary file is removed.
+
+def write_output(
+    path: str,
+    chunks: Iterable[bytes],
+    stdout: BinaryIO | None = None,
+    max_output: int | None = None,
+) -> int:
+    """Write ``chunks`` to ``path``, or to stdout when ``path`` is ``-``.
+
+    Where :func:`resolve_output` says: a regular file (or none yet) gets a new file,
+    renamed onto the path once every byte is written; a character device or a FIFO
+    (``/dev/null``, ``/dev/stdout``, a named pipe) is streamed into where it is, as
+    ``-o -`` streams stdout, and is never replaced or chmod'ed. Returns the number of
+    bytes written. Raises OutputError (exit 1) with one line for any path that cannot be
+    written; errors from producing the chunks propagate unchanged, after the new file is
+    removed. ``max_output``: OutputTooLarge once more than this many bytes come (the
+    formats refuse an output before making it when their estimate is over: this is the
+    backstop for an estimate that fell short); a new file is then removed.
     """
     if path == STDOUT:
         out = stdout if stdout is not None else sys.stdout.buffer
         total = 0
-        for chunk in chunks:
+        for chunk in _capped(chunks, max_output, path):
             out.write(chunk)
             total += len(chunk)
         out.flush()
         return total
 
-    if os.path.isdir(path):
-        raise OutputError(f"cannot write {path}: is a directory")
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(
-            dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-        )
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {_why(exc)}") from None
+    new = NewOutput(path, file_mode())
     total = 0
     try:
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for chunk in chunks:
-                    f.write(chunk)
-                    total += len(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-                os.fchmod(f.fileno(), file_mode())
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise OutputError(f"cannot write {path}: {_why(exc)}") from None
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        f = new.file
+        for chunk in _capped(chunks, max_output, path):
+            f.write(chunk)
+            total += len(chunk)
+        f.flush()
+        if new.kind == NEW_FILE:
+            os.fsync(f.fileno())
+        new.publish()
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {_why(exc)}") from None
+    finally:
+        new.close()
     return total
+
+
+def _capped(chunks: Iterable[bytes], limit: int | None, path: str) -> Iterator[bytes]:
+    """``chunks``, or OutputTooLarge before the one that would pass ``limit`` bytes."""
+    if limit is None:
+        yield from chunks
+        return
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            where = "stdout" if path == STDOUT else path
+            raise OutputTooLarge(
+                f"cannot write {where}: the output passed its {limit:,}-byte budget while "
+                "being written (--max-output raises it)"
+            )
+        yield chunk
 
 
 def refuse_inputs(path: str, inputs: Sequence[str]) -> None:

@@ -26,7 +26,8 @@ from flamekit.errors import UsageError
 from flamekit.trace import load
 from flamekit.trace.synthetic import write_synthetic
 
-LABEL = re.compile(r"process (\d+): python3 app/service\.py")
+#: a process root's label (with --threads, the thread's root and its process's in one)
+LABEL = re.compile(r"process (\d+): python3 app/service\.py(?: / thread .*)?")
 
 
 def tree(tmp_path: Path, name: str = "tree.fkt", **kw) -> Path:
@@ -103,11 +104,16 @@ def test_each_process_is_a_root_and_merging_folds_them(
         for stack, n in split.items():
             by_pid[prof.label(stack[0])] += n
         assert roots_of(by_pid) == truth(p)
-        # folding the roots away gives the merged tree exactly
-        folded: Counter[tuple[int, ...]] = Counter()
-        for stack, n in split.items():
-            folded[stack[1:]] += n
-        assert dict(folded) == merged
+
+        # folding the roots away gives the merged tree exactly (its thread roots, with
+        # --threads, folded away too)
+        def fold(counts: dict) -> Counter:
+            out: Counter[tuple[int, ...]] = Counter()
+            for stack, n in counts.items():
+                out[stack[1:] if threads or counts is split else stack] += n
+            return out
+
+        assert fold(split) == fold(merged)
     assert not any(prof.frames[s[0]].kind == PROCESS for s in merged)
 
 

@@ -958,6 +958,7 @@ def test_launched_command_ends_before_attach(empty_cwd: Path) -> None:
     [
         (["-r", "0", "-p", "1"], ["rate", "0"]),
         (["-r", "nan", "-p", "1"], ["rate"]),
+        (["-r", "1e-7", "-p", "1"], ["rate", "1e-7", "at least 1e-06"]),
         (["-r", "fast", "-p", "1"], ["rate", "fast"]),
         (["-d", "-1", "-p", "1"], ["duration", "-1"]),
         (["-d", "0", "-p", "1"], ["duration"]),
@@ -969,6 +970,7 @@ def test_launched_command_ends_before_attach(empty_cwd: Path) -> None:
     ids=[
         "rate0",
         "rate-nan",
+        "rate-below-the-format's",
         "rate-word",
         "duration-1",
         "duration0",

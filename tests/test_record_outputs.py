@@ -1,9 +1,7 @@
 """Where ``flamekit record -o`` writes, as root: never through a planted link, never over
 a device, a FIFO or /dev/stdout as if they were files, a header on disk at once.
 
-Device nodes are made with mknod in a temporary directory (never the machine's own
-/dev): a character device with /dev/null's numbers swallows what it is given, one with
-/dev/full's fails every write with ENOSPC.
+Device nodes and planted links are made in a temporary directory (:mod:`rootfs`).
 """
 
 from __future__ import annotations
@@ -17,12 +15,11 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from pythons import recordable
+from rootfs import NODE_MODE, ROOT_ONLY, assert_refused_and_intact, node, one_line, planted_link
 
 from flamekit.trace import TraceReader, load
 
-ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mknod, chown)")
 TARGET_CODE = "import time\nend = time.time() + 0.6\nwhile time.time() < end: sum(range(500))"
 
 
@@ -34,35 +31,10 @@ def record(out: str, *extra: str, **kw) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def one_line(r: subprocess.CompletedProcess, code: int) -> str:
-    err = r.stderr.decode()
-    assert r.returncode == code, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    return err
-
-
-def node(path: Path, major: int, minor: int) -> Path:
-    os.mknod(path, 0o620 | stat.S_IFCHR, os.makedev(major, minor))
-    os.chmod(path, 0o620)  # an unusual mode, to see that nothing changes it
-    return path
-
-
 @ROOT_ONLY
 def test_a_link_planted_in_a_sticky_directory_is_not_followed(tmp_path: Path) -> None:
-    secret = tmp_path / "secret"
-    secret.write_bytes(b"root's own data\n")
-    secret.chmod(0o600)
-    public = tmp_path / "public"
-    public.mkdir()
-    public.chmod(0o1777)  # like /tmp
-    link = public / "run.fkt"
-    link.symlink_to(secret)
-    os.lchown(link, 65534, 65534)  # planted by nobody
-    err = one_line(record(str(link)), 1)
-    assert str(link) in err and "symbolic link" in err
-    assert secret.read_bytes() == b"root's own data\n"
-    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
-    assert link.is_symlink() and sorted(p.name for p in public.iterdir()) == ["run.fkt"]
+    link, secret = planted_link(tmp_path, "run.fkt")
+    assert_refused_and_intact(one_line(record(str(link)), 1), link, secret)
 
 
 @ROOT_ONLY
@@ -82,7 +54,7 @@ def test_a_character_device_is_written_in_place(tmp_path: Path) -> None:
     r = record(str(null))
     assert r.returncode == 0, r.stderr
     st = null.stat()
-    assert stat.S_ISCHR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o620
+    assert stat.S_ISCHR(st.st_mode) and stat.S_IMODE(st.st_mode) == NODE_MODE
 
 
 @ROOT_ONLY
@@ -91,7 +63,7 @@ def test_a_full_device_fails_in_one_line_and_stays(tmp_path: Path) -> None:
     err = one_line(record(str(full)), 1)
     assert str(full) in err and "no space left" in err.lower()
     st = full.stat()
-    assert stat.S_ISCHR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o620
+    assert stat.S_ISCHR(st.st_mode) and stat.S_IMODE(st.st_mode) == NODE_MODE
 
 
 def test_a_fifo_gets_the_trace_streamed(tmp_path: Path) -> None:

@@ -23,23 +23,18 @@ hypothesis on mutated real traces, for a fixed number of examples.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import re
-import resource
-import signal
 import struct
 import sys
 import tempfile
-import time
-import traceback
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
 import pytest
+from bounded import run_bounded
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from mutations import mutate
@@ -50,7 +45,6 @@ import flamekit.commands.info
 import flamekit.commands.top  # noqa: F401  (loaded before forking: children start warm)
 from flamekit.analysis.filters import FilterOptions, select
 from flamekit.analysis.profile import build_profile
-from flamekit.cli import main as cli_main
 from flamekit.convert.base import ConvertOptions, formats
 from flamekit.diffing.model import build_diff
 from flamekit.diffing.outputs import render_difffolded, render_json, render_table
@@ -67,79 +61,6 @@ from readers import profile_pb  # noqa: E402
 
 FORMATS = list(formats())
 DIFF_TO = ["table", "json", "difffolded", "svg"]
-TIMEOUT_S = 30.0
-MEMORY_MB = 1024
-FILE_CAP = 256 << 20
-
-
-# -- running one command in a bounded child --------------------------------------------
-
-
-@dataclass
-class Ran:
-    argv: list[str]
-    code: int  # exit status; -N for a signal
-    stdout: bytes
-    stderr: str
-    seconds: float
-
-
-def _vm_size() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def run_bounded(argv: list[str], timeout: float = TIMEOUT_S, memory_mb: int = MEMORY_MB) -> Ran:
-    """``flamekit ARGV`` in a forked child: RLIMIT_AS = its size now + ``memory_mb``,
-    output files capped at 256 MiB, killed after ``timeout`` s. Exit 99 = a traceback."""
-    out = tempfile.TemporaryFile()
-    err = tempfile.TemporaryFile()
-    cap = _vm_size() + (memory_mb << 20)
-    t0 = time.monotonic()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 98
-        try:
-            os.dup2(out.fileno(), 1)
-            os.dup2(err.fileno(), 2)
-            sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
-            sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8")
-            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_CAP, FILE_CAP))
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            try:
-                cli_main(argv)
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            except BaseException:  # noqa: BLE001 - report any escape as a traceback
-                traceback.print_exc()
-                code = 99
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
-    deadline = t0 + timeout
-    status = None
-    while status is None:
-        got, st_ = os.waitpid(pid, os.WNOHANG)
-        if got:
-            status = st_
-        elif time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            _, status = os.waitpid(pid, 0)
-        else:
-            time.sleep(0.002)
-    seconds = time.monotonic() - t0
-    out.seek(0)
-    err.seek(0)
-    data, text = out.read(), err.read().decode("utf-8", "replace")
-    out.close()
-    err.close()
-    return Ran(argv, os.waitstatus_to_exitcode(status), data, text, seconds)
 
 
 # -- crafting files ---------------------------------------------------------------------
@@ -230,6 +151,18 @@ CASES: dict[str, tuple[bytes, str]] = {
         pack(HDR, *GOOD_BODY, samples(1, thread=6)),
         "corrupt:undefined thread 6",
     ),
+    "stack-at-the-65536-frame-limit": (
+        pack(HDR, THREAD, code(1), [R.STACK, 1, [1, 0] * R.MAX_STACK_DEPTH], samples(1), end(1)),
+        "ok",
+    ),
+    "stack-over-the-65536-frame-limit": (
+        pack(HDR, THREAD, code(1), [R.STACK, 1, [1, 0] * (R.MAX_STACK_DEPTH + 1)], samples(1)),
+        "corrupt:65,537 frames",
+    ),
+    "line-table-over-the-1MiB-limit": (
+        pack(HDR, THREAD, code(1, table=b"\x80" * (R.MAX_LINETABLE + 1), fmt=4)),
+        "corrupt:line table of 1,048,577 bytes",
+    ),
     "recursion-20k-frames": (
         pack(HDR, THREAD, code(1), [R.STACK, 1, [1, 0] * DEEP], samples(1, 1, 1), end(3)),
         "ok",
@@ -282,9 +215,25 @@ CASES: dict[str, tuple[bytes, str]] = {
     "rate-inf": (pack(with_header(rate_hz=float("inf")), *GOOD_BODY), "corrupt:rate_hz"),
     "rate-negative": (pack(with_header(rate_hz=-5.0), *GOOD_BODY), "corrupt:rate_hz"),
     "rate-zero": (pack(with_header(rate_hz=0), *GOOD_BODY, end(4)), "ok"),
+    # a period of infinite ns (OverflowError in speedscope and pprof before), of 1e20 ns
+    # (pprof: "does not fit in 64 bits")
+    "rate-1e-300": (pack(with_header(rate_hz=1e-300), *GOOD_BODY), "corrupt:rate_hz"),
+    "rate-1e-11": (pack(with_header(rate_hz=1e-11), *GOOD_BODY), "corrupt:rate_hz"),
+    "rate-at-the-format's-least": (
+        pack(with_header(rate_hz=R.MIN_RATE_HZ), *GOOD_BODY, end(4)),
+        "ok",
+    ),
     "end-duration-negative": (
         pack(HDR, *GOOD_BODY, [R.END, "duration", None, 4, 0, -1]),
         "corrupt:end duration",
+    ),
+    "end-duration-past-the-format's-times": (
+        pack(HDR, *GOOD_BODY, [R.END, "duration", None, 4, 0, R.MAX_TIME_NS]),
+        "corrupt:end duration",
+    ),
+    "end-duration-at-the-format's-last-time": (
+        pack(HDR, *GOOD_BODY, [R.END, "duration", None, 4, 0, R.MAX_TIME_NS - 1]),
+        "ok",
     ),
     "first-seen-negative": (
         pack(HDR, [R.THREAD, 0, 1, 1, 1, "m", -5]),
@@ -294,14 +243,27 @@ CASES: dict[str, tuple[bytes, str]] = {
         pack(HDR, *GOOD_BODY[:-1], samples(1, 1, dt=(1 << 63) - 1)),
         "corrupt:overflow",
     ),
-    "times-huge-but-valid": (pack(HDR, *GOOD_BODY[:-1], samples(1, 0, 1, dt=1 << 61)), "ok"),
-    "wall-clock-at-int64-min": (
-        pack(with_header(start_wall_ns=-(1 << 63)), *GOOD_BODY, end(4)),
+    "times-past-the-format's-limit": (
+        pack(HDR, *GOOD_BODY[:-1], samples(1, 1, dt=1 << 61)),
+        "corrupt:overflow",
+    ),
+    "times-huge-but-valid": (pack(HDR, *GOOD_BODY[:-1], samples(1, 0, 1, dt=1 << 60)), "ok"),
+    "wall-clock-at-the-format's-least": (
+        pack(with_header(start_wall_ns=-R.MAX_TIME_NS), *GOOD_BODY, end(4)),
         "ok",
     ),
+    "wall-clock-at-the-format's-most": (
+        pack(with_header(start_wall_ns=R.MAX_TIME_NS), *GOOD_BODY, end(4)),
+        "ok",
+    ),
+    # start + a time made pprof's time_nanos overflow (with --from 1, before)
     "wall-clock-at-uint64-max": (
         pack(with_header(start_wall_ns=(1 << 64) - 1), *GOOD_BODY, end(4)),
-        "ok",
+        "corrupt:start_wall_ns",
+    ),
+    "wall-clock-at-int64-min": (
+        pack(with_header(start_wall_ns=-(1 << 63)), *GOOD_BODY, end(4)),
+        "corrupt:start_wall_ns",
     ),
     "offsets-and-lines-extreme": (
         pack(

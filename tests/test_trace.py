@@ -20,14 +20,16 @@ from flamekit.trace.writer import preamble
 
 u32 = st.integers(0, 2**32 - 1)
 u64 = st.integers(0, 2**64 - 1)
+#: a time since the recording's origin, anywhere in the format's range
+times_ns = st.integers(0, R.MAX_TIME_NS - 1)
 text = st.text(max_size=30)
 
 headers = st.builds(
     R.Header,
     flamekit_version=text,
-    start_wall_ns=st.integers(-(2**63), 2**63 - 1),
+    start_wall_ns=st.integers(-R.MAX_TIME_NS, R.MAX_TIME_NS),
     start_monotonic_ns=st.integers(0, 2**62),
-    rate_hz=st.floats(0, 1e6, allow_nan=False),
+    rate_hz=st.just(0.0) | st.floats(R.MIN_RATE_HZ, 1e6),
     pid=u32,
     cmdline=st.lists(text, max_size=4).map(tuple),
     python_version=text,
@@ -42,7 +44,7 @@ threads = st.builds(
     native_tid=st.none() | u32,
     py_thread_id=st.none() | u64,
     name=st.none() | text,
-    first_seen_ns=u64,
+    first_seen_ns=times_ns,
     ns_tid=st.none() | u32,
 )
 codes = st.builds(
@@ -69,14 +71,14 @@ procs = st.builds(
     pid=u32,
     ppid=u32,
     cmdline=st.lists(text, max_size=3).map(tuple),
-    first_seen_ns=u64,
+    first_seen_ns=times_ns,
     python_version=st.none() | text,
-    start_ns=st.none() | st.integers(-(2**63), 2**63 - 1),
+    start_ns=st.none() | st.integers(-R.MAX_TIME_NS, R.MAX_TIME_NS),
 )
 proc_ends = st.builds(
     R.ProcessEnd,
     pid=u32,
-    end_ns=u64,
+    end_ns=times_ns,
     how=st.sampled_from(R.PROCESS_ENDINGS),
     status=st.none() | st.integers(-(2**31), 2**31),
 )
@@ -88,7 +90,7 @@ ends = st.builds(
     error=st.none() | text,
     samples=u64,
     errors=u64,
-    duration_ns=u64,
+    duration_ns=times_ns,
 )
 
 

@@ -7,8 +7,9 @@ thousand stacks), interning every frame so that later stages compare small integ
 
 The model is plain data built by a pure function, :func:`build_profile`; samples are
 not copied: they stay in the trace's columns and the model only adds what each stack id
-means. Names are kept exactly as the target had them (``;``, newlines, ``<``, quotes,
-non-BMP characters and all): escaping belongs to each output's own grammar.
+means. Names are kept as the target had them (``;``, newlines, ``<``, quotes, non-BMP
+characters and all): escaping belongs to each output's own grammar. Only their length is
+bounded: a name or file name longer than :data:`MAX_NAME` characters is cut (see there).
 
 Two granularities share one frame table:
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from flamekit.symbolize import Symbolizer
+from flamekit.symbolize import LineTable, decode
 from flamekit.trace import Trace
 from flamekit.trace import records as R
 
@@ -44,6 +45,19 @@ EMPTY = "empty"
 
 #: The name of the frame standing for "no Python frames on this thread's stack".
 EMPTY_NAME = "<no Python frames>"
+
+#: Characters kept of a function, file or thread name: a longer one is cut to its first
+#: ``MAX_NAME - 1`` characters and ``…``. A trace may hold 1 MiB names, and outputs repeat
+#: a name in every stack it is on: 30 names of 1 MiB made a 4 GB collapsed file and took
+#: 4.2 GB of memory. Real names are far shorter (Linux paths stop at 4,096 bytes, and
+#: a label this long is unreadable in every viewer anyway).
+MAX_NAME = 1024
+CUT_MARK = "\u2026"
+
+
+def cap_name(text: str) -> str:
+    """``text``, or its first :data:`MAX_NAME` - 1 characters and ``…`` when longer."""
+    return text if len(text) <= MAX_NAME else text[: MAX_NAME - 1] + CUT_MARK
 
 
 @dataclass(frozen=True)
@@ -107,7 +121,7 @@ class Profile:
     _ids: dict[tuple, int] = field(default_factory=dict, repr=False)
     _fn_stacks: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False)
     _thread_frames: dict[int, int] = field(default_factory=dict, repr=False)
-    _process_frames: dict[int, int] = field(default_factory=dict, repr=False)
+    _process_frames: dict[tuple[int, bool], int] = field(default_factory=dict, repr=False)
 
     def intern(self, frame: Frame) -> int:
         """The id of ``frame``, adding it (and its function-level frame) if new."""
@@ -151,7 +165,7 @@ class Profile:
         if t is None:
             return f"thread ? (ref {thread_ref})"
         tid = t.native_tid if t.native_tid is not None else f"ref {thread_ref}"
-        return f"thread {t.name if t.name is not None else '?'} ({tid})"
+        return f"thread {cap_name(t.name) if t.name is not None else '?'} ({tid})"
 
     def thread_frame(self, thread_ref: int) -> int:
         """The id of the synthetic root frame ``thread NAME (TID)`` for a thread ref."""
@@ -164,15 +178,26 @@ class Profile:
             self._thread_frames[thread_ref] = fid
         return fid
 
-    def process_frame(self, thread_ref: int) -> int:
+    def process_label(self, thread_ref: int) -> str:
+        """``process PID: COMMAND LINE`` of the process run a thread belongs to (a long
+        command line cut as names are: a label is a frame name)."""
+        run = self.trace.run_of(thread_ref)
+        return f"process {run.pid}: {cap_name(' '.join(run.process.cmdline) or '?')}"
+
+    def process_frame(self, thread_ref: int, with_thread: bool = False) -> int:
         """The id of the synthetic root frame ``process PID: COMMAND LINE`` of the process
-        run a thread belongs to. Two runs that share a pid and a command line (a pid
-        reused for the same program) share it: their labels could not tell them apart."""
-        fid = self._process_frames.get(thread_ref)
+        run a thread belongs to; ``with_thread``: ``... / thread NAME (TID)``, the thread's
+        root and its process's in one (per-thread output of a process tree). Two runs
+        that share a pid and a command line (a pid reused for the same program) share it:
+        their labels could not tell them apart."""
+        key = (thread_ref, with_thread)
+        fid = self._process_frames.get(key)
         if fid is None:
-            label = self.trace.run_of(thread_ref).label()
+            label = self.process_label(thread_ref)
+            if with_thread:
+                label += " / " + self.thread_label(thread_ref)
             fid = self.intern(Frame(label, label, "", None, PROCESS))
-            self._process_frames[thread_ref] = fid
+            self._process_frames[key] = fid
         return fid
 
     def label(self, frame_id: int) -> str:
@@ -181,43 +206,63 @@ class Profile:
 
 
 def default_line_resolver() -> LineResolver:
-    """The line resolver backed by :mod:`flamekit.symbolize` (cached per code object)."""
-    return _symbolize_resolver()
+    """The line resolver backed by :mod:`flamekit.symbolize`, holding one decoded table.
+
+    :func:`build_profile` asks for lines table by table, so each table is decoded once and
+    dropped before the next: a decoded table costs up to about 50 bytes a byte of table,
+    and all of them held at once made one 16 MB table take 774 MB.
+    """
+    return _LastTable()
 
 
 def build_profile(trace: Trace, resolve_line: LineResolver | None = None) -> Profile:
     """Symbolize every distinct stack of ``trace`` once and intern its frames.
 
-    Each (code ref, offset) pair is resolved once, each stack id mapped once; cost is
-    proportional to the distinct stacks and frames, never to the sample count.
-    ``resolve_line`` is injectable for tests; by default the shared symbolizer is used.
+    Each (code ref, offset) pair is resolved once, grouped by line table (see
+    :func:`default_line_resolver`), and each stack id mapped once; cost is proportional
+    to the distinct stacks and frames, never to the sample count. ``resolve_line`` is
+    injectable for tests; by default the symbolizer is used.
     """
     resolve = resolve_line or default_line_resolver()
     prof = Profile(trace)
-    pair_ids: dict[tuple[int, int], int] = {}
     codes = trace.codes
+    pair_ids: dict[tuple[int, int], int] = {}
+    for pair in _pairs_by_table(trace):
+        code = codes[pair[0]]
+        name = cap_name(code.name)
+        pair_ids[pair] = prof.intern(
+            Frame(
+                name,
+                name if code.qualname is None else cap_name(code.qualname),
+                cap_name(code.filename),
+                resolve(code, pair[1]),
+                PYTHON,
+                code.firstlineno,
+            )
+        )
+    get = pair_ids.__getitem__
     for sid, frames in trace.stacks.items():
-        out: list[int] = []
-        for pair in reversed(frames):  # the trace has innermost first; we want root first
-            fid = pair_ids.get(pair)
-            if fid is None:
-                code = codes[pair[0]]
-                line = resolve(code, pair[1])
-                fid = prof.intern(
-                    Frame(
-                        code.name,
-                        code.name if code.qualname is None else code.qualname,
-                        code.filename,
-                        line,
-                        PYTHON,
-                        code.firstlineno,
-                    )
-                )
-                pair_ids[pair] = fid
-            out.append(fid)
-        prof.stacks[sid] = tuple(out) if out else (prof.empty_frame,)
+        # the trace has innermost first; we want root first
+        prof.stacks[sid] = tuple(map(get, reversed(frames))) if frames else (prof.empty_frame,)
     prof.stacks[R.EMPTY_STACK] = (prof.empty_frame,)
     return prof
+
+
+def _pairs_by_table(trace: Trace) -> list[tuple[int, int]]:
+    """Every distinct (code ref, offset) pair of the trace's stacks, those of one line
+    table (the same bytes, format and first line) together."""
+    pairs: set[tuple[int, int]] = set()
+    for frames in trace.stacks.values():
+        pairs.update(frames)
+    codes = trace.codes
+    table_of: dict[tuple[bytes, int, int], int] = {}
+    rank: dict[int, int] = {}
+    for ref in sorted({ref for ref, _ in pairs}):
+        c = codes[ref]
+        rank[ref] = table_of.setdefault(
+            (c.linetable, c.linetable_format, c.firstlineno), len(table_of)
+        )
+    return sorted(pairs, key=lambda p: (rank[p[0]], p))
 
 
 def function_stacks(prof: Profile, stack_ids: Sequence[int]) -> list[tuple[int, ...]]:
@@ -228,11 +273,23 @@ def function_stacks(prof: Profile, stack_ids: Sequence[int]) -> list[tuple[int, 
 # -- the symbolizer seam ----------------------------------------------------------------
 
 
-def _symbolize_resolver() -> LineResolver:
-    """A fresh :class:`flamekit.symbolize.Symbolizer`'s ``line_for_code``.
+class _LastTable:
+    """A line resolver that keeps the last table it decoded (see default_line_resolver).
 
     Kept in one place so the rest of the model never depends on the symbolizer's shape.
-    One symbolizer per profile: it decodes each distinct line table once and is dropped
-    with the profile.
     """
-    return Symbolizer().line_for_code
+
+    def __init__(self) -> None:
+        self._code: R.Code | None = None
+        self._key: tuple[bytes, int, int] | None = None
+        self._table: LineTable | None = None
+
+    def __call__(self, code: R.Code, offset: int) -> int | None:
+        if code is not self._code:
+            key = (code.linetable, code.linetable_format, code.firstlineno)
+            if key != self._key:
+                self._table = decode(*key)
+                self._key = key
+            self._code = code
+        assert self._table is not None
+        return self._table.line(offset)

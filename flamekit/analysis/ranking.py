@@ -22,6 +22,7 @@ By = Literal["self", "total"]
 BY: tuple[By, ...] = ("self", "total")
 
 K = TypeVar("K", bound=Hashable)
+R = TypeVar("R", bound=Hashable)
 T = TypeVar("T")
 
 
@@ -51,6 +52,27 @@ def tally(stacks: Iterable[tuple[Sequence[K], int]]) -> dict[K, list[int]]:
             if c is None:
                 c = acc[k] = [0, 0]
             c[1] += n
+    return acc
+
+
+def tally_rooted(
+    stacks: Iterable[tuple[tuple[R | None, Sequence[K]], int]],
+) -> dict[K | R, list[int]]:
+    """:func:`tally` of weighted stacks whose root is kept apart (``(root or None, stack)``).
+
+    A root (a thread) is on every sample of its stacks and is the leaf of none (a stack is
+    never empty), so it gets ``[0, its samples]``; the stacks are tallied once with their
+    weights summed over roots, never copied under each root.
+    """
+    merged: dict[Sequence[K], int] = {}
+    roots: dict[R, int] = {}
+    for (root, stack), n in stacks:
+        merged[stack] = merged.get(stack, 0) + n
+        if root is not None:
+            roots[root] = roots.get(root, 0) + n
+    acc: dict[K | R, list[int]] = dict(tally(merged.items()))
+    for root, n in roots.items():
+        acc[root] = [0, n]
     return acc
 
 
@@ -84,7 +106,7 @@ def rank(sel: Selection, lines: bool = False, by: str = "self") -> list[Row]:
     the larger count of the other kind, then to the label, so the order is deterministic.
     """
     key = check_by(by)
-    counts = tally(sel.stack_counts(lines=lines).items())
+    counts = tally_rooted(sel.rooted_counts(lines=lines).items())
     label = sel.profile.label
     rows = [Row(f, s, t) for f, (s, t) in counts.items()]
     return order(

@@ -7,6 +7,7 @@ API's ``Recording.summary`` tells a type checker what each fact is.
 from __future__ import annotations
 
 from collections import Counter
+from itertools import islice
 from typing import TypedDict
 
 from flamekit.trace import Thread, Trace
@@ -173,8 +174,8 @@ INSTANT_NS = 20_000
 
 def _ticks(trace: Trace) -> int:
     """Sampling instants: samples of several threads taken at one tick count once."""
-    dt = trace.columns.dt
-    if not len(dt):
+    times = trace.times
+    if not len(times):
         return 0
     # Samples of one instant follow each other within microseconds (the recorder stamps
     # them all with the instant's time: dt 0). The next instant is at least a walk later,
@@ -183,4 +184,4 @@ def _ticks(trace: Trace) -> int:
     # as the gap merged enough late ticks to put this 9% below the recorder's own count).
     period = 1e9 / trace.header.rate_hz if trace.header.rate_hz > 0 else 0
     gap = min(period / 4, INSTANT_NS)
-    return 1 + sum(1 for d in dt[1:] if d >= gap)
+    return 1 + sum(1 for a, b in zip(times, islice(times, 1, None)) if b - a >= gap)

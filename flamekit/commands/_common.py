@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 import click
 
 from flamekit import api
+from flamekit.analysis.budget import DEFAULT_MAX_OUTPUT, option_for, parse_size
 from flamekit.analysis.filters import FilterOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,6 +92,21 @@ def filter_options(f: F) -> F:
     for deco in reversed(decorators):
         command = deco(command)
     return cast(F, command)
+
+
+def max_output_option(f: F) -> F:
+    """Add ``--max-output SIZE`` (the output budget) to a click command writing an output;
+    it receives ``max_output`` (bytes, or None for no limit)."""
+    return click.option(
+        "--max-output",
+        "max_output",
+        default=option_for(DEFAULT_MAX_OUTPUT),
+        show_default=True,
+        metavar="SIZE",
+        callback=lambda _ctx, _param, value: parse_size(value),
+        help="The most bytes the output may have (500M, 2G, ...; 0: no limit). An output "
+        "estimated above it is refused before anything is written.",
+    )(f)
 
 
 def warn_if_truncated(path: str, rec: api.Recording, doing: str | None = None) -> None:

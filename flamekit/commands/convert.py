@@ -2,7 +2,8 @@
 
 A face over :meth:`flamekit.api.Profile.write`: opens the trace and selects samples with
 the shared filters (:mod:`flamekit.commands._common`), then streams the chosen format's
-bytes to an atomically replaced file or to stdout (:mod:`flamekit.output`).
+bytes to an atomically replaced file, a device or FIFO, or stdout (:mod:`flamekit.output`),
+within the output budget (``--max-output``, :mod:`flamekit.analysis.budget`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import click
 
 from flamekit.analysis.filters import FilterOptions
-from flamekit.commands._common import filter_options, open_profile
+from flamekit.commands._common import filter_options, max_output_option, open_profile
 from flamekit.convert.base import formats, get_format
 from flamekit.output import default_output_path, refuse_inputs
 
@@ -33,10 +34,18 @@ def _format_help() -> str:
     default=True,
     help="Label frames 'function (file:line)' (default) or 'function (file)'.",
 )
+@max_output_option
 @filter_options
-def command(file: str, to: str, output: str | None, lines: bool, filters: FilterOptions) -> None:
+def command(
+    file: str,
+    to: str,
+    output: str | None,
+    lines: bool,
+    max_output: int | None,
+    filters: FilterOptions,
+) -> None:
     """Symbolize a trace and write it as collapsed, speedscope, cpuprofile, svg or pprof."""
     fmt = get_format(to)
     out = output if output is not None else default_output_path(file, fmt.extension)
     refuse_inputs(out, [file])
-    open_profile(file, filters, "converting").write(to, out, lines=lines)
+    open_profile(file, filters, "converting").write(to, out, lines=lines, max_output=max_output)

@@ -16,11 +16,18 @@ from dataclasses import replace
 import click
 
 from flamekit import api
+from flamekit.analysis.budget import check
 from flamekit.analysis.filters import EmptySelection, FilterOptions, Selection
 from flamekit.analysis.ranking import BY
-from flamekit.commands._common import filter_options, warn_if_truncated
+from flamekit.commands._common import filter_options, max_output_option, warn_if_truncated
 from flamekit.diffing.model import build_diff
-from flamekit.diffing.outputs import render_difffolded, render_json, render_table
+from flamekit.diffing.outputs import (
+    estimate_difffolded,
+    estimate_rows,
+    render_difffolded,
+    render_json,
+    render_table,
+)
 from flamekit.errors import FlamekitError, TraceError, UsageError
 from flamekit.output import STDOUT, default_output_path, refuse_inputs, write_output
 from flamekit.trace import Trace
@@ -125,6 +132,7 @@ def _select(rec: api.Recording, filters: FilterOptions) -> Selection:
     help="difffolded: scale A's counts to B's total (default), so colours show changes "
     "in share rather than in recording length; --no-normalize writes raw counts.",
 )
+@max_output_option
 @filter_options
 def command(
     a: str,
@@ -135,6 +143,7 @@ def command(
     top: int | None,
     by: str,
     normalize: bool,
+    max_output: int | None,
     filters: FilterOptions,
 ) -> None:
     """Compare two traces: what got slower (+, red), what got faster (-, blue).
@@ -172,14 +181,17 @@ def command(
         rows = diff.rows(by)
         limit = top if top is not None else (DEFAULT_TABLE_ROWS if to == "table" else 0)
         shown = rows[:limit] if limit else rows
+        check(f"the diff {to}", estimate_rows(diff, shown, to == "json"), max_output)
         if to == "table":
             chunks = [render_table(diff, shown, by, len(rows)).encode("utf-8", "backslashreplace")]
         else:
             chunks = [render_json(diff, shown, by, len(rows))]
     elif to == "difffolded":
+        check("the difffolded output", estimate_difffolded(diff), max_output)
         chunks = render_difffolded(diff, normalize=normalize)
     else:
-        from flamekit.diffing.svg import render_svg
+        from flamekit.diffing.svg import estimate, render_svg
 
+        check("the diff svg", estimate(diff, max_output), max_output)
         chunks = render_svg(diff)
-    write_output(out, chunks)
+    write_output(out, chunks, max_output=max_output)

@@ -14,6 +14,7 @@ import time
 import click
 
 from flamekit import api
+from flamekit.analysis.chunks import chunked
 from flamekit.analysis.escape import printable
 from flamekit.analysis.summary import ProcessSummary, Summary
 from flamekit.commands._common import warn_if_truncated
@@ -102,4 +103,11 @@ def command(file: str, as_json: bool) -> None:
     rec = api.open(file)
     warn_if_truncated(file, rec)
     s = rec.summary
-    click.echo(json.dumps(s, indent=2, ensure_ascii=False) if as_json else render_text(s))
+    if as_json:  # streamed: a trace of a million threads is a 200 MB document
+        out = click.get_binary_stream("stdout")
+        for chunk in chunked(json.JSONEncoder(indent=2, ensure_ascii=False).iterencode(s)):
+            out.write(chunk)
+        out.write(b"\n")
+        out.flush()
+    else:
+        click.echo(render_text(s))

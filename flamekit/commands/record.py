@@ -7,6 +7,7 @@ import math
 import click
 
 from flamekit.errors import OutputError, UsageError
+from flamekit.trace.records import MIN_RATE_HZ
 
 
 def _positive(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -22,6 +23,15 @@ def _positive(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         unit = "samples per second" if param.name == "rate" else "seconds"
         raise UsageError(f"--{param.name} {value}: must be a positive number of {unit}")
     return number
+
+
+def _rate(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """A rate the trace format holds (formats/fkt.md: at least MIN_RATE_HZ, one sample in
+    11.6 days), or one UsageError line: a reader refuses a header with a lower one."""
+    rate = _positive(ctx, param, value)
+    if rate is None or rate < MIN_RATE_HZ:
+        raise UsageError(f"--rate {value}: must be at least {MIN_RATE_HZ:g} samples per second")
+    return rate
 
 
 def _non_negative(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -71,7 +81,7 @@ def parse_pid(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     metavar="HZ",
     default="100",
     show_default=True,
-    callback=_positive,
+    callback=_rate,
     help="Samples per second.",
 )
 @click.option(

@@ -11,7 +11,7 @@ import os
 from array import array
 from collections.abc import Sequence
 
-from flamekit.analysis.filters import NS, Selection
+from flamekit.analysis.filters import NS, Selection, seconds_ns
 from flamekit.analysis.profile import Frame
 
 
@@ -25,10 +25,10 @@ def window_ns(sel: Selection) -> tuple[int, int]:
     """
     tr = sel.profile.trace
     opts = sel.options
-    start = round(opts.start_s * NS) if opts.start_s is not None else 0
+    start = seconds_ns(opts.start_s) if opts.start_s is not None else 0
     end = tr.duration_ns
     if opts.until_s is not None:
-        end = min(end, round(opts.until_s * NS))
+        end = min(end, seconds_ns(opts.until_s))
     if len(sel):
         end = max(end, tr.times[sel.indices[-1]])
         start = min(start, tr.times[sel.indices[0]])

@@ -7,9 +7,15 @@ as ``bytes`` chunks. Yielding chunks lets a format stream (collapsed, cpuprofile
 list) while the caller decides where bytes go (an atomically replaced file, or stdout),
 so no format opens files or handles ``-o -`` itself.
 
+A format also says how big its output will be, before making it (:class:`Estimate`, from
+the shape of the selection: see :mod:`flamekit.analysis.budget`), so that an output over
+the budget is refused before a byte of it is written.
+
 A module registers itself at import time::
 
-    @register("collapsed", ".collapsed", "Folded stacks for flamegraph.pl, inferno, speedscope.")
+    def estimate(sel: Selection, opts: ConvertOptions) -> Estimate: ...
+
+    @register("collapsed", ".collapsed", "Folded stacks for flamegraph.pl, ...", estimate)
     def convert(sel: Selection, opts: ConvertOptions) -> Iterator[bytes]: ...
 
 :func:`formats` imports every module of the package once, so adding a format is adding
@@ -23,6 +29,7 @@ import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from flamekit.analysis.budget import Estimate
 from flamekit.analysis.filters import Selection
 from flamekit.errors import UsageError
 
@@ -42,6 +49,11 @@ class ConvertOptions:
 
 #: A converter: filtered samples + options -> the output's bytes, in order.
 Converter = Callable[[Selection, ConvertOptions], Iterable[bytes]]
+#: A format's size estimate, for a ``budget`` (bytes; None: none). It may return a ceiling
+#: once one shows the output within the budget, or stop counting past the budget (and
+#: never below the default one) with the count so far, a lower bound
+#: (``Estimate.at_least``); :func:`flamekit.analysis.budget.counting_limit`.
+Estimator = Callable[[Selection, ConvertOptions, "int | None"], Estimate]
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,7 @@ class Format:
     extension: str  #: appended to the input's stem for the default output path
     description: str  #: one line for ``--help`` and the unknown-format error
     convert: Converter
+    estimate: Estimator
 
 
 _REGISTRY: dict[str, Format] = {}
@@ -60,14 +73,16 @@ _ORDER = ("collapsed", "speedscope", "cpuprofile", "svg", "pprof")
 _loaded = False
 
 
-def register(name: str, extension: str, description: str) -> Callable[[Converter], Converter]:
+def register(
+    name: str, extension: str, description: str, estimate: Estimator
+) -> Callable[[Converter], Converter]:
     """Decorator registering a converter function under ``name`` (see the module doc)."""
 
     def deco(fn: Converter) -> Converter:
         existing = _REGISTRY.get(name)
         if existing is not None and existing.convert is not fn:
             raise RuntimeError(f"output format {name!r} registered twice")
-        _REGISTRY[name] = Format(name, extension, description, fn)
+        _REGISTRY[name] = Format(name, extension, description, fn, estimate)
         return fn
 
     return deco

@@ -33,7 +33,18 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from collections.abc import Iterator
+from itertools import chain
 
+from flamekit.analysis.budget import (
+    JSON_CHAR,
+    Estimate,
+    Shape,
+    ceiling_fits,
+    counting_limit,
+    digits,
+    digits_of_many,
+    facts,
+)
 from flamekit.analysis.chunks import chunked
 from flamekit.analysis.filters import Selection
 from flamekit.analysis.profile import PYTHON, Frame
@@ -58,8 +69,41 @@ def _call_frame(frame: Frame, script_ids: dict[str, int]) -> str:
     return f'{{"functionName":{json_str(frame.qualname)},"scriptId":"{sid}","url":{url},{pos}}}'
 
 
+#: Bytes of a node besides its call frame and numbers: ``,{"id":,"callFrame":,
+#: "hitCount":,"children":[]}`` and its id's comma in its parent's children.
+NODE_BYTES = 48
+
+
+def estimate(sel: Selection, opts: ConvertOptions, budget: int | None) -> Estimate:
+    """The call tree's nodes (counted exactly, :meth:`Shape.tree`), each with its call
+    frame and numbers; a node id and a time delta per sample (the deltas' digits bounded
+    through their total: the window, in microseconds). First a ceiling: every stack a
+    branch of its own, under every thread, of the longest label."""
+    n = len(sel)
+    f = facts(sel, opts.lines)
+    nodes = f.frames * (f.threads if sel.keyed_by_thread else 1) + f.threads
+    node = NODE_BYTES + 80 + JSON_CHAR * f.labels + 3 * digits(nodes + 1) + digits(n)
+    top = 300 + nodes * node + n * (digits(nodes + 1) + 22)
+    if ceiling_fits(top, budget):
+        return Estimate(top)
+    shape = Shape(sel, opts.lines)
+    frames = sel.profile.frames
+    script_ids: dict[str, int] = {}
+    costs = shape.costs(lambda fid: len(_call_frame(frames[fid], script_ids)) + NODE_BYTES)
+    cap = (counting_limit(budget) or 1 << 62) // NODE_BYTES + 1
+    nodes, size, stopped = shape.tree(costs, cap)
+    ids = digits(nodes + 1)
+    size += nodes * 2 * (ids + 1) + digits_of_many(nodes, n)  # id, child entry, hitCount
+    start, end = window_ns(sel)
+    samples = n * (ids + 1) + digits_of_many(n, (end - start) // 1000 + 1) + n
+    return Estimate(300 + size + samples, stopped)
+
+
 @register(
-    "cpuprofile", ".cpuprofile", "Chrome DevTools .cpuprofile: call tree, samples in time order."
+    "cpuprofile",
+    ".cpuprofile",
+    "Chrome DevTools .cpuprofile: call tree, samples in time order.",
+    estimate,
 )
 def convert(sel: Selection, opts: ConvertOptions) -> Iterator[bytes]:
     """The .cpuprofile document (see the module doc); the sample lists are streamed."""
@@ -78,7 +122,7 @@ def convert(sel: Selection, opts: ConvertOptions) -> Iterator[bytes]:
 
     def leaf(thread: int, sid: int) -> int:
         node = ROOT_ID
-        for fid in sel.stack_of(thread, sid, opts.lines):
+        for fid in chain(sel.root(thread), prof.stack(sid, opts.lines)):
             key = (node, fid)
             nxt = child_of.get(key)
             if nxt is None:

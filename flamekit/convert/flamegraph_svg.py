@@ -31,18 +31,19 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from flamekit.analysis.escape import escaper
 
 FONT_SIZE = 12
+#: The drawing's width and its narrowest frame, in pixels (narrower ones are not drawn).
+WIDTH = 1200
+MIN_WIDTH_PX = 0.1
 #: Average advance of a monospace glyph, in em (DejaVu Sans Mono, Liberation Mono: 0.60).
 CHAR_EM = 0.6
 FRAME_HEIGHT = 16
 PAD = 10
 
 
-@dataclass
 class FlameNode:
     """One frame of the tree to draw.
 
@@ -51,15 +52,39 @@ class FlameNode:
     parent's (the rest is the parent's own, "self", share). ``key`` is what the colouring
     function looks at (a function's identity; a number for a diff). ``kind`` lets the
     default colouring tell synthetic frames apart. ``detail`` replaces the default hover
-    detail ``N samples, P%``.
+    detail ``N samples, P%``. Slotted: a graph holds one per frame it draws.
     """
 
-    name: str
-    value: int
-    key: object = None
-    kind: str = "python"
-    detail: str = ""
-    children: list[FlameNode] = field(default_factory=list)
+    __slots__ = ("name", "value", "key", "kind", "detail", "children")
+
+    def __init__(
+        self,
+        name: str,
+        value: int,
+        key: object = None,
+        kind: str = "python",
+        detail: str = "",
+        children: list[FlameNode] | None = None,
+    ) -> None:
+        self.name = name
+        self.value = value
+        self.key = key
+        self.kind = kind
+        self.detail = detail
+        self.children: list[FlameNode] = [] if children is None else children
+
+    def __repr__(self) -> str:
+        return f"FlameNode({self.name!r}, {self.value}, children={len(self.children)})"
+
+
+def order_by_name(root: FlameNode) -> None:
+    """Every node's children in name order, the flame graph convention (stable: equal
+    names keep the order they were added in), so a picture depends only on its counts."""
+    work = [root]
+    while work:
+        n = work.pop()
+        n.children.sort(key=lambda c: c.name)
+        work.extend(n.children)
 
 
 Colouring = Callable[[FlameNode], str]
@@ -147,8 +172,8 @@ def render(
     title: str,
     subtitle: str = "",
     unit: str = "samples",
-    width: int = 1200,
-    min_width_px: float = 0.1,
+    width: int = WIDTH,
+    min_width_px: float = MIN_WIDTH_PX,
     colour: Colouring = hot_colour,
 ) -> Iterator[str]:
     """The SVG document for ``root``, as text chunks (see the module doc).
@@ -159,7 +184,7 @@ def render(
     total = max(root.value, 1)
     inner = width - 2 * PAD
     scale = inner / total
-    min_value = min_width_px / scale if min_width_px > 0 else 0
+    min_value = narrowest(total, width, min_width_px)
     levels = _drawn_depth(root, min_value) + 1
     top = 3 * FONT_SIZE + 2 * PAD  # title, subtitle, buttons
     height = top + levels * FRAME_HEIGHT + 2 * FONT_SIZE + PAD  # details line below
@@ -185,6 +210,12 @@ def render(
         '<g id="frames">\n'
     )
     buf: list[str] = []
+    # A graph repeats a few names and colours over many frames: each is escaped (and
+    # each colour picked) once. A colouring depends on a node's kind and key only (its
+    # name when the key is None), as hot_colour and diff_colour do.
+    names: dict[str, tuple[str, str]] = {}
+    unit_xml = xml_text(unit)
+    colours: dict[tuple[str, object], str] = {}
     # Depth-first, children in order; x in samples from the left edge.
     stack: list[tuple[FlameNode, int, int]] = [(root, 0, 0)]
     while stack:
@@ -192,13 +223,24 @@ def render(
         w = node.value * scale
         px = PAD + x * scale
         y = base_y - depth * FRAME_HEIGHT
-        detail = node.detail or f"{node.value:,} {unit}, {100 * node.value / total:.2f}%"
-        label = xml_text(node.name)
-        text = xml_text(fit(visible(node.name), w))
+        if node.detail:
+            detail = xml_text(node.detail)
+        else:  # figures and the unit: escaped once
+            detail = f"{node.value:,} {unit_xml}, {100 * node.value / total:.2f}%"
+        name = names.get(node.name)
+        if name is None:
+            name = names[node.name] = (xml_text(node.name), visible(node.name))
+        label, shown = name
+        fitted = fit(shown, w)
+        text = xml_text(fitted) if fitted else ""
+        which = (node.kind, node.name if node.key is None else node.key)
+        fill = colours.get(which)
+        if fill is None:
+            fill = colours[which] = colour(node)
         buf.append(
-            f'<g class="f" data-o="{x}" data-v="{node.value}"><title>{label} ({xml_text(detail)})</title>'
+            f'<g class="f" data-o="{x}" data-v="{node.value}"><title>{label} ({detail})</title>'
             f'<rect x="{px:.2f}" y="{y}" width="{w:.2f}" height="{FRAME_HEIGHT - 1}" '
-            f'fill="{colour(node)}"/>'
+            f'fill="{fill}"/>'
             f'<text x="{px + 3:.2f}" y="{y + FRAME_HEIGHT - 4}">{text}</text></g>\n'
         )
         if len(buf) >= 512:
@@ -213,6 +255,23 @@ def render(
         stack.extend(reversed(pending))
     buf.append("</g>\n</svg>\n")
     yield "".join(buf)
+
+
+def narrowest(total: int, width: int = WIDTH, min_width_px: float = MIN_WIDTH_PX) -> float:
+    """The least value a frame needs to be drawn in a graph whose root has ``total``: a
+    tree builder may leave out what is narrower (and everything under it)."""
+    return min_width_px * max(total, 1) / (width - 2 * PAD) if min_width_px > 0 else 0
+
+
+#: Bytes of one drawn frame besides its name (twice: the title and the text cut to fit)
+#: and its numbers: the elements, attributes and colour (see :func:`render`).
+FRAME_BYTES = 200
+
+
+def frame_bytes(name: str, total: int) -> int:
+    """At most the bytes :func:`render` writes for a frame named ``name`` in a graph of
+    ``total`` (the hover detail's figures, offsets and widths included)."""
+    return FRAME_BYTES + 4 * len(str(total)) + 2 * len(xml_text(name).encode("utf-8"))
 
 
 def _drawn_depth(root: FlameNode, min_value: float) -> int:

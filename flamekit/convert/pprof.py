@@ -9,11 +9,12 @@ What goes in, and why:
   count times the sampling period (``period_type`` ``wall/nanoseconds``, ``period``),
   the convention for sampled wall-clock profiles. ``default_sample_type`` is ``wall``.
 * one ``Sample`` per distinct (thread, stack): ``location_id`` leaf first, values
-  ``[count, count * period]``, and the labels ``thread`` (string: the thread's name),
-  ``thread_id`` (number: its native TID, when known) and ``pid`` (number: its process),
-  so ``-tagfocus``/``-tagshow`` can split threads and processes. Stacks start at the
-  root frames every other format has: ``process PID: COMMAND LINE`` for a process tree,
-  ``thread NAME (TID)`` with ``--threads``.
+  ``[count, count * period]`` (at most int64's largest: a trace may state a rate of one
+  sample in days and hold millions of samples), and the labels ``thread`` (string: the
+  thread's name), ``thread_id`` (number: its native TID, when known) and ``pid``
+  (number: its process), so ``-tagfocus``/``-tagshow`` can split threads and processes.
+  Stacks start at the root frame every other format has: ``process PID: COMMAND LINE``
+  for a process tree, ``thread NAME (TID)`` with ``--threads``.
 * one ``Function`` per function-level frame: ``name`` the qualified name,
   ``system_name`` the code object's plain name where it differs (``method`` for
   ``Class.method``), ``filename``, ``start_line`` (its ``co_firstlineno``). A
@@ -34,20 +35,24 @@ Names are stored as they are (UTF-8; a lone surrogate, which UTF-8 cannot hold, 
 
 from __future__ import annotations
 
-import gzip
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 
 from flamekit import __version__
+from flamekit.analysis.budget import TEXT_CHAR, Estimate, ceiling_fits, facts, varint_size
 from flamekit.analysis.filters import Selection
+from flamekit.analysis.profile import cap_name
 from flamekit.convert._common import period_ns, window_ns
 from flamekit.convert.base import ConvertOptions, register
-from flamekit.convert.protobuf_wire import Message
+from flamekit.convert.protobuf_wire import Message, varint
 
 # profile.proto field numbers
 P_SAMPLE_TYPE, P_SAMPLE, P_MAPPING, P_LOCATION, P_FUNCTION, P_STRING_TABLE = 1, 2, 3, 4, 5, 6
 P_TIME_NANOS, P_DURATION_NANOS, P_PERIOD_TYPE, P_PERIOD, P_COMMENT = 9, 10, 11, 12, 13
 P_DEFAULT_SAMPLE_TYPE = 14
+#: The largest value of an int64 field.
+I64_MAX = (1 << 63) - 1
 
 
 class _Strings:
@@ -69,36 +74,48 @@ def _value_type(strings: _Strings, type_: str, unit: str) -> Message:
 
 def build(sel: Selection, opts: ConvertOptions) -> bytes:
     """The uncompressed Profile message (see the module doc)."""
+    return b"".join(fields(sel, opts))
+
+
+def fields(sel: Selection, opts: ConvertOptions) -> Iterator[bytes]:
+    """The Profile message, one top-level field at a time: a message's fields may come in
+    any order and repeat, so nothing but the string table (written last, once every string
+    is known) waits for the rest."""
     prof = sel.profile
     tr = prof.trace
     frames = prof.frames
     period = period_ns(sel)
     start, end = window_ns(sel)
     strings = _Strings()
-    out = Message()
 
-    out.message(P_SAMPLE_TYPE, _value_type(strings, "samples", "count"))
-    out.message(P_SAMPLE_TYPE, _value_type(strings, "wall", "nanoseconds"))
+    def field(number: int, sub: Message) -> bytes:
+        return bytes(Message().message(number, sub).buf)
+
+    yield field(P_SAMPLE_TYPE, _value_type(strings, "samples", "count"))
+    yield field(P_SAMPLE_TYPE, _value_type(strings, "wall", "nanoseconds"))
 
     idx = sel.indices
     thr = tr.columns.thread
     stk = tr.columns.stack
     raw = Counter(zip(map(thr.__getitem__, idx), map(stk.__getitem__, idx)))
     # Merge (thread, stack id) pairs that symbolize to the same frames (e.g. two offsets
-    # on one line); keep threads apart, they carry labels.
-    merged: dict[tuple[int, tuple[int, ...]], int] = {}
+    # on one line); keep threads apart, they carry labels. The thread's root frame (with
+    # --threads) stays apart from the stack, which is shared by every thread's key.
+    merged: dict[tuple[int, tuple[int, ...], tuple[int, ...]], int] = {}
     for (thread, sid), n in raw.items():
-        k = (thread, sel.stack_of(thread, sid, opts.lines))
+        k = (thread, sel.root(thread), prof.stack(sid, opts.lines))
         merged[k] = merged.get(k, 0) + n
 
     k_thread, k_tid, k_pid = strings("thread"), strings("thread_id"), strings("pid")
     labels: dict[int, bytes] = {}
     used_frames: set[int] = set()
-    for (thread, stack), n in sorted(merged.items()):
+    # A stack's location ids (leaf first), packed once however many threads ran it.
+    packed: dict[int, bytes] = {}
+    for (thread, root, stack), n in sorted(merged.items()):
         lab = labels.get(thread)
         if lab is None:
             t = tr.threads.get(thread)
-            name = t.name if t is not None and t.name is not None else "?"
+            name = cap_name(t.name) if t is not None and t.name is not None else "?"
             m = Message().message(3, Message().number(1, k_thread).number(2, strings(name)))
             if t is not None and t.native_tid is not None:
                 m.message(3, Message().number(1, k_tid).number(3, t.native_tid, always=True))
@@ -106,16 +123,20 @@ def build(sel: Selection, opts: ConvertOptions) -> bytes:
                 pid = tr.run_of(thread).pid
                 m.message(3, Message().number(1, k_pid).number(3, pid, always=True))
             lab = labels[thread] = bytes(m.buf)
-        used_frames.update(stack)
-        sample = Message().packed(1, (f + 1 for f in reversed(stack)))
-        sample.packed(2, (n, n * period))
+        ids = packed.get(id(stack))
+        if ids is None:
+            ids = packed[id(stack)] = b"".join([varint(f + 1) for f in reversed(stack)])
+            used_frames.update(stack)
+        used_frames.update(root)
+        sample = Message().blob(1, ids + b"".join([varint(f + 1) for f in root]))
+        sample.packed(2, (n, min(n * period, I64_MAX)))
         sample.buf += lab
-        out.message(P_SAMPLE, sample)
+        yield field(P_SAMPLE, sample)
 
     cmd = " ".join(tr.header.cmdline)
     mapping = Message().number(1, 1).number(5, strings(tr.header.cmdline[0] if cmd else "python"))
     mapping.number(7, 1).number(8, 1).number(9, 1)
-    out.message(P_MAPPING, mapping)
+    yield field(P_MAPPING, mapping)
 
     functions: set[int] = set()
     for fid in sorted(used_frames):
@@ -123,7 +144,7 @@ def build(sel: Selection, opts: ConvertOptions) -> bytes:
         fn = prof.function_of[fid]
         functions.add(fn)
         line = Message().number(1, fn + 1).number(2, fr.line or 0)
-        out.message(P_LOCATION, Message().number(1, fid + 1).number(2, 1).message(4, line))
+        yield field(P_LOCATION, Message().number(1, fid + 1).number(2, 1).message(4, line))
     for fn in sorted(functions):
         fr = frames[fn]
         f = Message().number(1, fn + 1).number(2, strings(fr.qualname))
@@ -131,13 +152,14 @@ def build(sel: Selection, opts: ConvertOptions) -> bytes:
             f.number(3, strings(fr.name))
         f.number(4, strings(fr.file))
         f.number(5, fr.firstlineno or 0)
-        out.message(P_FUNCTION, f)
+        yield field(P_FUNCTION, f)
 
     comments = [strings(f"flamekit {__version__}")]
     if cmd:
         comments.append(strings(f"command: {cmd}"))
     wall = strings("wall")
     ns = strings("nanoseconds")
+    out = Message()
     for s in strings.index:  # insertion order is index order
         out.string(P_STRING_TABLE, s)
     out.number(P_TIME_NANOS, tr.header.start_wall_ns + start)
@@ -146,10 +168,59 @@ def build(sel: Selection, opts: ConvertOptions) -> bytes:
     out.number(P_PERIOD, period)
     out.packed(P_COMMENT, comments)
     out.number(P_DEFAULT_SAMPLE_TYPE, wall)
-    return bytes(out.buf)
+    yield bytes(out.buf)
 
 
-@register("pprof", ".pb.gz", "pprof profile.proto (gzipped): go tool pprof, Pyroscope, Parca.")
+def estimate(sel: Selection, opts: ConvertOptions, budget: int | None) -> Estimate:
+    """Before compression: a sample per (thread, stack) of a location id a frame and its
+    values and labels; a location per frame, a function per function; every string.
+    First a ceiling: every stack of the trace under every thread."""
+    prof = sel.profile
+    tr = prof.trace
+    ids = varint_size(len(prof.frames) + 1)
+    per_sample = 2 * 10 + 16 + 16 + ids  # values; keys and lengths; the thread's labels
+    root = 1 if sel.keyed_by_thread else 0
+    f = facts(sel, opts.lines)
+    texts = TEXT_CHAR * f.labels * (len(prof.frames) + f.threads)
+    frames = len(prof.frames) * (30 + 3 * ids)
+    pairs = min(f.stacks * f.threads, len(sel))
+    top = (f.frames + f.stacks) * f.threads * ids + pairs * (per_sample + ids) + frames + texts
+    top += 200 + 4 * len(" ".join(tr.header.cmdline).encode("utf-8", "backslashreplace"))
+    if ceiling_fits(top, budget):
+        return Estimate(top)
+    depth: dict[int, int] = {}
+    samples = used = 0
+    cols = tr.columns
+    for _, sid in set(
+        zip(map(cols.thread.__getitem__, sel.indices), map(cols.stack.__getitem__, sel.indices))
+    ):
+        d = depth.get(sid)
+        if d is None:
+            d = depth[sid] = len(prof.stack(sid, opts.lines))
+            used += d
+        samples += (d + root) * ids + per_sample
+    texts = {cap_name(t.name or "") for t in tr.threads.values()}
+    for f in prof.frames:  # a bound: frames on no selected stack are counted too
+        texts.update((f.name, f.qualname, f.file))
+    table = sum(len(t.encode("utf-8", "backslashreplace")) + 4 for t in texts)
+    head = 200 + 4 * len(" ".join(tr.header.cmdline).encode("utf-8", "backslashreplace"))
+    frames = min(used + len(tr.threads), len(prof.frames))
+    return Estimate(head + samples + frames * (30 + 3 * ids) + table)
+
+
+@register(
+    "pprof", ".pb.gz", "pprof profile.proto (gzipped): go tool pprof, Pyroscope, Parca.", estimate
+)
 def convert(sel: Selection, opts: ConvertOptions) -> Iterator[bytes]:
-    """The gzip-compressed Profile (built whole: it is per distinct stack, not per sample)."""
-    yield gzip.compress(build(sel, opts), compresslevel=6, mtime=0)
+    """The gzip-compressed Profile, compressed as its fields are made (the budget counts
+    the bytes before compression: what is made, whatever it packs to)."""
+    z = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: the gzip container
+    pending = bytearray()
+    for part in fields(sel, opts):
+        pending += part
+        if len(pending) >= 1 << 16:
+            out = z.compress(pending)
+            pending.clear()
+            if out:
+                yield out
+    yield z.compress(pending) + z.flush()

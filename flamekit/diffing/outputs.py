@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from flamekit.analysis.budget import Estimate, digits
 from flamekit.analysis.chunks import chunked
 from flamekit.analysis.escape import printable
-from flamekit.convert.collapsed import escape_frame
-from flamekit.diffing.model import Diff, Row, Side
+from flamekit.convert.collapsed import escape_frame, sorted_lines
+from flamekit.diffing.model import Diff, Key, Row, Side
 
 # -- the table ---------------------------------------------------------------------------
 
@@ -159,6 +160,19 @@ def scale_counts(counts: Sequence[int], target: int) -> list[int]:
     return out
 
 
+def _elements(diff: Diff) -> Callable[[Key], str]:
+    """A key's label as an element of a folded line: escaped, then ``;``."""
+    cache: dict[Key, str] = {}
+
+    def element(k: Key) -> str:
+        s = cache.get(k)
+        if s is None:
+            s = cache[k] = escape_frame(diff.label(k)) + ";"
+        return s
+
+    return element
+
+
 def render_difffolded(diff: Diff, normalize: bool = True) -> Iterator[bytes]:
     """``stack count_a count_b`` per merged stack, sorted, for flamegraph.pl's diff mode.
 
@@ -168,21 +182,44 @@ def render_difffolded(diff: Diff, normalize: bool = True) -> Iterator[bytes]:
     columns are raw sample counts. Stacks whose counts are both zero after scaling are
     left out (they draw nothing).
     """
-    labels: dict[Any, str] = {}
-
-    def label(k: Any) -> str:
-        s = labels.get(k)
-        if s is None:
-            s = labels[k] = escape_frame(diff.label(k))
-        return s
-
-    items = list(diff.stacks.items())
+    items = list(diff.rooted.items())
     a_counts = [ca for _, (ca, _) in items]
     if normalize:
         a_counts = scale_counts(a_counts, diff.b.selected)
-    lines = sorted(
-        f"{';'.join(map(label, sk))} {ca} {cb}\n"
-        for (sk, (_, cb)), ca in zip(items, a_counts)
-        if ca or cb
-    )
-    return chunked(lines)
+    rooted = {rk: (ca, cb) for (rk, (_, cb)), ca in zip(items, a_counts) if ca or cb}
+    return chunked(sorted_lines(rooted, _elements(diff)))
+
+
+# -- sizes, before writing ---------------------------------------------------------------
+
+
+def estimate_difffolded(diff: Diff) -> Estimate:
+    """Every line's bytes: its frames, its root's, two counts (a's scaled to at most b's
+    total, or its own)."""
+    element = _elements(diff)
+    sizes: dict[Key, int] = {}
+
+    def size(k: Key) -> int:
+        n = sizes.get(k)
+        if n is None:
+            n = sizes[k] = len(element(k).encode("utf-8"))
+        return n
+
+    per_stack: dict[int, int] = {}
+    count = digits(max(diff.a.selected, diff.b.selected)) * 2 + 2
+    total = 0
+    for root, sk in diff.rooted:
+        n = per_stack.get(id(sk))
+        if n is None:
+            n = per_stack[id(sk)] = sum(map(size, sk))
+        total += n + (0 if root is None else size(root)) + count
+    return Estimate(total)
+
+
+def estimate_rows(diff: Diff, rows: Sequence[Row], as_json: bool) -> Estimate:
+    """The table's or the JSON's bytes: a line (or an object) per row with its label (the
+    JSON has it three times: label, function, file), and the head."""
+    per_row, labels = (600, 3) if as_json else (80, 1)
+    text = sum(len(r.frame.label().encode("utf-8", "backslashreplace")) for r in rows)
+    head = 2048 + 4 * len((diff.a.path + diff.b.path).encode("utf-8", "surrogateescape"))
+    return Estimate(head + per_row * len(rows) + labels * text * 6)

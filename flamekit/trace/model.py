@@ -9,14 +9,11 @@ from __future__ import annotations
 import os
 from array import array
 from dataclasses import dataclass, field, replace
-from itertools import accumulate
 
 from flamekit.errors import TraceError
 from flamekit.trace import records as R
 from flamekit.trace.reader import TraceReader
 from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE, SampleColumns, unpack_into
-
-I64_MAX = (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -55,9 +52,10 @@ class Trace:
     thread_runs: dict[int, int] = field(default_factory=dict)
     codes: dict[int, R.Code] = field(default_factory=dict)
     stacks: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
-    #: per-sample columns: dt (ns since previous), thread ref, flags, stack id
+    #: per-sample columns: time (ns since the header's monotonic origin), thread ref,
+    #: flags, stack id
     columns: SampleColumns = field(default_factory=SampleColumns)
-    #: per-sample time in ns since the header's monotonic origin
+    #: per-sample time in ns since the header's monotonic origin (``columns.time``)
     times: array = field(default_factory=lambda: array("q"))
     end: R.End | None = None
     truncated: bool = False
@@ -143,11 +141,7 @@ def load(path: str | os.PathLike[str]) -> Trace:
     trace.truncated = reader.truncated
     trace.truncation = reader.truncation
     trace.size = reader.size
-    # Times are relative to the monotonic origin: the first dt counts from it.
-    times = list(accumulate(trace.columns.dt))
-    if times and times[-1] > I64_MAX:
-        raise TraceError(f"{p}: corrupt FKT trace: sample times overflow")
-    trace.times = array("q", times)
+    trace.times = trace.columns.time  # relative to the monotonic origin, as dt counts
     return trace
 
 

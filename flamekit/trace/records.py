@@ -8,8 +8,11 @@ minor format version adds information without breaking older readers.
 from __future__ import annotations
 
 import math
+import sys
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Union, overload
 
 from flamekit.codeformat import ALL_FORMATS
 
@@ -34,7 +37,26 @@ END_REASONS = ("duration", "target-exited", "interrupted", "error")
 EMPTY_STACK = 0
 
 U64_MAX = (1 << 64) - 1
-I64_MIN = -(1 << 63)
+
+#: The format's own limits, which the recorder never exceeds and the reader enforces.
+#: Frames per stack: the recorder cuts a deeper chain at this depth (and counts an error).
+MAX_STACK_DEPTH = 1 << 16
+#: Bytes of a code object's line table: the recorder reads at most this much of one.
+MAX_LINETABLE = 1 << 20
+#: Times since the recording's origin (samples, first-seen times, END's duration) are
+#: below this, 2^62 ns (146 years), and a wall-clock start lies in [-2^62, 2^62] ns
+#: (1824-2116): so a start plus any time of the recording, which pprof writes as a
+#: signed 64-bit number, always fits one.
+MAX_TIME_NS = 1 << 62
+
+#: Records held by the thousand (a trace of THREAD records) keep no per-instance dict
+#: where the running Python can say so: dataclass slots, with the defaults the format's
+#: later fields need (3.10+; 3.9 holds them in a dict).
+_SLOTS: dict[str, bool] = {"slots": True} if sys.version_info >= (3, 10) else {}
+#: The lowest sampling rate a header may state, other than 0 (unknown): one sample in
+#: 11.6 days. A period (1e9 / rate ns) is then at most 1e15 ns, so a time plus a period
+#: fits 64 bits too (a rate of 1e-300 Hz made a period of infinite ns).
+MIN_RATE_HZ = 1e-6
 
 
 @dataclass(frozen=True)
@@ -58,7 +80,7 @@ class Header:
         return hash((self.flamekit_version, self.start_wall_ns, self.pid))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **_SLOTS)
 class Thread:
     """A thread first seen (or renamed: a later record with the same ref replaces it)."""
 
@@ -81,6 +103,11 @@ class Code:
     which a later code object can reuse after the first is freed: it then gets a new ref.
     """
 
+    __slots__ = (
+        "ref", "pid", "address", "name", "qualname", "filename", "firstlineno", "linetable",
+        "linetable_format",
+    )  # fmt: skip
+
     ref: int
     pid: int
     address: int
@@ -92,12 +119,62 @@ class Code:
     linetable_format: int
 
 
+class Frames(Sequence[tuple[int, int]]):
+    """A decoded stack's frames, innermost first, as (code ref, offset) pairs in two typed
+    arrays: 16 bytes a frame. As a tuple of pairs a frame cost about 90 (a 32 MB trace of
+    deep stacks took 880 MB to load); it reads like that tuple, and compares equal to it.
+    """
+
+    __slots__ = ("codes", "offsets")
+
+    def __init__(self, codes: array, offsets: array) -> None:
+        self.codes = codes
+        self.offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[int, int]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> tuple[tuple[int, int], ...]: ...
+
+    def __getitem__(self, i: int | slice) -> tuple[int, int] | tuple[tuple[int, int], ...]:
+        if isinstance(i, slice):
+            return tuple(zip(self.codes[i], self.offsets[i]))
+        return self.codes[i], self.offsets[i]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return zip(self.codes, self.offsets)
+
+    def __reversed__(self) -> Iterator[tuple[int, int]]:
+        return zip(reversed(self.codes), reversed(self.offsets))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Frames):
+            return self.codes == other.codes and self.offsets == other.offsets
+        if isinstance(other, Sequence):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"Frames({tuple(self)!r})"
+
+
 @dataclass(frozen=True)
 class Stack:
-    """An interned stack: frames innermost (leaf) first, each (code ref, instruction offset)."""
+    """An interned stack: frames innermost (leaf) first, each (code ref, instruction offset).
+
+    The recorder writes tuples; the reader gives :class:`Frames`, which reads alike."""
+
+    __slots__ = ("id", "frames")
 
     id: int
-    frames: tuple[tuple[int, int], ...]
+    frames: Sequence[tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -107,7 +184,7 @@ class Samples:
     blob: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **_SLOTS)
 class Process:
     """A process taking part in the recording (the target, or a subprocess of it), running
     one program: an exec starts another (a PROCESS_END ``exec``, then a PROCESS record of
@@ -239,6 +316,11 @@ def _int(v: Any, what: str, lo: int = 0, hi: int = U64_MAX) -> int:
     return v
 
 
+def _time(v: Any, what: str) -> int:
+    """A time since the recording's origin, in ns: [0, MAX_TIME_NS)."""
+    return _int(v, what, 0, MAX_TIME_NS - 1)
+
+
 def _opt_int(v: Any, what: str) -> int | None:
     return None if v is None else _int(v, what)
 
@@ -276,8 +358,8 @@ def _header(arr: list[Any]) -> Header:
     if type(ver) is not list or len(ver) != 2:
         raise _Bad("header.format_version must be [major, minor]")
     rate = m.get("rate_hz")
-    if type(rate) not in (int, float) or not math.isfinite(rate) or rate < 0:
-        raise _Bad(f"header.rate_hz must be a finite number >= 0, got {_short(rate)}")
+    if type(rate) not in (int, float) or not (rate == 0 or MIN_RATE_HZ <= rate < math.inf):
+        raise _Bad(f"header.rate_hz must be 0 or finite and >= {MIN_RATE_HZ:g}, got {_short(rate)}")
     mode = m.get("mode", {})
     if type(mode) is not dict or any(
         type(k) is not str or type(v) is not bool for k, v in mode.items()
@@ -289,7 +371,9 @@ def _header(arr: list[Any]) -> Header:
             _int(ver[1], "format minor", 0, 65535),
         ),
         flamekit_version=_str(m.get("flamekit_version"), "header.flamekit_version"),
-        start_wall_ns=_int(m.get("start_wall_ns"), "header.start_wall_ns", I64_MIN, U64_MAX),
+        start_wall_ns=_int(
+            m.get("start_wall_ns"), "header.start_wall_ns", -MAX_TIME_NS, MAX_TIME_NS
+        ),
         start_monotonic_ns=_int(m.get("start_monotonic_ns"), "header.start_monotonic_ns"),
         rate_hz=float(rate),
         pid=_int(m.get("pid"), "header.pid"),
@@ -309,7 +393,7 @@ def _thread(arr: list[Any]) -> Thread:
         native_tid=_opt_int(arr[3], "thread native tid"),
         py_thread_id=_opt_int(arr[4], "thread python id"),
         name=_str(arr[5], "thread name", optional=True),
-        first_seen_ns=_int(arr[6], "thread first-seen time"),
+        first_seen_ns=_time(arr[6], "thread first-seen time"),
         ns_tid=_opt_int(arr[7], "thread namespace tid") if len(arr) > 7 else None,
     )
 
@@ -319,6 +403,8 @@ def _code(arr: list[Any]) -> Code:
     table = arr[8]
     if type(table) is not bytes:
         raise _Bad("code line table must be bytes")
+    if len(table) > MAX_LINETABLE:
+        raise _Bad(f"code line table of {len(table):,} bytes, over the format's {MAX_LINETABLE:,}")
     fmt = _int(arr[9], "code line-table format", 0, 255)
     if fmt not in ALL_FORMATS:
         # An unknown table format from a newer writer: keep the code, lose its lines.
@@ -342,15 +428,26 @@ def _stack(arr: list[Any]) -> Stack:
     flat = arr[2]
     if type(flat) is not list or len(flat) % 2:
         raise _Bad("stack frames must be a flat list of (code ref, offset) pairs")
-    frames = []
-    for i in range(0, len(flat), 2):
-        frames.append(
-            (
-                _int(flat[i], "stack code ref", 0, 1 << 40),
-                _int(flat[i + 1], "stack offset", -(1 << 31), 1 << 31),
-            )
+    if len(flat) > 2 * MAX_STACK_DEPTH:
+        raise _Bad(
+            f"stack {sid} has {len(flat) // 2:,} frames, over the format's {MAX_STACK_DEPTH:,}"
         )
-    return Stack(sid, tuple(frames))
+    codes, offsets = flat[0::2], flat[1::2]
+    _ints(codes, "stack code ref", 0, 1 << 40)
+    _ints(offsets, "stack offset", -(1 << 31), 1 << 31)
+    return Stack(sid, Frames(array("q", codes), array("q", offsets)))
+
+
+def _ints(vs: list[Any], what: str, lo: int, hi: int) -> None:
+    """Every element an integer in [lo, hi]: checked in C-speed passes, not one by one
+    (a stack holds up to 65,536 frames)."""
+    if not vs:
+        return
+    if set(map(type, vs)) != {int}:  # a bool, a float or a nil among them
+        _int(next(v for v in vs if type(v) is not int), what, lo, hi)
+    small, big = min(vs), max(vs)
+    _int(small, what, lo, hi)
+    _int(big, what, lo, hi)
 
 
 def _samples(arr: list[Any]) -> Samples:
@@ -367,9 +464,9 @@ def _process(arr: list[Any]) -> Process:
         _int(arr[1], "process pid"),
         _int(arr[2], "process ppid"),
         _strs(arr[3], "process cmdline"),
-        _int(arr[4], "process first-seen time"),
+        _time(arr[4], "process first-seen time"),
         _str(arr[5], "process python version", optional=True) if len(arr) > 5 else None,
-        None if start is None else _int(start, "process start time", -(1 << 63), (1 << 63) - 1),
+        None if start is None else _int(start, "process start time", -MAX_TIME_NS, MAX_TIME_NS),
     )
 
 
@@ -383,7 +480,7 @@ def _process_end(arr: list[Any]) -> ProcessEnd:
     status = arr[4]
     return ProcessEnd(
         _int(arr[1], "process end pid"),
-        _int(arr[2], "process end time"),
+        _time(arr[2], "process end time"),
         how,
         None if status is None else _int(status, "process end status", -(1 << 31), 1 << 31),
     )
@@ -397,7 +494,7 @@ def _end(arr: list[Any]) -> End:
         _str(arr[2], "end error", optional=True),
         _int(arr[3], "end samples"),
         _int(arr[4], "end errors"),
-        _int(arr[5], "end duration"),
+        _time(arr[5], "end duration"),
         _int(arr[6], "end cut pauses") if len(arr) > 6 else 0,
     )
 

@@ -9,8 +9,10 @@ own timestamp intact.
 from __future__ import annotations
 
 from array import array
+from itertools import accumulate, islice
 
 from flamekit.errors import TraceError
+from flamekit.trace.records import MAX_TIME_NS
 
 FLAG_IDLE = 1
 FLAG_GIL = 2
@@ -31,50 +33,82 @@ def pack_sample(out: bytearray, dt_ns: int, thread_ref: int, flags: int, stack_i
 
 
 class SampleColumns:
-    """Decoded samples as parallel typed arrays (compact for millions of samples)."""
+    """Decoded samples as parallel typed arrays: 21 bytes a sample (8 of time, 4 of thread,
+    1 of flags, 8 of stack id), the least a sample's facts fit in.
 
-    __slots__ = ("dt", "thread", "flags", "stack")
+    ``time`` is the running sum of the samples' ``dt``: ns since the header's origin.
+    """
+
+    __slots__ = ("time", "thread", "flags", "stack")
 
     def __init__(self) -> None:
-        self.dt = array("q")
-        self.thread = array("L")
+        self.time = array("q")
+        self.thread = array("I")
         self.flags = array("B")
         self.stack = array("Q")
 
     def __len__(self) -> int:
-        return len(self.dt)
+        return len(self.time)
 
 
 #: Varints longer than this cannot come from a valid writer (values stay below 2**63).
 _MAX_VARINT_BYTES = 9
+#: A thread ref is at most 2**30 (the THREAD record's cap): what the thread column holds.
+MAX_THREAD_REF = 1 << 30
+#: Blob bytes decoded before their samples move into the columns: a SAMPLES record may hold
+#: 16 MiB, and its values as one Python list took 300 MB.
+_PIECE = 1 << 16
 
 
 def unpack_into(blob: bytes, cols: SampleColumns) -> int:
     """Decode a SAMPLES blob onto ``cols``; returns the number of samples.
 
-    A blob that ends inside a sample, or holds a varint too long to be valid, raises
-    TraceError: the writer never produces either, so it is corruption.
+    A blob that ends inside a sample, holds a varint too long to be valid, a thread ref no
+    THREAD record can have, or times at or past the format's MAX_TIME_NS (2**62 ns, 146
+    years) raises TraceError: the writer never produces any of these, so it is corruption.
     """
-    vals = []
-    v = shift = 0
-    nbytes = 0
-    for b in blob:
-        v |= (b & 0x7F) << shift
-        if b & 0x80:
-            shift += 7
-            nbytes += 1
-            if nbytes >= _MAX_VARINT_BYTES:
-                raise TraceError("a sample value is longer than any valid varint")
-        else:
-            vals.append(v)
-            v = shift = nbytes = 0
-    if shift or len(vals) % 3:
+    n0 = len(cols)
+    vals: list[int] = []
+    v = shift = nbytes = 0
+    for at in range(0, len(blob), _PIECE):
+        for b in blob[at : at + _PIECE]:
+            v |= (b & 0x7F) << shift
+            if b & 0x80:
+                shift += 7
+                nbytes += 1
+                if nbytes >= _MAX_VARINT_BYTES:
+                    raise TraceError("a sample value is longer than any valid varint")
+            else:
+                vals.append(v)
+                v = shift = nbytes = 0
+        whole = len(vals) - len(vals) % 3
+        _extend(cols, vals[:whole])
+        del vals[:whole]
+    if shift or vals:
         raise TraceError("a samples record ends in the middle of a sample")
-    n = len(vals) // 3
-    dts = vals[0::3]
+    return len(cols) - n0
+
+
+_OVERFLOW = "sample times overflow the format's limit (2**62 ns since the start, 146 years)"
+
+
+def _extend(cols: SampleColumns, vals: list[int]) -> None:
+    """Append whole samples (dt, thread << 2 | flags, stack id triples) to the columns."""
+    if not vals:
+        return
     tf = vals[1::3]
-    cols.dt.extend(dts)
-    cols.thread.extend([x >> 2 for x in tf])
+    threads = [x >> 2 for x in tf]
+    top = max(threads)
+    if top > MAX_THREAD_REF:
+        i = len(cols) + threads.index(top)
+        raise TraceError(f"sample {i} refers to undefined thread {top}")
+    last = cols.time[-1] if cols.time else 0
+    try:
+        cols.time.extend(islice(accumulate(vals[0::3], initial=last), 1, None))
+    except OverflowError:  # past 2**63 - 1: the column's own limit
+        raise TraceError(_OVERFLOW) from None
+    if cols.time[-1] >= MAX_TIME_NS:  # times never decrease: the last is the latest
+        raise TraceError(_OVERFLOW)
+    cols.thread.extend(threads)
     cols.flags.extend([x & 3 for x in tf])
     cols.stack.extend(vals[2::3])
-    return n
