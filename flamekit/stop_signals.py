@@ -30,6 +30,7 @@ go of the target before it stops (see ``Recorder._suspended``).
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,10 +66,30 @@ def _raise(signo: int, frame: FrameType | None) -> None:
     raise Interrupted(signo)
 
 
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """Python prints an exception a ``__del__`` or weakref callback raised, and drops it:
+    for our :class:`Interrupted` that was a traceback before the one line (a SIGHUP
+    during an import, in the import lock's weakref callback). It is in ``_fired``, acted
+    on when the session holds the signals; anything else is printed as before."""
+    if isinstance(unraisable.exc_value, Interrupted):
+        return
+    _previous_unraisable(unraisable)
+
+
+_previous_unraisable = sys.unraisablehook
+
+
+def _quiet_unraisable() -> None:
+    global _previous_unraisable
+    if sys.unraisablehook is not _unraisable:
+        _previous_unraisable, sys.unraisablehook = sys.unraisablehook, _unraisable
+
+
 def interrupt_from_now() -> None:
     """For the command line, as early as it can: a stop signal raises :class:`Interrupted`
     (SIGTERM and SIGHUP too, whose default action would leave no word and, for a recording,
     a launched command running). Signals the process ignores stay ignored."""
+    _quiet_unraisable()
     for s in ENDING:
         if signal.getsignal(s) != signal.SIG_IGN:
             signal.signal(s, _raise)
@@ -96,6 +117,7 @@ class StopSignals:
         """From now on, until :meth:`hold`, a watched signal raises :class:`Interrupted`
         wherever the session is (SIGTERM and SIGHUP too, which by default would kill the
         recorder without stopping what it launched)."""
+        _quiet_unraisable()
         for s in self.ending:
             if s not in self._old_handlers:
                 self._old_handlers[s] = signal.signal(s, _raise)

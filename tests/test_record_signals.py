@@ -369,3 +369,42 @@ def test_stopped_and_continued_the_recording_goes_on(tmp_path: Path, mode: list[
             rec.wait()
         target.kill()
         target.wait()
+
+
+def test_an_interrupt_a_callback_swallowed_is_not_printed_but_acted_on() -> None:
+    """A signal whose Interrupted a weakref callback raised (a SIGHUP during an import,
+    in the import lock's callback) printed a traceback before the command's one line; it
+    is silent now, and the session still acts on it when it holds the signals. Anything
+    else a callback raises goes to the hook there was before, as it did."""
+    import weakref
+
+    from flamekit import stop_signals
+
+    class Thing:
+        pass
+
+    def callback(_: object) -> None:
+        stop_signals._raise(signal.SIGHUP, None)
+
+    shown: list[type] = []
+    saved = sys.unraisablehook, stop_signals._previous_unraisable, list(stop_signals._fired)
+    try:
+        sys.unraisablehook = lambda u: shown.append(u.exc_type)
+        stop_signals._quiet_unraisable()
+        assert sys.unraisablehook is stop_signals._unraisable
+        thing = Thing()
+        ref = weakref.ref(thing, callback)
+        del thing  # the callback runs, raises, and Python hands it to the hook
+        assert ref() is None and shown == []
+        assert stop_signals._fired[-1] == signal.SIGHUP
+        watch = stop_signals.StopSignals()
+        with pytest.raises(stop_signals.Interrupted):
+            watch.hold()
+        watch.release()
+        other = Thing()
+        ref = weakref.ref(other, lambda _: 1 / 0)
+        del other
+        assert ref() is None and shown == [ZeroDivisionError]
+    finally:
+        sys.unraisablehook, stop_signals._previous_unraisable = saved[0], saved[1]
+        stop_signals._fired[:] = saved[2]
