@@ -84,7 +84,6 @@ def run_once(tool: str, python: str, workers: int, rate: float, nb: bool, second
         for t, when in zip(tr.columns.thread, tr.times):
             instants.setdefault(tr.run_of(t).pid, set()).add(when)
         per = {pid: len(ts) for pid, ts in instants.items()}
-        ticks = len(set(tr.times))
         duration = tr.duration_ns / 1e9
     else:
         per = Counter()
@@ -93,7 +92,6 @@ def run_once(tool: str, python: str, workers: int, rate: float, nb: bool, second
             pids = PROCESS_FRAME.findall(stack)  # py-spy nests a child under its parent
             if pids:
                 per[int(pids[-1])] += int(n)
-        ticks = max(per.values()) if per else 0
         duration = seconds
     rates = sorted(n / duration for n in per.values())
     return {
@@ -101,7 +99,9 @@ def run_once(tool: str, python: str, workers: int, rate: float, nb: bool, second
         "rate": rate,
         "nonblocking": nb,
         "processes": len(per),
-        "cpu_per_tick_us": 1e6 * cpu / ticks if ticks else float("nan"),
+        # per process-sample (one process's stacks at one instant): flamekit stamps each
+        # process of a tick apart, so its distinct times are not ticks
+        "cpu_per_sample_us": 1e6 * cpu / sum(per.values()) if per else float("nan"),
         "cpu_share": cpu / wall,
         "rate_per_process_median": rates[len(rates) // 2] if rates else 0.0,
         "rate_per_process_min": rates[0] if rates else 0.0,
@@ -136,7 +136,7 @@ def main() -> int:
     print(f"{args.workers} workers + master, CPython {bench.python_version(python)}, "
           f"{args.seconds:g} s a run, {args.rounds} paired rounds (medians, [range])\n")  # fmt: skip
     print(
-        "| rate Hz | mode | profiler | recorder CPU us/tick | CPU share | Hz per process (median, min) | processes |"
+        "| rate Hz | mode | profiler | recorder CPU us per process-sample | CPU share | Hz per process (median, min) | processes |"
     )
     print("|---|---|---|---|---|---|---|")
     for (rate, nb, tool), rs in sorted(rows.items()):
@@ -147,7 +147,7 @@ def main() -> int:
 
         print(
             f"| {rate:g} | {'non-blocking' if nb else 'pausing'} | {tool} | "
-            f"{cell('cpu_per_tick_us', '.0f')} | {cell('cpu_share', '.2f')} | "
+            f"{cell('cpu_per_sample_us', '.0f')} | {cell('cpu_share', '.2f')} | "
             f"{cell('rate_per_process_median', '.0f')}, {cell('rate_per_process_min', '.0f')} | "
             f"{bench.median(r['processes'] for r in rs):.0f} |"
         )
