@@ -161,7 +161,7 @@ class Selection:
         prof = self.profile
         label = prof.thread_label(thread_ref)
         if self.per_process:
-            return f"{prof.trace.run_of(thread_ref).label()} / {label}"
+            return f"{prof.process_label(thread_ref)} / {label}"
         return label
 
     @property
