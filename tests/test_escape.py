@@ -100,3 +100,15 @@ def test_every_text_output_escapes_names_the_same_way(tmp_path: Path, argv: list
     assert printable("main" + EVIL) in out
     if argv[0] != "info":
         assert printable(f"Q.{EVIL} (/p/{EVIL}.py)") in out
+
+
+def test_a_recording_warning_escapes_the_command_line_it_names() -> None:
+    """record --subprocesses warns about a process it cannot follow by its command line,
+    which that process chose: no ESC sequence of it reaches the terminal."""
+    import io
+
+    from flamekit.commands.progress import Progress
+
+    out = io.StringIO()
+    Progress(quiet=True, stream=out).note("flamekit: warning: 42 (evil\x1b]0;pwned\x07\n):")
+    assert out.getvalue() == "flamekit: warning: 42 (evil\\x1b]0;pwned\\x07\\x0a):\n"

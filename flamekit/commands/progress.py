@@ -6,6 +6,8 @@ import sys
 import time
 from typing import TextIO
 
+from flamekit.analysis.escape import printable
+
 
 class Progress:
     """Rewrites one status line in place; silent when ``quiet`` or not on a terminal-ish
@@ -44,16 +46,17 @@ class Progress:
             if now - getattr(self, "_last_plain", 0.0) < 1.0 and not force:
                 return
             self._last_plain = now
-            self.stream.write(line + "\n")
+            self.stream.write(printable(line) + "\n")
         self.stream.flush()
 
     def note(self, line: str) -> None:
         """A line of its own (a warning), printed even when quiet: on a terminal it
-        takes the progress line's place, which the next update writes again below."""
+        takes the progress line's place, which the next update writes again below. It
+        names processes by their command lines, the target's to choose: escaped."""
         if self._tty and self._width:
             self.stream.write("\r" + " " * self._width + "\r")
             self._width = 0
-        self.stream.write(line + "\n")
+        self.stream.write(printable(line) + "\n")
         self.stream.flush()
 
     def finish(self) -> None:
