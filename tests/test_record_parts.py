@@ -126,3 +126,45 @@ def test_a_thread_found_in_a_tracing_stop_keeps_its_last_state():
     run.states.now = {1: False, 2: True, 3: True}  # read again: what /proc says wins
     run.prepare(pauser)
     assert run._running == {1: False, 2: True, 3: True}
+
+
+def test_a_name_comm_may_have_cut_is_asked_for_again():
+    """3.14's comm fallback gives at most 15 bytes: a thread named from it before memory
+    lists it (still in threading._limbo) is written, and asked again until memory gives
+    the whole name; the same cut name is not written twice."""
+    from types import SimpleNamespace
+
+    from flamekit.record.run_sampler import RunSampler
+
+    class Names:
+        without_threading = False
+
+        def __init__(self) -> None:
+            self.answers: list[tuple[dict[int, str], set[int]]] = []
+            self.provisional: set[int] = set()
+
+        def lookup(self, ids: list[int], interpreters: object) -> dict[int, str]:
+            found, self.provisional = self.answers.pop(0)
+            return {i: n for i, n in found.items() if i in ids}
+
+    written: list[tuple[int, str | None]] = []
+    run = object.__new__(RunSampler)
+    run.names = names = Names()
+    run.walker = SimpleNamespace(interpreters=[1])
+    run.shared = SimpleNamespace(
+        writer=SimpleNamespace(write=lambda r: written.append((r.ref, r.name)))
+    )
+    run.target = SimpleNamespace(tids=SimpleNamespace(ns_tid=lambda tid: None))
+    run.pid, run._next_name_try, run._name_backoff = 100, 0, 0.05
+    run.thread_meta = {7: (101, 0xA, 0), 8: (102, 0xB, 0)}
+    run.unnamed, run._provisional = {7, 8}, {}
+    cut = "ожидани"  # "ожидание-lock" cut to 15 bytes, the partial character dropped
+    names.answers = [
+        ({0xA: cut, 0xB: "short"}, {0xA}),  # comm for both; only the first fills 15 bytes
+        ({0xA: cut}, {0xA}),  # the same again: nothing new to write
+        ({0xA: "ожидание-lock"}, set()),  # memory has it now
+    ]
+    for _ in range(3):
+        run._name_threads(0, True, {7, 8})
+    assert written == [(7, cut), (8, "short"), (7, "ожидание-lock")]
+    assert run.unnamed == set() and run._provisional == {}

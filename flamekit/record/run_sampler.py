@@ -80,6 +80,8 @@ class RunSampler:
         self.threads: dict[tuple[int, int, int | None], int] = {}
         self._live_keys: dict[tuple[int, int], tuple[int, int, int | None]] = {}
         self.unnamed: set[int] = set()  # thread refs whose name is not known yet
+        #: unnamed refs written with a name that may be cut short, and that name
+        self._provisional: dict[int, str] = {}
         #: thread ref -> (native tid, python thread id, first seen ns since origin)
         self.thread_meta: dict[int, tuple[int | None, int, int]] = {}
         self._next_name_try = 0
@@ -332,6 +334,7 @@ class RunSampler:
             old_ref = self.threads.pop(old)
             self.thread_meta.pop(old_ref, None)
             self.unnamed.discard(old_ref)
+            self._provisional.pop(old_ref, None)
         first = t_ns - self.shared.start_ns
         self.threads[key] = ref
         self.thread_meta[ref] = (st.native_tid, st.thread_id, first)
@@ -356,16 +359,25 @@ class RunSampler:
         unnamed = self.unnamed
         if len(unnamed) > 4 * len(live) + 256:
             unnamed.intersection_update(live)  # threads that ended unnamed
+            for ref in self._provisional.keys() - unnamed:
+                del self._provisional[ref]
         ids = {self.thread_meta[r][1]: r for r in live if r in unnamed}
         found = self.names.lookup(list(ids), self.walker.interpreters)
         for tid, name in found.items():
             ref = ids.get(tid)
             if ref is None or not name:
                 continue
+            if tid in self.names.provisional:
+                # comm's 15 bytes, perhaps cut short: written, and memory asked again
+                if self._provisional.get(ref) == name:
+                    continue
+                self._provisional[ref] = name
+            else:
+                self.unnamed.discard(ref)
+                self._provisional.pop(ref, None)
             native, py_id, first = self.thread_meta[ref]
             ns_tid = self.target.tids.ns_tid(native)
             self.shared.writer.write(R.Thread(ref, self.pid, native, py_id, name, first, ns_tid))
-            self.unnamed.discard(ref)
         self._name_backoff = NAME_RETRY_S if force else min(self._name_backoff * 2, 2.0)
         if self.names.without_threading:
             # Nothing to find until the program imports threading: a lookup there scans

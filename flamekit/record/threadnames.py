@@ -89,6 +89,9 @@ class ThreadNames:
         #: how many lookups in a row that happened (for the comm fallback)
         self._torn: set[int] = set()
         self._torn_counts: dict[int, int] = {}
+        #: idents the last lookup named from a comm that filled the kernel's 15 bytes
+        #: (perhaps cut short): worth asking again
+        self.provisional: set[int] = set()
 
     # -- public ------------------------------------------------------------------------
 
@@ -104,6 +107,7 @@ class ThreadNames:
             return {}
         found: dict[int, str] = {}
         self._torn = set()
+        self.provisional = set()
         self.without_threading = False
         try:
             found = self._from_memory(want, interpreters)
@@ -217,15 +221,17 @@ class ThreadNames:
             return {}
         pid = self.target.pid
         if self._process_comm is None:
-            self._process_comm = _read_comm(f"/proc/{pid}/comm") or ""
+            self._process_comm = (_read_comm(f"/proc/{pid}/comm") or ("", False))[0]
         paths = {ident: f"/proc/{pid}/task/{tid}/comm" for ident, tid in tids.items()}
         first = {ident: _read_comm(path) for ident, path in paths.items()}
         out = {}
         for ident, path in paths.items():
             comm = first[ident]
             # Read twice: a rename racing the kernel's copy can tear it.
-            if comm and comm != self._process_comm and _read_comm(path) == comm:
-                out[ident] = comm
+            if comm and comm[0] and comm[0] != self._process_comm and _read_comm(path) == comm:
+                out[ident] = comm[0]
+                if comm[1]:
+                    self.provisional.add(ident)
         return out
 
     def _native_tids(self, idents: set[int], interpreters: Sequence[int]) -> dict[int, int]:
@@ -256,8 +262,9 @@ class ThreadNames:
 COMM_BYTES = 15
 
 
-def _read_comm(path: str) -> str | None:
-    """A thread's comm as text; None if unreadable or not UTF-8.
+def _read_comm(path: str) -> tuple[str, bool] | None:
+    """A thread's comm as text, and whether it fills the kernel's 15 bytes (so may be a
+    longer name cut short); None if unreadable or not UTF-8.
 
     Names longer than 15 bytes are cut by the kernel, possibly inside a character: only
     then, and only at the end, are up to 3 bytes of a partial character dropped."""
@@ -266,10 +273,10 @@ def _read_comm(path: str) -> str | None:
             raw = f.read().rstrip(b"\n")
     except OSError:
         return None
-    cuts = range(4) if len(raw) == COMM_BYTES else range(1)
-    for cut in cuts:
+    full = len(raw) == COMM_BYTES
+    for cut in range(4) if full else range(1):
         try:
-            return raw[: len(raw) - cut].decode("utf-8")
+            return raw[: len(raw) - cut].decode("utf-8"), full
         except UnicodeDecodeError:
             continue
     return None

@@ -14,7 +14,9 @@ from "stopped"). Modes:
   with its index; the parent reaps every child, checks the codes, prints one JSON line.
 - ``threads STATE SECONDS [AT_LEAST]``: start and end hundreds of short threads a second,
   each doing a little work in Python, for SECONDS and until AT_LEAST were started (30 s
-  at most); prints one JSON line (threads started, all correct).
+  at most); prints one JSON line (threads started, all correct). Writes STATE.lives: one
+  line a thread, its kernel tid and CLOCK_MONOTONIC ns just before ``start()`` and just
+  after ``join()`` (every moment the thread can have been seen lies between).
 - ``deep STATE [SECONDS]``: one thread recursing through several functions to a depth
   that changes all the time (0-400); several threads doing so when THREADS is given as
   the optional fourth argument. Forever, or SECONDS.
@@ -126,18 +128,24 @@ def do_threads(seconds: float, at_least: int = 0) -> None:
     start = time.monotonic()
     end = start + seconds
     give_up = start + max(seconds, 30.0)
+    lives = []
     while time.monotonic() < end or (n < at_least and time.monotonic() < give_up):
         batch = [
             threading.Thread(target=work, args=(n + k,), name=f"short-{n + k}") for k in range(8)
         ]
+        born = time.monotonic_ns()
         for t in batch:
             t.start()
         for t in batch:
             t.join()
+        gone = time.monotonic_ns()
+        lives.extend(f"{t.native_id} {born} {gone}\n" for t in batch)
         n += len(batch)
         progress[0] = n
         publish()
     ok = len(results) == n and sum(results) == n * (n - 1) // 2
+    with open(state + ".lives", "w") as f:
+        f.writelines(lives)
     print(json.dumps({"threads": n, "ok": ok, "elapsed": seconds}), flush=True)
 
 
