@@ -238,8 +238,9 @@ class Expected:
 #: 2.7's GIL (the old one; 3.2 replaced it) is let go and taken again every 100 ticks
 #: (sys.setcheckinterval) even with no other thread waiting: a sample that stops the
 #: spinner between the two finds no thread holding it, which is true. 4 of 495 spinner
-#: samples here; at most this share of them may.
-OLD_GIL_GAPS = 0.05
+#: samples here, 8 of 156 on a loaded CI-like run (a thread preempted more often is more
+#: often preempted in that gap); a recorder misreading the holder gets nearly all.
+OLD_GIL_GAPS = 0.25
 
 
 def expected_threads(version: tuple[int, int]) -> dict[str, Expected]:
