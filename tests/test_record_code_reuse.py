@@ -61,8 +61,9 @@ def test_a_reused_code_address_is_recorded_as_the_new_code(
     times = list(tr.times)
     at_alpha = [t for t, ref in zip(times, leaves) if ref == alpha.ref]
     at_gamma = [t for t, ref in zip(times, leaves) if ref == gamma.ref]
-    # about 500 each at 1000 Hz; a loaded machine may lose many, not most
-    assert len(at_alpha) > 100 and len(at_gamma) > 100, (len(at_alpha), len(at_gamma))
+    # about 500 each at 1000 Hz; a loaded machine may lose most (a loaded CI-like run
+    # reached 200 Hz), and a few dozen each still show a mislabel
+    assert len(at_alpha) >= 20 and len(at_gamma) >= 20, (len(at_alpha), len(at_gamma))
     assert max(at_alpha) < min(at_gamma)  # no sample of gamma named alpha, or back
     # and the same stack shape: the one call site, the same offsets in both functions
     shapes = {

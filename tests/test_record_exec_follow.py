@@ -123,7 +123,8 @@ def test_a_legacy_python_execing_another_is_followed(
     assert "the command exited with status 4" in r.stderr, r.stderr
     tr = check_complete(out, "target-exited")
     t_before, t_after = sample_times(tr, "spin_for"), sample_times(tr, "after_exec")
-    assert len(t_before) > 50 and len(t_after) > 50, (len(t_before), len(t_after))
+    # (1,000 Hz asked; a loaded machine may give a fifth of that)
+    assert len(t_before) >= 20 and len(t_after) >= 20, (len(t_before), len(t_after))
     assert max(t_before) < min(t_after)
     formats = {c.name: c.linetable_format for c in tr.codes.values()}
     assert formats["spin_for"] == format_for_version(*old.version)
