@@ -93,11 +93,21 @@ def _repr(value: object, b: Bounds, depth: int) -> str:
     return f"<{type(value).__name__} object at {id(value):#x}>"
 
 
+#: log10(2): decimal digits per bit.
+_DIGITS_PER_BIT = 0.30102999566398120
+
+
 def _int(value: int, b: Bounds) -> str:
     try:
         text = str(value)
-    except ValueError:  # past this interpreter's int-to-str digit limit
-        text = hex(value)
+    except ValueError:
+        # Past this interpreter's int-to-str digit limit (3.11+: 4,300 digits; the
+        # reader reads ints of up to ~37,000): only the leading digits are shown, so
+        # only they are made, by dropping all but a few more than those.
+        magnitude = abs(value)
+        drop = int(magnitude.bit_length() * _DIGITS_PER_BIT) - min(b.chars, 4000) - 2
+        text = ("-" if value < 0 else "") + str(magnitude // 10**drop)
+        return text[: b.chars] + CUT
     return text if len(text) <= b.chars else text[: b.chars] + CUT
 
 

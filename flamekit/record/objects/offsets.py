@@ -4,6 +4,15 @@ Offsets are data, never code: ``flamekit.record.tables.objects.TABLES`` (generat
 tools/gen_object_tables.py from each interpreter's headers) plus, on 3.13+, the target's
 own ``_Py_DebugOffsets`` for the fields it has. Types are recognised by address: the type
 objects' ELF symbols plus the load bias, the way the walker finds PyCode_Type.
+
+Why addresses from symbols, and not the type of a known object or a tp_name read: every
+builtin type (set, frozenset and cell too) is public C API, so even Debian's stripped
+interpreter exports it in its dynamic symbol table; an address is exact (a tp_name can
+be forged by any class, and a known object of every kind is not at hand in a stopped
+target); and the one way such an address goes wrong, a wrong load bias, is caught by
+comparing PyUnicode_Type with the walker's own finding (:func:`type_addresses`). An
+object whose ob_type matches none of them is an Opaque shown by its tp_name, never
+decoded as a kind it may not be.
 """
 
 from __future__ import annotations
