@@ -135,6 +135,24 @@ def test_corrupt_objects_unreadable(tmp_path: Path, iid: str) -> None:
 
 
 @pytest.mark.parametrize("iid", [i.id for i in INTERPRETERS])
+def test_nonblocking_races_never_crash(tmp_path: Path, iid: str) -> None:
+    """Reads racing a target that changes its locals all the time: every dump answers
+    (a torn value reads as <unreadable> or as one of the values it had), none fails."""
+    with started(iid, tmp_path, "churn") as target:
+        seen = 0
+        for _ in range(5):
+            doc = dump_json(target.pid, "--nonblocking")
+            for frame in frames_named(doc, "churn"):
+                if frame["locals"] is not None:
+                    seen += 1
+                    assert {v["name"] for v in frame["locals"]} <= {
+                        "items", "table", "numbers", "text", "n"
+                    }  # fmt: skip
+        assert seen  # most reads find the frame whole
+        assert proc_state(target.pid) in ("R", "S")
+
+
+@pytest.mark.parametrize("iid", [i.id for i in INTERPRETERS])
 def test_gil_held_forever(tmp_path: Path, iid: str) -> None:
     """pause() through ctypes.PyDLL keeps the GIL: dump reads memory, needs no GIL."""
     with started(iid, tmp_path, "gil") as target:

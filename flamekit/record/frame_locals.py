@@ -221,7 +221,7 @@ class LocalsReader:
         got = self.objects.sequences([tuple_addr], MAX_SLOTS)[0]
         if got is None or got.value.length > MAX_SLOTS:
             return None
-        names = self.objects.strs(list(got.value.addresses))
+        names = self.objects.strs(list(got.value.addresses), utf8_safe=True)
         if any(n is None for n in names):
             return None
         return tuple(n.value for n in names if n is not None)

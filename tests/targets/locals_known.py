@@ -11,6 +11,9 @@ whose ob_item pointer and a str whose ob_type pointer this process overwrote wit
 ctypes (offsets from the test, which has them from flamekit's table), next to sound
 locals; the garbage collector is off, so nothing of the target itself trips on them.
 
+``locals_known.py READY churn``: ``churn()`` changes its locals (a list, a dict, a
+set, a str of every kind) as fast as it can, for reads racing it (``--nonblocking``).
+
 ``locals_known.py READY gil``: a thread parks in time.sleep, then the main thread calls
 libc's pause() through ctypes.PyDLL, which keeps the GIL: the process holds it forever.
 
@@ -29,7 +32,7 @@ import time
 NAMES = (
     "nothing yes no small big negative_big ratio tiny infinite "
     "ascii latin1 ucs2 ucs4 huge controls raw raw_long "
-    "pair single nested longlist selfref mapping numbers frozen empty_set foo"
+    "pair single nested longlist selfref mapping numbers frozen empty_set sparse foo"
 ).split()
 
 
@@ -41,6 +44,9 @@ def make_values():
     """The values outer() holds, made afresh (the test makes its own to compare)."""
     selfref = [1]
     selfref.append(selfref)
+    sparse = set(range(300))  # its last 5 items, far into a table of deleted slots
+    for x in range(295):
+        sparse.discard(x)
     return (
         None,
         True,
@@ -68,6 +74,7 @@ def make_values():
         {1, 2, 3},
         frozenset(["a"]),
         set(),
+        sparse,
         Foo(),
     )
 
@@ -81,7 +88,8 @@ def outer(a, b=2, *args, k=3, **kw):
     (
         nothing, yes, no, small, big, negative_big, ratio, tiny, infinite,
         ascii, latin1, ucs2, ucs4, huge, controls, raw, raw_long,
-        pair, single, nested, longlist, selfref, mapping, numbers, frozen, empty_set, foo,
+        pair, single, nested, longlist, selfref, mapping, numbers, frozen, empty_set, sparse,
+        foo,
     ) = make_values()  # fmt: skip
     shared = ["cell"]
 
@@ -105,6 +113,20 @@ def broken(sound, ob_type, list_items):
     ready()
     park()
     return bad_list, bad_str, fine, sound
+
+
+def churn():
+    items, table, numbers, text = [], {}, set(), ""
+    ready()
+    n = 0
+    while True:
+        n += 1
+        items.append(n)
+        table[n] = str(n)
+        numbers.add(n)
+        text = ("\xe9", "\u03a9", "\U0001f40d")[n % 3] * (n % 50)  # noqa: F841 - read from outside
+        if len(items) > 500:
+            items, table, numbers = [], {}, set()
 
 
 def gil_forever():
@@ -133,5 +155,7 @@ if __name__ == "__main__":
     elif mode == "corrupt":
         gc.disable()
         broken("ok", int(sys.argv[3]), int(sys.argv[4]))
+    elif mode == "churn":
+        churn()
     else:
         gil_forever()

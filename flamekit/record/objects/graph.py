@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 #: and 2.7's open addressing), plus a few.
 _SLOTS_PER_ITEM = 4
 _EXTRA_SLOTS = 16
+#: Most slots of a set's table read (1 MiB of entries): its items are spread by hash, so
+#: the first few may be anywhere in it.
+_MAX_SET_SLOTS = 1 << 16
 
 
 def value_plan(
@@ -192,8 +195,9 @@ def _set_plan(
 ) -> Plan[Read[Value] | None]:
     """A set or frozenset: its first ``limits.items`` keys, a level deeper.
 
-    The table is read up to as many slots as a dict's would be for that many items; a
-    deleted slot holds the dummy key with hash -1 (3.x), which no live key has."""
+    The table is read from its start, a doubling run of slots at a time, until it gave
+    that many keys (or ends, or _MAX_SET_SLOTS); a deleted slot holds the dummy key with
+    hash -1 (3.x), which no live key has."""
     off = reader.offsets
     python_type: type = set if kind == SET else frozenset
     assert off.set_used is not None and off.set_mask is not None and off.set_table is not None
@@ -208,21 +212,30 @@ def _set_plan(
     if depth <= 0:
         return Read(Partial(python_type, (), used), (header,))
     size = off.set_entry_size
-    slots = min(mask + 1, _SLOTS_PER_ITEM * limits.items + _EXTRA_SLOTS)
-    data = yield from read(table, slots * size)
-    if data is None:
-        return None
-    keys = []
-    for at in range(0, len(data), size):
-        (key,) = Q.unpack_from(data, at + off.set_entry_key)
-        (hash_,) = q.unpack_from(data, at + off.set_entry_hash)
-        if key and hash_ != -1:
-            if bad_pointer(key):
-                return None
-            keys.append(key)
+    want = min(limits.items, used)
+    keys: list[int] = []
+    table_checks: list[Check] = []
+    start, slots = 0, _SLOTS_PER_ITEM * limits.items + _EXTRA_SLOTS
+    while len(keys) < want and start <= mask:  # sparse by hash: read on until enough
+        n = min(slots, mask + 1 - start, _MAX_SET_SLOTS - start)
+        if n <= 0:
+            break
+        data = yield from read(table + start * size, n * size)
+        if data is None:
+            return None
+        table_checks.append(check(table + start * size, data))
+        for at in range(0, len(data), size):
+            (key,) = Q.unpack_from(data, at + off.set_entry_key)
+            (hash_,) = q.unpack_from(data, at + off.set_entry_hash)
+            if key and hash_ != -1:
+                if bad_pointer(key):
+                    return None
+                keys.append(key)
+        start += n
+        slots *= 2
     keys = keys[: min(limits.items, used)]
     values, checks = yield from _items_plan(reader, keys, limits, depth - 1)
-    all_checks = (header, check(table, data), *checks)
+    all_checks = (header, *table_checks, *checks)
     try:
         whole = python_type(values)
     except TypeError:  # an unhashable item (a cut tuple's list head...)
