@@ -5,7 +5,8 @@ Do not edit: regenerate with ``python tools/gen_object_tables.py`` (see its docs
 tools/object_probe.c with offsetof() against each interpreter's headers. Keys are read
 by ``flamekit.record.objects``; "source" names the headers used. x86_64, default (GIL,
 non-debug) builds. For 3.13+ the reader prefers the target's own _Py_DebugOffsets where
-they have a field (sys.modules, type, tuple, list, dict, float, int, bytes, str).
+they have a field (sys.modules, type, tuple, list, dict, float, int, bytes, str, code
+argcount and localsplus names and kinds, frame localsplus; 3.14: set).
 """
 
 # fmt: off
