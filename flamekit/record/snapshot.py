@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from flamekit.errors import TargetError
 from flamekit.record.code_reader import CodeError, CodeReader
 from flamekit.record.frame_locals import Local, LocalsReader, frame_chain
-from flamekit.record.objects import Limits, ObjectReader
+from flamekit.record.objects import Limits
 from flamekit.record.proc.idle import ThreadStates, idle_by_frame
 from flamekit.record.proc.memory import ReadError
 from flamekit.record.proc.pause import Pauser
@@ -73,12 +73,19 @@ def _snapshot(target: PythonTarget, pausing: bool, locals_limits: Limits | None)
     try:
         tids = pauser.threads if pauser is not None else tuple(states.tids())
         running = {tid: states.running(tid) for tid in tids}
+        # What needs no paused target is done before the pause, which it would lengthen:
+        # the type symbols (the ELF's symbol table: thread names and values need them)
+        # and the object offsets.
+        reader = CodeReader(target)
+        reader.objects.read_type_symbols()
+        locals_reader = None
+        if locals_limits is not None and reader.objects.off is not None:
+            locals_reader = LocalsReader(target, reader.objects, locals_limits)
         if pauser is not None:
             pauser.pause()
         try:
             walker = StackWalker(target, consistent=pauser is not None)
             stacks = walker.walk()
-            reader = CodeReader(target)
             codes: dict[int, R.Code | None] = {}
             for st in stacks:
                 for addr, _ in st.frames:
@@ -92,8 +99,7 @@ def _snapshot(target: PythonTarget, pausing: bool, locals_limits: Limits | None)
                 [st.thread_id for st in stacks], interpreters
             )
             variables: dict[int, tuple[tuple[Local, ...] | None, ...]] = {}
-            if locals_limits is not None:
-                locals_reader = LocalsReader(target, ObjectReader(target), locals_limits)
+            if locals_reader is not None:
                 for st in stacks:
                     variables[st.tstate] = _thread_locals(
                         target, locals_reader, st.tstate, st.frames
