@@ -36,6 +36,7 @@ from typing import NamedTuple
 
 from flamekit.record.bounds import bad_pointer
 from flamekit.record.objects import Limits, ObjectReader, Opaque, Value
+from flamekit.record.objects.plans import read, together
 from flamekit.record.proc.memory import ReadError
 from flamekit.record.target import PythonTarget
 from flamekit.record.walk.common import MAX_DEPTH
@@ -123,49 +124,68 @@ class LocalsReader:
 
     def read(self, frames: Sequence[tuple[int, int]]) -> list[tuple[Local, ...] | None]:
         """Each frame's bound variables, in slot order (parameters first); None where the
-        frame's code or slots cannot be read."""
+        frame's code or slots cannot be read.
+
+        All frames at once, each step one batch (the object reader's plans side by
+        side): the slot arrays, then the cells, then the values. A dump reads while the
+        target is held, so a 500-frame recursion costs a few system calls a level of
+        its values' graphs, not a few per frame."""
         off = self.objects.off
         if off is None or off.frame_localsplus is None:
             return [None] * len(frames)
-        out: list[tuple[Local, ...] | None] = []
-        for frame, code in frames:
+        infos = []
+        for _, code in frames:
             if code not in self._codes:
                 self._codes[code] = self._code_vars(code)
-            info = self._codes[code]
-            out.append(None if info is None else self._frame(frame, info))
+            infos.append(self._codes[code])
+        ranges = [
+            (frame + off.frame_localsplus, 8 * len(info.names) if info is not None else 0)
+            for (frame, _), info in zip(frames, infos)
+        ]
+        arrays = self.objects.run(together([read(a, n) for a, n in ranges]))
+        # per frame, its bound slots as [slot, object address] (None: unreadable)
+        slots = [
+            None if info is None or raw is None else self._slots(raw)
+            for info, raw in zip(infos, arrays)
+        ]
+        deref = [
+            s
+            for info, found in zip(infos, slots)
+            if info is not None and found is not None
+            for s in found
+            if info.deref[s[0]]
+        ]
+        for s, cell in zip(deref, self.objects.cells([a for _, a in deref])):
+            if cell is not None:  # a cell: its contents (None: not a cell, read as it is)
+                s[1] = cell.value  # 0: an empty cell, an unbound variable
+        bound = [[s for s in found if s[1]] if found is not None else None for found in slots]
+        # each object once, however many frames hold it (an argument passed down)
+        unique = list(dict.fromkeys(a for found in bound if found is not None for _, a in found))
+        values = dict(zip(unique, self.objects.values(unique, self.limits)))
+        out: list[tuple[Local, ...] | None] = []
+        for info, found in zip(infos, bound):
+            if info is None or found is None:
+                out.append(None)
+                continue
+            locals_ = []
+            for i, a in found:
+                v = values[a]
+                value = Opaque(a, None) if v is None else v.value
+                locals_.append(Local(info.names[i], i in info.args, value))
+            out.append(tuple(locals_))
         return out
 
-    def _frame(self, frame: int, info: CodeVars) -> tuple[Local, ...] | None:
-        off = self.objects.offsets
-        assert off.frame_localsplus is not None
-        n = len(info.names)
-        try:
-            raw = self.target.memory.read(frame + off.frame_localsplus, 8 * n) if n else b""
-        except ReadError:
-            return None
+    def _slots(self, raw: bytes) -> list[list[int]]:
+        """The non-empty slots of a fast-locals array, as [slot, object address]."""
         tags = self.target.layout.code_tag_bits
-        slots: list[tuple[int, int]] = []  # (slot, object address)
+        found = []
         for i, (word,) in enumerate(_Q.iter_unpack(raw)):
             if tags and word & tags == tags:
                 continue  # a tagged int (3.14): an interpreter temporary, not a variable
             word &= ~tags
             if word:
-                slots.append((i, word))
-        deref = [(i, a) for i, a in slots if info.deref[i]]
-        held = dict(zip(deref, self.objects.cells([a for _, a in deref])))
-        bound: list[tuple[int, int]] = []
-        for i, a in slots:
-            cell = held.get((i, a))
-            if cell is not None:  # a cell: its contents (None: not a cell, read as it is)
-                if not cell.value:
-                    continue  # an empty cell: unbound
-                a = cell.value
-            bound.append((i, a))
-        values = self.objects.values([a for _, a in bound], self.limits)
-        return tuple(
-            Local(info.names[i], i in info.args, Opaque(a, None) if v is None else v.value)
-            for (i, a), v in zip(bound, values)
-        )
+                found.append([i, word])
+        return found
 
     def _code_vars(self, code: int) -> CodeVars | None:
         """Names and kinds of a code object's slots; None if it cannot be read whole."""
