@@ -95,10 +95,11 @@ def outer(a, b=2, *args, k=3, **kw):
 
     def inner(x):
         seen = shared  # a free variable here, a cell variable in outer
+        kept = b  # a parameter of outer that is a cell there
         READY["foo"] = id(foo)
         ready()
         park()
-        return seen
+        return seen, kept
 
     inner("arg of inner")
 
