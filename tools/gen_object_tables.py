@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Regenerate flamekit/record/tables/objects.py from real CPython headers.
 
-The object reader (flamekit/record/objects.py) reads str, bytes, int, float, tuple, list,
-dict, module and instance objects and type names of the target (for code records, thread
-names and, later, local variables); the offsets it needs are not in
+The object reader (flamekit/record/objects/) reads str, bytes, int, float, tuple, list,
+dict, set, cell, module and instance objects and type names of the target (for code
+records, thread names and frames' local variables, whose slots and names it also finds
+in frames and code objects); the offsets it needs are not in
 flamekit/record/tables/layouts.py (which covers the stack walk), so they get their own
 table, measured the same way: tools/object_probe.c is compiled with offsetof() against
 each interpreter's own headers (Py_BUILD_CORE, internal structs visible), run, and its
@@ -52,7 +53,8 @@ Do not edit: regenerate with ``python tools/gen_object_tables.py`` (see its docs
 tools/object_probe.c with offsetof() against each interpreter's headers. Keys are read
 by ``flamekit.record.objects``; "source" names the headers used. x86_64, default (GIL,
 non-debug) builds. For 3.13+ the reader prefers the target's own _Py_DebugOffsets where
-they have a field (sys.modules, type, tuple, list, dict, float, int, bytes, str).
+they have a field (sys.modules, type, tuple, list, dict, float, int, bytes, str, code
+argcount and localsplus names and kinds, frame localsplus; 3.14: set).
 """
 
 # fmt: off

@@ -44,6 +44,12 @@
 #if PY_VERSION_HEX >= 0x030C0000
 #  include "internal/pycore_long.h"
 #endif
+#if PY_VERSION_HEX < 0x030B0000
+#  include <frameobject.h>
+#else
+#  include "internal/pycore_code.h"
+#  include "internal/pycore_frame.h"
+#endif
 
 #define OUT(name, value) printf("    \"%s\": %ld,\n", name, (long)(value))
 #define OFF(name, type, field) OUT(name, offsetof(type, field))
@@ -266,6 +272,42 @@ int main(void)
 #else
     OFF("long_size", PyVarObject, ob_size);
     OFF("long_digits", PyLongObject, ob_digit);
+#endif
+
+    /* Sets (and frozensets): an open-addressing table of (key, hash), mask + 1 slots. */
+    OFF("set_used", PySetObject, used);
+    OFF("set_mask", PySetObject, mask);
+    OFF("set_table", PySetObject, table);
+    OUT("set_entry_size", sizeof(setentry));
+    OFF("set_entry_key", setentry, key);
+    OFF("set_entry_hash", setentry, hash);
+
+    /* Cells: a closure's variable, behind one pointer. */
+    OFF("cell_ref", PyCellObject, ob_ref);
+
+    /* Frames' local variables (flamekit dump --locals): the fast locals array of a
+     * frame and the names and kinds its code object gives them. */
+    OFF("code_argcount", PyCodeObject, co_argcount);
+#if PY_MAJOR_VERSION >= 3
+    OFF("code_kwonlyargcount", PyCodeObject, co_kwonlyargcount);
+#endif
+    OFF("code_flags", PyCodeObject, co_flags);
+    OUT("co_varargs", CO_VARARGS);
+    OUT("co_varkeywords", CO_VARKEYWORDS);
+#if PY_VERSION_HEX < 0x030B0000
+    /* 3.10 and older: locals, then cells, then free variables, named by three tuples. */
+    OFF("code_varnames", PyCodeObject, co_varnames);
+    OFF("code_cellvars", PyCodeObject, co_cellvars);
+    OFF("code_freevars", PyCodeObject, co_freevars);
+    OFF("frame_localsplus", PyFrameObject, f_localsplus);
+#else
+    /* 3.11+: one array in the interpreter frame, one names tuple, one kinds bytes. */
+    OFF("code_localsplusnames", PyCodeObject, co_localsplusnames);
+    OFF("code_localspluskinds", PyCodeObject, co_localspluskinds);
+    OFF("frame_localsplus", _PyInterpreterFrame, localsplus);
+    OUT("fast_local", CO_FAST_LOCAL);
+    OUT("fast_cell", CO_FAST_CELL);
+    OUT("fast_free", CO_FAST_FREE);
 #endif
     printf("}\n");
     return 0;

@@ -2,7 +2,9 @@
 
 The recorder's snapshot is raw (code addresses, instruction offsets, CODE records), as a
 trace is; this turns it into what a person reads, with the same line tables and the same
-symbolizer as ``convert``, so a dump and a recording of the same instant agree.
+symbolizer as ``convert``, so a dump and a recording of the same instant agree. Frames'
+variables, where the snapshot has them, become short bounded reprs
+(:mod:`flamekit.analysis.value_repr`).
 """
 
 from __future__ import annotations
@@ -11,11 +13,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from flamekit.analysis.value_repr import Bounds, short_repr
 from flamekit.symbolize import Symbolizer
 from flamekit.trace import records as R
 
 #: The name of a frame whose code object could not be read.
 UNREADABLE = "<unreadable code>"
+
+
+class RawLocal(Protocol):
+    """One variable of a frame (``flamekit.record.frame_locals.Local``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def arg(self) -> bool: ...
+    @property
+    def value(self) -> object: ...
 
 
 class RawThread(Protocol):
@@ -35,6 +49,15 @@ class RawThread(Protocol):
     def frames(self) -> Sequence[tuple[int, int]]: ...
     @property
     def error(self) -> str | None: ...
+    @property
+    def locals(self) -> Sequence[Sequence[RawLocal] | None]: ...
+
+
+@dataclass
+class DumpLocal:
+    name: str
+    repr: str  #: short and bounded (value_repr.short_repr)
+    arg: bool  #: a parameter of the function
 
 
 @dataclass
@@ -42,6 +65,8 @@ class DumpFrame:
     function: str  #: qualified name where the version has one
     file: str
     line: int | None
+    #: its bound variables, parameters first; None: not asked for, or not readable
+    locals: list[DumpLocal] | None = None
 
 
 @dataclass
@@ -55,22 +80,31 @@ class DumpThread:
     error: str | None = None
 
 
-def symbolize(threads: Sequence[RawThread], codes: Mapping[int, R.Code | None]) -> list[DumpThread]:
-    """Each thread with its frames named: function, file and line, innermost first."""
+def symbolize(
+    threads: Sequence[RawThread],
+    codes: Mapping[int, R.Code | None],
+    bounds: Bounds | None = None,
+) -> list[DumpThread]:
+    """Each thread with its frames named: function, file and line, innermost first; with
+    ``bounds``, each frame's variables as reprs within them."""
     lines = Symbolizer()
     out = []
     for t in threads:
         frames = []
-        for addr, offset in t.frames:
+        variables = list(t.locals) if bounds is not None else []
+        for n, (addr, offset) in enumerate(t.frames):
             code = codes.get(addr)
             if code is None:
-                frames.append(DumpFrame(UNREADABLE, "?", None))
-                continue
-            frames.append(
-                DumpFrame(
-                    code.qualname or code.name, code.filename, lines.line_for_code(code, offset)
-                )
-            )
+                frame = DumpFrame(UNREADABLE, "?", None)
+            else:
+                line = lines.line_for_code(code, offset)
+                frame = DumpFrame(code.qualname or code.name, code.filename, line)
+            found = variables[n] if n < len(variables) else None
+            if bounds is not None and found is not None:
+                frame.locals = [
+                    DumpLocal(v.name, short_repr(v.value, bounds), v.arg) for v in found
+                ]
+            frames.append(frame)
         out.append(
             DumpThread(t.thread_id, t.native_tid, t.name, t.holds_gil, t.idle, frames, t.error)
         )

@@ -13,10 +13,13 @@ from flamekit.commands.record import parse_pid
 from flamekit.errors import UsageError
 
 
-def render_text(pid: int, cmd: str, version: str, threads: list[DumpThread]) -> str:
+def render_text(
+    pid: int, cmd: str, version: str, threads: list[DumpThread], with_locals: bool = False
+) -> str:
     """The people's form. Every name comes from the live target, which chooses them: all
     go through the one escaper, so none reaches the terminal as a control sequence (an
-    ``ESC]0;`` title or a clear-screen in a function name did)."""
+    ``ESC]0;`` title or a clear-screen in a function name did). So does every variable's
+    name and repr (a str's repr escapes its own controls, a type's name does not)."""
     lines = [f"Process {pid}: {printable(cmd)}", f"Python {printable(version)}", ""]
     for t in threads:
         state = "idle" if t.idle else "active"
@@ -28,6 +31,13 @@ def render_text(pid: int, cmd: str, version: str, threads: list[DumpThread]) -> 
         for f in t.frames:
             where = f"{f.file}:{f.line}" if f.line is not None else f.file
             lines.append(f"    {printable(f.function)} ({printable(where)})")
+            if not with_locals:
+                continue
+            if f.locals is None:
+                lines.append("        (locals unreadable)")
+            for v in f.locals or ():
+                mark = "arg " if v.arg else ""
+                lines.append(f"        {mark}{printable(v.name)} = {printable(v.repr)}")
         if not t.frames:
             lines.append("    (no Python frames)")
         if t.error:
@@ -41,22 +51,32 @@ def render_text(pid: int, cmd: str, version: str, threads: list[DumpThread]) -> 
 @click.option("--json", "as_json", is_flag=True, help="Print the stacks as JSON.")
 @click.option("--nonblocking", is_flag=True, help="Read without pausing the target.")
 @click.option("--subprocesses", is_flag=True, help="Also every Python process descended from it.")
-def command(pid: int | None, as_json: bool, nonblocking: bool, subprocesses: bool) -> None:
+@click.option(
+    "--locals", "with_locals", is_flag=True, help="Also each frame's arguments and local variables."
+)
+def command(
+    pid: int | None, as_json: bool, nonblocking: bool, subprocesses: bool, with_locals: bool
+) -> None:
     """Print every thread's current Python stack once, innermost frame first."""
     if pid is None:
         raise UsageError("give the process to look at with -p PID")
     from flamekit.analysis.snapshot import symbolize
+    from flamekit.analysis.value_repr import Bounds
+    from flamekit.record.objects import Limits
     from flamekit.record.proc import launcher
     from flamekit.record.snapshot import snapshot, snapshot_tree
     from flamekit.record.target import open_target
 
     launcher.check_exists(pid)
+    bounds = Bounds() if with_locals else None
+    # The reader reads no more than the reprs show: the same bounds.
+    limits = Limits(bounds.depth, bounds.items, bounds.chars) if bounds is not None else None
     if subprocesses:
-        snaps = snapshot_tree(pid, pausing=not nonblocking)
+        snaps = snapshot_tree(pid, pausing=not nonblocking, locals_limits=limits)
     else:
         target = open_target(pid)
         try:
-            snaps = [snapshot(target, pausing=not nonblocking)]
+            snaps = [snapshot(target, pausing=not nonblocking, locals_limits=limits)]
         finally:
             target.close()
     docs = []
@@ -66,18 +86,33 @@ def command(pid: int | None, as_json: bool, nonblocking: bool, subprocesses: boo
                 "pid": snap.pid,
                 "cmdline": list(launcher.cmdline(snap.pid)),
                 "python_version": snap.python_version,
-                "threads": symbolize(snap.threads, snap.codes),
+                "threads": symbolize(snap.threads, snap.codes, bounds),
             }
         )
     if as_json:
         for doc in docs:
-            doc["threads"] = [asdict(t) for t in doc["threads"]]
+            doc["threads"] = [_thread_json(t, with_locals) for t in doc["threads"]]
         out = {"processes": docs} if subprocesses else docs[0]
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         click.echo(
             "\n\n".join(
-                render_text(d["pid"], " ".join(d["cmdline"]), d["python_version"], d["threads"])
+                render_text(
+                    d["pid"],
+                    " ".join(d["cmdline"]),
+                    d["python_version"],
+                    d["threads"],
+                    with_locals,
+                )
                 for d in docs
             )
         )
+
+
+def _thread_json(thread: DumpThread, with_locals: bool) -> dict[str, object]:
+    """A thread as JSON; its frames' ``locals`` only when asked for (else as before)."""
+    doc = asdict(thread)
+    if not with_locals:
+        for frame in doc["frames"]:
+            del frame["locals"]
+    return doc

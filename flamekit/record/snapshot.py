@@ -4,7 +4,10 @@ It uses the recorder's own pieces (pause, walk, code reader, /proc run states, t
 names), so a dump sees exactly what a recording would. Like the recorder it gives raw
 data only: frames as (code address, instruction offset) and each code object's contents
 as the trace's own CODE record; symbolizing them is the analysis layer's job
-(:func:`flamekit.analysis.snapshot.symbolize`), the same as for a trace.
+(:func:`flamekit.analysis.snapshot.symbolize`), the same as for a trace. Asked for, it
+reads each frame's arguments and locals too (:mod:`flamekit.record.frame_locals`), as
+raw values of the object reader; their reprs are the analysis layer's
+(:mod:`flamekit.analysis.value_repr`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from dataclasses import dataclass, field
 
 from flamekit.errors import TargetError
 from flamekit.record.code_reader import CodeError, CodeReader
+from flamekit.record.frame_locals import Local, LocalsReader, frame_chain
+from flamekit.record.objects import Limits
 from flamekit.record.proc.idle import ThreadStates, idle_by_frame
 from flamekit.record.proc.memory import ReadError
 from flamekit.record.proc.pause import Pauser
@@ -34,6 +39,9 @@ class ThreadSnapshot:
     idle: bool
     frames: tuple[tuple[int, int], ...]  #: (code address, instruction offset), innermost first
     error: str | None = None  #: why ``frames`` is incomplete, if it is
+    #: per frame, its bound variables (None: not read, or unreadable); empty when locals
+    #: were not asked for
+    locals: tuple[tuple[Local, ...] | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,27 +55,37 @@ class Snapshot:
     codes: dict[int, R.Code | None] = field(default_factory=dict)
 
 
-def snapshot(target: PythonTarget, pausing: bool = True) -> Snapshot:
-    """Every thread's stack right now, raw, innermost frame first.
+def snapshot(
+    target: PythonTarget, pausing: bool = True, locals_limits: Limits | None = None
+) -> Snapshot:
+    """Every thread's stack right now, raw, innermost frame first; with
+    ``locals_limits``, each frame's variables too, read within those limits.
 
     A stop signal (Ctrl-C, SIGTERM, SIGHUP) that comes while the target is held waits
     until it is released and let go: it then interrupts the caller as usual."""
     with StopSignals().held():
-        return _snapshot(target, pausing)
+        return _snapshot(target, pausing, locals_limits)
 
 
-def _snapshot(target: PythonTarget, pausing: bool) -> Snapshot:
+def _snapshot(target: PythonTarget, pausing: bool, locals_limits: Limits | None) -> Snapshot:
     states = ThreadStates(target.pid)
     pauser = Pauser(target.pid, target.memory.process) if pausing else None
     try:
         tids = pauser.threads if pauser is not None else tuple(states.tids())
         running = {tid: states.running(tid) for tid in tids}
+        # What needs no paused target is done before the pause, which it would lengthen:
+        # the type symbols (the ELF's symbol table: thread names and values need them)
+        # and the object offsets.
+        reader = CodeReader(target)
+        reader.objects.read_type_symbols()
+        locals_reader = None
+        if locals_limits is not None and reader.objects.off is not None:
+            locals_reader = LocalsReader(target, reader.objects, locals_limits)
         if pauser is not None:
             pauser.pause()
         try:
             walker = StackWalker(target, consistent=pauser is not None)
             stacks = walker.walk()
-            reader = CodeReader(target)
             codes: dict[int, R.Code | None] = {}
             for st in stacks:
                 for addr, _ in st.frames:
@@ -80,6 +98,12 @@ def _snapshot(target: PythonTarget, pausing: bool) -> Snapshot:
             names = ThreadNames(target, reader).lookup(
                 [st.thread_id for st in stacks], interpreters
             )
+            variables: dict[int, tuple[tuple[Local, ...] | None, ...]] = {}
+            if locals_reader is not None:
+                for st in stacks:
+                    variables[st.tstate] = _thread_locals(
+                        target, locals_reader, st.tstate, st.frames
+                    )
         finally:
             if pauser is not None:
                 pauser.resume()
@@ -103,12 +127,35 @@ def _snapshot(target: PythonTarget, pausing: bool) -> Snapshot:
                 idle,
                 st.frames,
                 st.error,
+                variables.get(st.tstate, ()),
             )
         )
     return Snapshot(target.pid, target.version_string, threads, codes)
 
 
-def snapshot_tree(root: int, pausing: bool = True) -> list[Snapshot]:
+def _thread_locals(
+    target: PythonTarget,
+    reader: LocalsReader,
+    tstate: int,
+    frames: tuple[tuple[int, int], ...],
+) -> tuple[tuple[Local, ...] | None, ...]:
+    """Each of the walker's frames' variables, from a chain walked again for the frames'
+    addresses (frame_locals.frame_chain): paired by position while the code addresses
+    agree. A paused target's do; a frame past a disagreement (a live target's stack
+    moved between the two walks) gets None, never another frame's variables."""
+    chain = frame_chain(target, tstate)
+    paired = []
+    for (code, _), (frame, chain_code) in zip(frames, chain):
+        if code != chain_code:
+            break
+        paired.append((frame, code))
+    found = reader.read(paired)
+    return tuple(found) + (None,) * (len(frames) - len(found))
+
+
+def snapshot_tree(
+    root: int, pausing: bool = True, locals_limits: Limits | None = None
+) -> list[Snapshot]:
     """The root and every Python process descended from it, one snapshot each (parents
     first). A descendant that is not a CPython we can read is left out; one that ends
     while we look is too. The root must be one (TargetError otherwise)."""
@@ -126,7 +173,7 @@ def snapshot_tree(root: int, pausing: bool = True) -> list[Snapshot]:
                 raise
             continue
         try:
-            out.append(snapshot(target, pausing))
+            out.append(snapshot(target, pausing, locals_limits))
         except TargetError:
             if pid == root:
                 raise

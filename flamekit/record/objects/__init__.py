@@ -1,11 +1,11 @@
 """Reading CPython objects from another process, for every supported version.
 
-Code records (names, files, line tables), thread names and, later, frames' local
-variables all read objects of a live target from outside it. This package is the one
-reader they share: str (all PEP 393 kinds and str subclasses; 2.7 str and unicode),
-bytes, int (any size), float, tuple, list, dict (entries, lookup by str or int key,
-split and managed dicts), instance attributes, modules and type names, for CPython 2.7
-and 3.6-3.14.
+Code records (names, files, line tables), thread names and frames' local variables
+(``dump --locals``, record/frame_locals.py) all read objects of a live target from
+outside it. This package is the one reader they share: str (all PEP 393 kinds and str
+subclasses; 2.7 str and unicode), bytes, int (any size), float, tuple, list, dict
+(entries, lookup by str or int key, split and managed dicts), set and frozenset, cells,
+instance attributes, modules and type names, for CPython 2.7 and 3.6-3.14.
 
 * Offsets come from the generated table (tables/objects.py) and, on 3.13+, the target's
   own _Py_DebugOffsets (offsets.py); types are recognised by their address.

@@ -6,13 +6,14 @@ its kind found from its type, and the kind's own reader takes over. A container'
 are read together, a level of the graph per step, down to ``Limits.depth``; past it a
 container is only its length (an empty :class:`Partial`).
 
-Kinds: str, bytes, int, bool, float, tuple, list, dict (and their "fast" subclasses,
+Kinds: str, bytes, int, bool, float, tuple, list, dict, set, frozenset (the first eight
+with their "fast" subclasses,
 read as the base: a namedtuple is a tuple), None, types (:class:`TypeRef`); anything
 else is an :class:`Opaque` with its type's name. 2.7's str is bytes, its unicode str.
 A dict is a dict when every key read is hashable and distinct (keys of a real dict
 are; two that decode alike, say a str subclass with its own hash, or a dict cut by the
 limit, give a Partial of (key, value) pairs). A split dict's items come in its class's
-key order.
+key order. A set is a set on the same terms (else a Partial of its items).
 """
 
 from __future__ import annotations
@@ -20,9 +21,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
+from flamekit.record.bounds import bad_pointer
 from flamekit.record.objects import dicts
-from flamekit.record.objects.offsets import BOOL, BYTES, DICT, FLOAT, INT, LIST, STR, TUPLE, TYPE
-from flamekit.record.objects.plans import Check, Plan, together
+from flamekit.record.objects.offsets import (
+    BOOL,
+    BYTES,
+    DICT,
+    FLOAT,
+    FROZENSET,
+    INT,
+    LIST,
+    SET,
+    STR,
+    TUPLE,
+    TYPE,
+)
+from flamekit.record.objects.parse import Q, q
+from flamekit.record.objects.plans import Check, Plan, check, read, together
 from flamekit.record.objects.values import Limits, Opaque, Partial, Read, TypeRef, Value
 
 if TYPE_CHECKING:
@@ -34,6 +49,9 @@ if TYPE_CHECKING:
 #: and 2.7's open addressing), plus a few.
 _SLOTS_PER_ITEM = 4
 _EXTRA_SLOTS = 16
+#: Most slots of a set's table read (1 MiB of entries): its items are spread by hash, so
+#: the first few may be anywhere in it.
+_MAX_SET_SLOTS = 1 << 16
 
 
 def value_plan(
@@ -172,6 +190,61 @@ def _dict_plan(
     return Read(whole, checks)
 
 
+def _set_plan(
+    reader: ObjectReader, addr: int, head: bytes, kind: str, limits: Limits, depth: int
+) -> Plan[Read[Value] | None]:
+    """A set or frozenset: its first ``limits.items`` keys, a level deeper.
+
+    The table is read from its start, a doubling run of slots at a time, until it gave
+    that many keys (or ends, or _MAX_SET_SLOTS); a deleted slot holds the dummy key with
+    hash -1 (3.x), which no live key has."""
+    off = reader.offsets
+    python_type: type = set if kind == SET else frozenset
+    assert off.set_used is not None and off.set_mask is not None and off.set_table is not None
+    assert off.set_entry_size is not None and off.set_entry_key is not None
+    assert off.set_entry_hash is not None
+    (used,) = q.unpack_from(head, off.set_used)
+    (mask,) = q.unpack_from(head, off.set_mask)
+    (table,) = Q.unpack_from(head, off.set_table)
+    if not 0 <= used <= mask < 1 << 32 or bad_pointer(table):
+        return None
+    header = reader.header_check(addr, head, reader.set_head)
+    if depth <= 0:
+        return Read(Partial(python_type, (), used), (header,))
+    size = off.set_entry_size
+    want = min(limits.items, used)
+    keys: list[int] = []
+    table_checks: list[Check] = []
+    start, slots = 0, _SLOTS_PER_ITEM * limits.items + _EXTRA_SLOTS
+    while len(keys) < want and start <= mask:  # sparse by hash: read on until enough
+        n = min(slots, mask + 1 - start, _MAX_SET_SLOTS - start)
+        if n <= 0:
+            break
+        data = yield from read(table + start * size, n * size)
+        if data is None:
+            return None
+        table_checks.append(check(table + start * size, data))
+        for at in range(0, len(data), size):
+            (key,) = Q.unpack_from(data, at + off.set_entry_key)
+            (hash_,) = q.unpack_from(data, at + off.set_entry_hash)
+            if key and hash_ != -1:
+                if bad_pointer(key):
+                    return None
+                keys.append(key)
+        start += n
+        slots *= 2
+    keys = keys[: min(limits.items, used)]
+    values, checks = yield from _items_plan(reader, keys, limits, depth - 1)
+    all_checks = (header, *table_checks, *checks)
+    try:
+        whole = python_type(values)
+    except TypeError:  # an unhashable item (a cut tuple's list head...)
+        return Read(Partial(python_type, tuple(values), used), all_checks)
+    if len(whole) != len(values) or len(values) != used:
+        return Read(Partial(python_type, tuple(values), used), all_checks)
+    return Read(whole, all_checks)
+
+
 #: How each kind of object becomes a value.
 _DECODERS: dict[str, _Decoder] = {
     STR: _text_plan,
@@ -183,4 +256,6 @@ _DECODERS: dict[str, _Decoder] = {
     LIST: _sequence_plan,
     DICT: _dict_plan,
     TYPE: _type_plan,
+    SET: _set_plan,
+    FROZENSET: _set_plan,
 }

@@ -4,6 +4,15 @@ Offsets are data, never code: ``flamekit.record.tables.objects.TABLES`` (generat
 tools/gen_object_tables.py from each interpreter's headers) plus, on 3.13+, the target's
 own ``_Py_DebugOffsets`` for the fields it has. Types are recognised by address: the type
 objects' ELF symbols plus the load bias, the way the walker finds PyCode_Type.
+
+Why addresses from symbols, and not the type of a known object or a tp_name read: every
+builtin type (set, frozenset and cell too) is public C API, so even Debian's stripped
+interpreter exports it in its dynamic symbol table; an address is exact (a tp_name can
+be forged by any class, and a known object of every kind is not at hand in a stopped
+target); and the one way such an address goes wrong, a wrong load bias, is caught by
+comparing PyUnicode_Type with the walker's own finding (:func:`type_addresses`). An
+object whose ob_type matches none of them is an Opaque shown by its tp_name, never
+decoded as a kind it may not be.
 """
 
 from __future__ import annotations
@@ -35,6 +44,13 @@ DEBUG_FIELDS = {
     "unicode_length": "unicode.length",
     "unicode_state": "unicode.state",
     "unicode_ascii_size": "unicode.asciiobject_size",
+    "set_used": "set.used",  # 3.14+
+    "set_table": "set.table",
+    "set_mask": "set.mask",
+    "code_argcount": "code.argcount",
+    "code_localsplusnames": "code.localsplusnames",
+    "code_localspluskinds": "code.localspluskinds",
+    "frame_localsplus": "frame.localsplus",
 }
 
 #: The type objects (and singletons) objects are recognised by. A missing one only
@@ -52,12 +68,15 @@ TYPE_SYMBOLS = (
     "PyList_Type",
     "PyDict_Type",
     "PyModule_Type",
+    "PySet_Type",
+    "PyFrozenSet_Type",
+    "PyCell_Type",
     "_Py_NoneStruct",
 )
 
 #: Kinds of object, by what their memory looks like; the types that are each exactly.
-STR, BYTES, INT, BOOL, FLOAT, TUPLE, LIST, DICT, TYPE = (
-    "str bytes int bool float tuple list dict type".split()
+STR, BYTES, INT, BOOL, FLOAT, TUPLE, LIST, DICT, TYPE, SET, FROZENSET, CELL = (
+    "str bytes int bool float tuple list dict type set frozenset cell".split()
 )
 EXACT_KINDS = {
     "PyUnicode_Type": STR,
@@ -71,6 +90,9 @@ EXACT_KINDS = {
     "PyList_Type": LIST,
     "PyDict_Type": DICT,
     "PyType_Type": TYPE,
+    "PySet_Type": SET,
+    "PyFrozenSet_Type": FROZENSET,
+    "PyCell_Type": CELL,
 }
 
 
@@ -159,6 +181,29 @@ class Offsets:
     long_non_size_bits: int | None = None
     long_sign_mask: int | None = None
     long_sign_negative: int | None = None
+    # Sets: an open-addressing table of (key, hash) entries, mask + 1 slots
+    set_used: int | None = None
+    set_mask: int | None = None
+    set_table: int | None = None
+    set_entry_size: int | None = None
+    set_entry_key: int | None = None
+    set_entry_hash: int | None = None
+    cell_ref: int | None = None  #: PyCellObject.ob_ref
+    # A frame's local variables: its fast-locals array, named by its code object
+    frame_localsplus: int | None = None  #: PyFrameObject.f_localsplus; 3.11+ localsplus
+    code_argcount: int | None = None  #: positional parameters (3.8+: positional-only too)
+    code_kwonlyargcount: int | None = None  #: 3.x
+    code_flags: int | None = None
+    co_varargs: int | None = None  #: flag: a *args parameter follows the others
+    co_varkeywords: int | None = None  #: flag: a **kwargs parameter follows it
+    code_varnames: int | None = None  #: <= 3.10: locals, then co_cellvars, co_freevars
+    code_cellvars: int | None = None
+    code_freevars: int | None = None
+    code_localsplusnames: int | None = None  #: 3.11+: one tuple of names...
+    code_localspluskinds: int | None = None  #: ...and one bytes of their kinds
+    fast_local: int | None = None  #: 3.11+ kind bits: CO_FAST_LOCAL, _CELL, _FREE
+    fast_cell: int | None = None
+    fast_free: int | None = None
 
     @classmethod
     def from_table(cls, entry: dict[str, object], debug: dict[str, int] | None) -> Offsets:

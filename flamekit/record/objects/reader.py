@@ -32,6 +32,7 @@ from flamekit.record.objects.dicts import MAX_DICT_ENTRIES
 from flamekit.record.objects.offsets import (
     BOOL,
     BYTES,
+    CELL,
     DICT,
     EXACT_KINDS,
     FLOAT,
@@ -198,9 +199,11 @@ class ObjectReader:
         self.items_head = max(off.tuple_items, off.list_items + 8)
         words = [off.dict_used, off.dict_keys, off.dict_values, off.dict_mask, off.dict_table]
         self.dict_head = max(w for w in words if w is not None) + 8
+        set_words = [off.set_used, off.set_mask, off.set_table, off.cell_ref, off.ob_type]
+        self.set_head = max(w for w in set_words if w is not None) + 8
         self.any_head = max(
             self.str_head, off.bytes_data, self.int_head, self.float_head, self.items_head,
-            self.dict_head, off.ob_type + 8,
+            self.dict_head, self.set_head,
         )  # fmt: skip
         type_words = [off.type_name, off.type_flags, off.type_basicsize, off.type_dictoffset]
         self._type_short = max(type_words) + 8
@@ -296,6 +299,10 @@ class ObjectReader:
         its table (unchanged: the same table); add an entry's own (Entry.checks) to
         confirm that entry."""
         return self._batch(self.dict_plan, addrs)
+
+    def cells(self, addrs: Sequence[int]) -> list[Read[int] | None]:
+        """The address each cell holds (0: empty); None for what is not a cell."""
+        return self._batch(self.cell_plan, addrs)
 
     def type_names(self, type_addrs: Sequence[int]) -> list[Read[str] | None]:
         """tp_name of type objects (cached per type; the checks catch a reused address)."""
@@ -667,3 +674,19 @@ class ObjectReader:
     def dict_length(self, head: bytes) -> int | None:
         (used,) = q.unpack_from(head, self.offsets.dict_used)
         return used if 0 <= used <= MAX_LENGTH else None
+
+    # -- cells -------------------------------------------------------------------------
+
+    def cell_plan(self, addr: int) -> Plan[Read[int] | None]:
+        """The address a cell holds (0: empty, an unbound variable); None if ``addr`` is
+        not a cell."""
+        off = self.offsets
+        if off.cell_ref is None:
+            return None
+        got = yield from self._typed(addr, self.set_head, (CELL,))
+        if got is None:
+            return None
+        (ref,) = Q.unpack_from(got[0], off.cell_ref)
+        if ref and bad_pointer(ref):
+            return None
+        return Read(ref, (self.header_check(addr, got[0], off.cell_ref + 8),))

@@ -1,7 +1,7 @@
 """What the object reader hands back: values with the checks that confirm them.
 
 Plain Python values where the object was read whole (str, bytes, int, float, bool, None,
-tuple, list, dict); :class:`Partial` where a limit cut it, :class:`Opaque` for an object
+tuple, list, dict, set, frozenset); :class:`Partial` where a limit cut it, :class:`Opaque` for an object
 of a type not decoded (or beyond the depth limit, or unreadable).
 """
 
@@ -64,10 +64,12 @@ class TypeRef:
 
 @dataclass(frozen=True)
 class Partial:
-    """A str, bytes, tuple, list or dict cut by a limit: its first part and real length.
+    """A str, bytes, tuple, list, dict or set cut by a limit: its first part and real
+    length (characters, bytes or items).
 
-    ``head`` is of the kind's own type (for a dict: a tuple of (key, value) pairs); it
-    is empty for a container beyond the depth limit."""
+    ``head`` is of the kind's own type (for a dict: a tuple of (key, value) pairs; for a
+    set or frozenset: a tuple of its items); it is empty for a container beyond the
+    depth limit."""
 
     kind: type
     head: Any
@@ -88,4 +90,6 @@ class Limits:
 
 
 #: What a decoded object can be.
-Value = Union[None, bool, int, float, str, bytes, tuple, list, dict, Opaque, Partial, TypeRef]
+Value = Union[
+    None, bool, int, float, str, bytes, tuple, list, dict, set, frozenset, Opaque, Partial, TypeRef
+]
