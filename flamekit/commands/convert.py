@@ -44,8 +44,17 @@ def command(
     max_output: int | None,
     filters: FilterOptions,
 ) -> None:
-    """Symbolize a trace and write it as collapsed, speedscope, cpuprofile, svg or pprof."""
+    """Symbolize a trace and write it as collapsed, speedscope, cpuprofile, svg or pprof.
+
+    A trace with no samples (or filters that keep none) gives a valid empty file of the
+    format and one warning line: it is a result, not bad input."""
     fmt = get_format(to)
     out = output if output is not None else default_output_path(file, fmt.extension)
     refuse_inputs(out, [file])
-    open_profile(file, filters, "converting").write(to, out, lines=lines, max_output=max_output)
+    prof = open_profile(file, filters, "converting")
+    prof.write(to, out, lines=lines, max_output=max_output)
+    if prof.why_empty:  # a result, as py-spy writes an empty profile: each reader opens it
+        click.echo(
+            f"flamekit: warning: {file}: {prof.why_empty}; wrote an empty {fmt.name} output",
+            err=True,
+        )

@@ -57,5 +57,8 @@ def render(prof: Profile, rows: Sequence[Ranked]) -> str:
 def command(file: str, lines: bool, limit: int, by: str, filters: FilterOptions) -> None:
     """Show the functions with the most samples in a trace (self and total)."""
     prof = open_profile(file, filters, "ranking")
+    if prof.why_empty:  # a result: "no samples" is the answer, not an error
+        click.echo(printable(f"{file}: {prof.why_empty}"))
+        return
     rows = prof.rank(by, lines=lines)
     click.echo(render(prof, rows[:limit] if limit else rows))
