@@ -56,10 +56,14 @@ __all__ = [
 ]
 
 
-def open(path: str | os.PathLike[str]) -> Recording:
+def open(path: str | os.PathLike[str], *, full_filenames: bool = False) -> Recording:
     """Read a whole FKT trace. A truncated trace opens with what it holds
-    (:attr:`Recording.truncated` says so); anything unreadable raises TraceError."""
-    return Recording(load(path))
+    (:attr:`Recording.truncated` says so); anything unreadable raises TraceError.
+
+    Frames show files relative to the import root they were loaded from (site-packages,
+    the standard library, the script's directory: ``pylint/__init__.py``); with
+    ``full_filenames``, as recorded (the trace keeps them whole either way)."""
+    return Recording(load(path), full_filenames=full_filenames)
 
 
 def formats() -> list[str]:
@@ -269,9 +273,11 @@ class Profile:
 class Recording:
     """An opened trace: its facts, threads, processes, samples, stacks and profiles."""
 
-    def __init__(self, trace: Trace) -> None:
+    def __init__(self, trace: Trace, *, full_filenames: bool = False) -> None:
         #: The trace model below (records by id, sample columns): for what this API lacks.
         self.trace = trace
+        #: frames show files whole, not relative to their import roots (see :func:`open`)
+        self.full_filenames = full_filenames
 
     def __len__(self) -> int:
         return len(self.trace)
@@ -328,7 +334,7 @@ class Recording:
     @cached_property
     def model(self) -> SymbolizedProfile:
         """The symbolized model: every distinct stack symbolized once, on first use."""
-        return build_profile(self.trace)
+        return build_profile(self.trace, full_filenames=self.full_filenames)
 
     def stack(self, stack_id: int, *, lines: bool = True) -> tuple[Frame, ...]:
         """A stack id's frames, root (outermost) first; function-level if not ``lines``."""

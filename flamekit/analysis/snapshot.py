@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from flamekit.analysis.filenames import shown_names
 from flamekit.symbolize import Symbolizer
 from flamekit.trace import records as R
 
@@ -55,9 +56,21 @@ class DumpThread:
     error: str | None = None
 
 
-def symbolize(threads: Sequence[RawThread], codes: Mapping[int, R.Code | None]) -> list[DumpThread]:
-    """Each thread with its frames named: function, file and line, innermost first."""
+def symbolize(
+    threads: Sequence[RawThread],
+    codes: Mapping[int, R.Code | None],
+    *,
+    cmdline: Sequence[str] = (),
+    full_filenames: bool = False,
+) -> list[DumpThread]:
+    """Each thread with its frames named: function, file and line, innermost first.
+
+    Files are shown relative to their import roots, found as a trace's are
+    (:mod:`flamekit.analysis.filenames`), with the process's ``cmdline``; whole with
+    ``full_filenames``."""
     lines = Symbolizer()
+    paths = {c.filename for c in codes.values() if c is not None}
+    shown = shown_names(paths, [cmdline], full_filenames)
     out = []
     for t in threads:
         frames = []
@@ -68,7 +81,9 @@ def symbolize(threads: Sequence[RawThread], codes: Mapping[int, R.Code | None]) 
                 continue
             frames.append(
                 DumpFrame(
-                    code.qualname or code.name, code.filename, lines.line_for_code(code, offset)
+                    code.qualname or code.name,
+                    shown[code.filename],
+                    lines.line_for_code(code, offset),
                 )
             )
         out.append(

@@ -20,7 +20,12 @@ from flamekit.analysis.budget import check
 from flamekit.analysis.escape import printable
 from flamekit.analysis.filters import FilterOptions
 from flamekit.analysis.ranking import BY
-from flamekit.commands._common import filter_options, max_output_option, warn_if_truncated
+from flamekit.commands._common import (
+    filter_options,
+    full_filenames_option,
+    max_output_option,
+    warn_if_truncated,
+)
 from flamekit.diffing.model import build_diff
 from flamekit.diffing.outputs import (
     estimate_difffolded,
@@ -139,6 +144,7 @@ def say_empty(profiles: list[api.Profile], to: str, out: str, max_output: int | 
     help="difffolded: scale A's counts to B's total (default), so colours show changes "
     "in share rather than in recording length; --no-normalize writes raw counts.",
 )
+@full_filenames_option
 @max_output_option
 @filter_options
 def command(
@@ -150,6 +156,7 @@ def command(
     top: int | None,
     by: str,
     normalize: bool,
+    full_filenames: bool,
     max_output: int | None,
     filters: FilterOptions,
 ) -> None:
@@ -168,7 +175,7 @@ def command(
     errors: list[FlamekitError] = []
     for path in (a, b):
         try:
-            recs.append(api.open(path))
+            recs.append(api.open(path, full_filenames=full_filenames))
         except TraceError as exc:
             errors.append(exc)
     _raise_all(errors)

@@ -9,6 +9,7 @@ import click
 
 from flamekit.analysis.escape import printable
 from flamekit.analysis.snapshot import DumpThread
+from flamekit.commands._common import full_filenames_option
 from flamekit.commands.record import parse_pid
 from flamekit.errors import UsageError
 
@@ -41,7 +42,10 @@ def render_text(pid: int, cmd: str, version: str, threads: list[DumpThread]) -> 
 @click.option("--json", "as_json", is_flag=True, help="Print the stacks as JSON.")
 @click.option("--nonblocking", is_flag=True, help="Read without pausing the target.")
 @click.option("--subprocesses", is_flag=True, help="Also every Python process descended from it.")
-def command(pid: int | None, as_json: bool, nonblocking: bool, subprocesses: bool) -> None:
+@full_filenames_option
+def command(
+    pid: int | None, as_json: bool, nonblocking: bool, subprocesses: bool, full_filenames: bool
+) -> None:
     """Print every thread's current Python stack once, innermost frame first."""
     if pid is None:
         raise UsageError("give the process to look at with -p PID")
@@ -61,12 +65,16 @@ def command(pid: int | None, as_json: bool, nonblocking: bool, subprocesses: boo
             target.close()
     docs = []
     for snap in snaps:
+        cmdline = list(launcher.cmdline(snap.pid))
+        threads = symbolize(
+            snap.threads, snap.codes, cmdline=cmdline, full_filenames=full_filenames
+        )
         docs.append(
             {
                 "pid": snap.pid,
-                "cmdline": list(launcher.cmdline(snap.pid)),
+                "cmdline": cmdline,
                 "python_version": snap.python_version,
-                "threads": symbolize(snap.threads, snap.codes),
+                "threads": threads,
             }
         )
     if as_json:
