@@ -17,10 +17,11 @@ command line shows, for the same trace and filters.
 
 Everything here works from the trace alone: nothing imports click or the recorder.
 Errors are :class:`~flamekit.errors.FlamekitError` subclasses: ``TraceError`` for a file
-that is not a readable trace (or holds no samples to profile), ``UsageError`` for bad
-arguments (an unknown format or thread, a window ending before it starts, filters that
-keep nothing: :class:`~flamekit.analysis.filters.EmptySelection`), ``OutputError`` for a
-path that cannot be written.
+that is not a readable trace, ``UsageError`` for bad arguments (an unknown format or
+thread, a window ending before it starts), ``OutputError`` for a path that cannot be
+written. An empty profile is no error but a result (a ``--gil`` recording of a program
+that only sleeps has no samples): it ranks to no rows and writes a valid empty file of
+every format, and :attr:`Profile.why_empty` says why it is empty.
 """
 
 from __future__ import annotations
@@ -33,24 +34,16 @@ from functools import cached_property
 from typing import NamedTuple, overload
 
 from flamekit.analysis.budget import DEFAULT_MAX_OUTPUT, check
-from flamekit.analysis.filters import (
-    EmptySelection,
-    FilterOptions,
-    Selection,
-    explain_empty,
-    select,
-)
+from flamekit.analysis.filters import FilterOptions, Selection, explain_empty, select
 from flamekit.analysis.profile import Frame, build_profile
 from flamekit.analysis.profile import Profile as SymbolizedProfile
 from flamekit.analysis.ranking import rank
 from flamekit.analysis.summary import Summary, summarize, threads_in_order
-from flamekit.errors import TraceError
 from flamekit.output import refuse_inputs, write_output
 from flamekit.trace import Header, Process, Thread, Trace, load
 from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE
 
 __all__ = [
-    "EmptySelection",
     "FilterOptions",
     "Frame",
     "Profile",
@@ -63,10 +56,14 @@ __all__ = [
 ]
 
 
-def open(path: str | os.PathLike[str]) -> Recording:
+def open(path: str | os.PathLike[str], *, full_filenames: bool = False) -> Recording:
     """Read a whole FKT trace. A truncated trace opens with what it holds
-    (:attr:`Recording.truncated` says so); anything unreadable raises TraceError."""
-    return Recording(load(path))
+    (:attr:`Recording.truncated` says so); anything unreadable raises TraceError.
+
+    Frames show files relative to the import root they were loaded from (site-packages,
+    the standard library, the script's directory: ``pylint/__init__.py``); with
+    ``full_filenames``, as recorded (the trace keeps them whole either way)."""
+    return Recording(load(path), full_filenames=full_filenames)
 
 
 def formats() -> list[str]:
@@ -172,9 +169,8 @@ class Ranked:
 class Profile:
     """The samples of a recording that some filters kept, ready to rank or write.
 
-    Made by :meth:`Recording.profile`; never empty (an empty selection raises
-    :class:`EmptySelection`). :attr:`selection` is the layer below, which the converters
-    and ``diff`` work on.
+    Made by :meth:`Recording.profile`; it may be empty (:attr:`why_empty`).
+    :attr:`selection` is the layer below, which the converters and ``diff`` work on.
     """
 
     def __init__(self, recording: Recording, selection: Selection) -> None:
@@ -188,6 +184,12 @@ class Profile:
     def options(self) -> FilterOptions:
         """The filters this profile was selected with."""
         return self.selection.options
+
+    @property
+    def why_empty(self) -> str | None:
+        """Why no sample was selected, in one line ("the trace holds no samples", "no
+        samples match the filters (...)"); None when some were."""
+        return None if len(self) else explain_empty(self.selection.profile, self.options)
 
     def rank(self, by: str = "self", *, lines: bool = False) -> list[Ranked]:
         """``flamekit top``'s ranking, every row: frames by self (or total) samples.
@@ -271,9 +273,11 @@ class Profile:
 class Recording:
     """An opened trace: its facts, threads, processes, samples, stacks and profiles."""
 
-    def __init__(self, trace: Trace) -> None:
+    def __init__(self, trace: Trace, *, full_filenames: bool = False) -> None:
         #: The trace model below (records by id, sample columns): for what this API lacks.
         self.trace = trace
+        #: frames show files whole, not relative to their import roots (see :func:`open`)
+        self.full_filenames = full_filenames
 
     def __len__(self) -> int:
         return len(self.trace)
@@ -330,7 +334,7 @@ class Recording:
     @cached_property
     def model(self) -> SymbolizedProfile:
         """The symbolized model: every distinct stack symbolized once, on first use."""
-        return build_profile(self.trace)
+        return build_profile(self.trace, full_filenames=self.full_filenames)
 
     def stack(self, stack_id: int, *, lines: bool = True) -> tuple[Frame, ...]:
         """A stack id's frames, root (outermost) first; function-level if not ``lines``."""
@@ -376,15 +380,6 @@ class Recording:
             )
         )
 
-    def require_samples(self) -> None:
-        """TraceError if the trace holds no samples: there is nothing to profile."""
-        if not len(self.trace):
-            raise TraceError(f"{self.path}: the trace holds no samples")
-
     def select(self, options: FilterOptions) -> Profile:
         """:meth:`profile` with the filters as one :class:`FilterOptions` (the commands')."""
-        self.require_samples()
-        sel = select(self.model, options)
-        if not len(sel):
-            raise EmptySelection(explain_empty(self.model, options))
-        return Profile(self, sel)
+        return Profile(self, select(self.model, options))

@@ -21,8 +21,8 @@ from test_profile import Spec, random_traces
 
 import flamekit
 from flamekit.analysis.escape import printable
-from flamekit.analysis.filters import EmptySelection, FilterOptions
-from flamekit.api import Recording
+from flamekit.analysis.filters import FilterOptions
+from flamekit.api import Recording, formats
 from flamekit.commands.top import command as top_command
 from flamekit.commands.top import render as render_top
 from flamekit.errors import FlamekitError, OutputError, TraceError, UsageError
@@ -280,11 +280,6 @@ def test_errors_are_flamekit_errors(synthetic: Path, tmp_path: Path):
     cases = [
         (lambda: flamekit.open(tmp_path / "missing.fkt"), TraceError, "no such file"),
         (lambda: flamekit.open(tmp_path), TraceError, "is a directory"),
-        (
-            lambda: flamekit.open(_empty_trace(tmp_path / "e.fkt")).profile(),
-            TraceError,
-            "no samples",
-        ),
     ]
     rec = flamekit.open(synthetic)
     prof = rec.profile()
@@ -292,7 +287,6 @@ def test_errors_are_flamekit_errors(synthetic: Path, tmp_path: Path):
         (lambda: rec.profile(start=2.0, end=1.0), UsageError, "later than --from"),
         (lambda: rec.profile(start=-1.0), UsageError, "--from"),
         (lambda: rec.profile(threads=[99999]), UsageError, "no thread with TID 99999"),
-        (lambda: rec.profile(start=1e6), EmptySelection, "no samples match the filters"),
         (lambda: prof.rank("own"), UsageError, "rank by 'self' or 'total'"),
         (lambda: prof.to_bytes("png"), UsageError, "unknown format 'png'"),
         (lambda: prof.write("svg", tmp_path), OutputError, "is a directory"),
@@ -303,8 +297,22 @@ def test_errors_are_flamekit_errors(synthetic: Path, tmp_path: Path):
         with pytest.raises(kind, match=re.escape(words)) as info:
             call()
         assert isinstance(info.value, FlamekitError)
-    assert issubclass(EmptySelection, UsageError)
     assert flamekit.TraceError is TraceError and flamekit.FlamekitError is FlamekitError
+
+
+def test_an_empty_profile_is_a_result_that_says_why(synthetic: Path, tmp_path: Path):
+    """No samples (an empty trace, or filters that keep none) is no error: the profile
+    is empty, ranks to no rows, writes a valid empty file of every format, and says why."""
+    empty = flamekit.open(_empty_trace(tmp_path / "e.fkt")).profile()
+    nothing = flamekit.open(synthetic).profile(start=1e6)
+    assert empty.why_empty == "the trace holds no samples"
+    assert nothing.why_empty is not None
+    assert nothing.why_empty.startswith("no samples match the filters")
+    assert flamekit.open(synthetic).profile().why_empty is None
+    for prof in (empty, nothing):
+        assert len(prof) == 0 and prof.rank() == [] and prof.stack_counts() == {}
+        for fmt in formats():  # only folded stacks have no frame of their own
+            assert (prof.to_bytes(fmt) == b"") == (fmt == "collapsed"), fmt
 
 
 def test_top_escapes_lone_surrogates_like_every_text_output():

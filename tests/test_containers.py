@@ -175,7 +175,9 @@ def _record_and_dump(run: Run) -> Run:
             r["visible"] = os.path.exists(box.python)
             r["exe"] = os.readlink(f"/proc/{pid}/exe")
             r["maps"] = Path(f"/proc/{pid}/maps").read_text()
-            r["dump"] = run_to_end(flamekit_argv("dump", "--json", "-p", str(pid)), tmp)
+            r["dump"] = run_to_end(
+                flamekit_argv("dump", "--json", "--full-filenames", "-p", str(pid)), tmp
+            )
             r["record"] = run_to_end(
                 flamekit_argv(*record, "-o", str(tmp / "host.fkt"), "-p", str(pid)), tmp
             )
@@ -187,7 +189,9 @@ def _record_and_dump(run: Run) -> Run:
                 NO_MAP_FILES + [sys.executable, "-c", OPEN_MAP_FILES, str(pid), box.python], tmp
             )
             inside = ["nsenter", "--target", str(pid), "--pid", "--mount", "--"]
-            r["dump_inside"] = run_to_end(inside + flamekit_argv("dump", "--json", "-p", "1"), tmp)
+            r["dump_inside"] = run_to_end(
+                inside + flamekit_argv("dump", "--json", "--full-filenames", "-p", "1"), tmp
+            )
             r["record_inside"] = run_to_end(
                 inside + flamekit_argv(*record, "-o", str(tmp / "inside.fkt"), "-p", "1"), tmp
             )

@@ -225,13 +225,24 @@ def test_writing_over_the_input_is_refused(trace_copy: Path):
         (["--from", "-1"], 2, "--from"),
         (["--until", "nan"], 2, "--until"),
         (["--thread", "99999"], 2, "no thread with TID 99999"),
-        (["--from", "100000"], 2, "no samples match"),
     ],
 )
 def test_bad_filters_are_one_line(trace_copy: Path, opts: list[str], code: int, words: str):
     r = flamekit("convert", str(trace_copy), "--to", "collapsed", *opts)
     assert words in one_error_line(r, code)
     assert leftovers(trace_copy.parent) == []
+
+
+def test_filters_that_keep_nothing_write_an_empty_file_and_say_why(trace_copy: Path):
+    """A window past the end selects nothing: a result (an empty file, exit 0), with one
+    warning line that says why, as for a trace with no samples at all."""
+    r = flamekit("convert", str(trace_copy), "--to", "collapsed", "--from", "100000")
+    assert r.returncode == 0 and r.stdout == b""
+    (line,) = r.stderr.decode().splitlines()
+    assert line.startswith(f"flamekit: warning: {trace_copy}: no samples match the filters (")
+    assert line.endswith("; wrote an empty collapsed output")
+    assert leftovers(trace_copy.parent) == ["run.collapsed"]
+    assert (trace_copy.parent / "run.collapsed").read_bytes() == b""
 
 
 def test_a_failing_converter_leaves_no_file_and_keeps_the_old_one(tmp_path: Path):

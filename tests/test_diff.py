@@ -89,10 +89,12 @@ def write_trace(
     return path
 
 
-def diff_of(a: Path, b: Path, lines: bool = False, **filters: object) -> Diff:
+def diff_of(
+    a: Path, b: Path, lines: bool = False, full_filenames: bool = False, **filters: object
+) -> Diff:
     opts = FilterOptions(**filters)  # type: ignore[arg-type]
-    sa = select(build_profile(load(a), fake_lines), opts)
-    sb = select(build_profile(load(b), fake_lines), opts)
+    sa = select(build_profile(load(a), fake_lines, full_filenames), opts)
+    sb = select(build_profile(load(b), fake_lines, full_filenames), opts)
     return build_diff(sa, sb, lines=lines)
 
 
@@ -350,7 +352,11 @@ def test_the_standard_library_matches_across_versions(tmp_path: Path):
     )
     rows = diff_of(a, b).rows()
     assert all(r.status == "both" and r.self_diff == 0 for r in rows)
-    # labels show b's real path
+    # labels show the file relative to the standard library; with full file names,
+    # they match the same way and show b's real path
+    assert "JSONDecoder.decode (json/decoder.py)" in {r.frame.label() for r in rows}
+    rows = diff_of(a, b, full_filenames=True).rows()
+    assert all(r.status == "both" and r.self_diff == 0 for r in rows)
     assert "JSONDecoder.decode (/x/versions/3.12.1/lib/python3.12/json/decoder.py)" in {
         r.frame.label() for r in rows
     }

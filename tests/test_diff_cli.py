@@ -178,9 +178,15 @@ def test_filters_that_leave_a_side_empty_say_which(tmp_path: Path):
     b = _two_threads(tmp_path / "b.fkt", (20, 21), "render")
     (line,) = error_lines(flamekit("diff", str(a), str(b), "--thread", "10"))
     assert "no thread with TID 10" in line and str(b) in line and "20 (MainThread)" in line
-    lines = error_lines(flamekit("diff", str(a), str(b), "--from", "100"))
+    # nothing selected is a result: each empty side said, exit 0, nothing else written
+    r = flamekit("diff", str(a), str(b), "--from", "100")
+    assert r.returncode == 0 and r.stderr == b""
+    lines = r.stdout.decode().splitlines()
     assert len(lines) == 2 and str(a) in lines[0] and str(b) in lines[1]
-    assert all("no samples match" in line for line in lines)
+    assert all("no samples match" in line and "nothing to compare" in line for line in lines)
+    r = flamekit("diff", str(a), str(b), "--to", "svg", "--from", "100")
+    assert r.returncode == 0 and r.stdout == b"" and not b.with_suffix(".diff.svg").exists()
+    assert [ln.startswith(b"flamekit: warning: ") for ln in r.stderr.splitlines()] == [True] * 2
     (line,) = error_lines(flamekit("diff", str(a), str(b), "--from", "2", "--until", "1"))
     assert "later than --from" in line
 
@@ -193,7 +199,6 @@ BAD = [
     (lambda p: p.write_bytes(b"\x89FKT\r\n\x1a\n\x01\x00\x00\x00\xc1"), "corrupt"),
     (lambda p: p.mkdir(), "is a directory"),
     (lambda p: None, "no such file"),
-    (lambda p: write_trace(p, {}), "holds no samples"),
 ]
 
 
@@ -208,6 +213,23 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, make, words: str, side: st
         (line,) = error_lines(flamekit("diff", *args, "--to", to))
         assert words in line and str(bad) in line
     assert sorted(listing(tmp_path)) == sorted(["good.fkt"] + (["bad.fkt"] if bad.exists() else []))
+
+
+@pytest.mark.parametrize("side", ["a", "b"])
+def test_a_side_with_no_samples_is_a_result_exit_0(tmp_path: Path, side: str):
+    """A trace with no samples is no bad input: diff says "no samples" for that side and
+    exits 0; with nothing to compare, it writes nothing a tool would read."""
+    good = write_trace(tmp_path / "good.fkt", {(MAIN, fr("f")): 3})
+    empty = write_trace(tmp_path / "empty.fkt", {})
+    args = (str(empty), str(good)) if side == "a" else (str(good), str(empty))
+    said = f"{empty}: the trace holds no samples; nothing to compare"
+    r = flamekit("diff", *args)
+    assert r.returncode == 0 and r.stderr == b"" and r.stdout.decode() == said + "\n"
+    for to in ("difffolded", "json", "svg"):
+        r = flamekit("diff", *args, "--to", to, "-o", "-")
+        assert r.returncode == 0 and r.stdout == b"", (to, r.stdout)
+        assert r.stderr.decode() == f"flamekit: warning: {said}\n", to
+    assert sorted(listing(tmp_path)) == ["empty.fkt", "good.fkt"]
 
 
 def test_two_bad_inputs_are_one_line_each(tmp_path: Path):

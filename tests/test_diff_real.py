@@ -85,7 +85,8 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_parse_ranks_first_with_the_right_sign_and_size(recordings: dict[str, Path]):
     doc = diff_rows(recordings["A"], recordings["B"])
     first = doc["rows"][0]
-    assert (first["name"], first["file"]) == ("parse", str(TARGET)), [
+    # the script's own file, relative to its directory (the import root sys.path[0])
+    assert (first["name"], first["file"]) == ("parse", TARGET.name), [
         (r["label"], r["self_diff_pp"]) for r in doc["rows"][:5]
     ]
     truth = TRUTH["B"][0] - TRUTH["A"][0]
@@ -109,8 +110,10 @@ def test_the_table_says_the_same(recordings: dict[str, Path]):
     assert out[0].startswith(f"a: {recordings['A']}") and "samples" in out[0]
     assert out[1].startswith(f"b: {recordings['B']}")
     first = out[4].split()
-    assert out[4].endswith(f"parse ({TARGET})"), out[4]
+    assert out[4].endswith(f"parse ({TARGET.name})"), out[4]
     assert float(first[2]) < -30  # ΔSelf, in points
+    whole = flamekit("diff", str(recordings["A"]), str(recordings["B"]), "--full-filenames")
+    assert check(whole, "diff").splitlines()[4].endswith(f"parse ({TARGET})")
 
 
 def test_two_recordings_of_one_mode_diff_to_about_zero(recordings: dict[str, Path]):

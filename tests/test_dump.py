@@ -9,6 +9,7 @@ every thread with its name, idle or active, the GIL holder, and each frame as
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -54,10 +55,11 @@ def dump_all(interp_id: str, tmp: Path) -> dict[str, object]:
                 time.sleep(0.01)
             out["info"] = target.info
             out["argv"] = known_argv(interp, ready)
-            for key, opts in (
-                ("text", []),
-                ("json", ["--json"]),
-                ("nb", ["--json", "--nonblocking"]),
+            for key, opts in (  # whole file names: the stacks are checked to the path
+                ("text", ["--full-filenames"]),
+                ("json", ["--json", "--full-filenames"]),
+                ("nb", ["--json", "--nonblocking", "--full-filenames"]),
+                ("short", ["--json"]),
             ):
                 out[key] = flamekit("dump", "-p", str(target.pid), *opts)
             out["state_after"] = proc_state(target.pid)
@@ -167,6 +169,33 @@ def test_json_nonblocking(dumps: dict[str, dict[str, object]], iid: str) -> None
     r = get(dumps, iid, "nb")
     doc = json.loads(ok_out(r, f"flamekit dump --json --nonblocking on {iid}"))
     check_json(doc, info, argv, iid, "dump --nonblocking")
+
+
+@interpreters
+def test_files_are_shown_relative_to_their_import_roots(
+    dumps: dict[str, dict[str, object]], iid: str
+) -> None:
+    """By default the same parked stacks show the script's files relative to its own
+    directory and the standard library's relative to lib/pythonX.Y; the rest as is."""
+    argv = get(dumps, iid, "argv")
+    script_dir = os.path.dirname(argv[1]) + "/"
+    whole = json.loads(ok_out(get(dumps, iid, "json"), f"flamekit dump --json on {iid}"))
+    short = json.loads(ok_out(get(dumps, iid, "short"), f"flamekit dump --json on {iid}"))
+    pairs = [(f, s) for tw, ts in zip(whole["threads"], short["threads"])
+             for f, s in zip(tw["frames"], ts["frames"], strict=True)]  # fmt: skip
+    shortened = 0
+    for f, s in pairs:
+        assert (s["function"], s["line"]) == (f["function"], f["line"]), (f, s)
+        stdlib = re.match(r".*/lib/python\d\.\d+t?/", f["file"])
+        if f["file"].startswith(script_dir):
+            assert s["file"] == f["file"][len(script_dir) :], (f, s)
+        elif stdlib:
+            assert s["file"] == f["file"][stdlib.end() :], (f, s)
+        else:
+            assert s["file"] == f["file"], (f, s)
+        shortened += s["file"] != f["file"]
+    assert any(s["file"] == os.path.basename(argv[1]) for _, s in pairs), pairs
+    assert shortened, pairs
 
 
 @interpreters

@@ -212,3 +212,82 @@ def test_text_escapes_every_fact_from_the_file(tmp_path: Path):
     assert len(out.splitlines()) == 18
     s = json.loads(flamekit("info", "--json", str(p)).stdout)
     assert s["threads"][0]["name"] == "t" + esc and s["end_error"] == "e" + esc
+
+
+# -- the mode in words -----------------------------------------------------------------
+
+
+def _mode_trace(path: Path, mode: dict[str, bool]) -> Path:
+    from flamekit.trace.writer import TraceWriter
+
+    with open(path, "wb") as f:
+        TraceWriter(f, R.Header("t", 0, 0, 100.0, 1, mode=mode)).close("duration")
+    return path
+
+
+def _mode_line(path: Path) -> str:
+    r = flamekit("info", str(path))
+    assert r.returncode == 0, r.stderr
+    (line,) = [ln for ln in r.stdout.splitlines() if ln.startswith("mode:")]
+    return line.split(":", 1)[1].split(";")[0].strip()
+
+
+@pytest.mark.parametrize("launched", [True, False])
+@pytest.mark.parametrize("pausing", [True, False])
+@pytest.mark.parametrize("gil_only", [True, False])
+@pytest.mark.parametrize("subprocesses", [True, False])
+def test_info_names_every_mode_in_words(
+    tmp_path: Path, launched: bool, pausing: bool, gil_only: bool, subprocesses: bool
+) -> None:
+    """``mode: attached, non-blocking`` rather than ``default`` (what an attached
+    non-blocking recording said, listing only the flags that were true)."""
+    mode = {"pausing": pausing, "gil_only": gil_only, "launched": launched,
+            "subprocesses": subprocesses}  # fmt: skip
+    want = [
+        "launched" if launched else "attached",
+        "pausing" if pausing else "non-blocking",
+        *(["GIL only"] if gil_only else []),
+        *(["following subprocesses"] if subprocesses else []),
+    ]
+    assert _mode_line(_mode_trace(tmp_path / "m.fkt", mode)) == ", ".join(want)
+
+
+def test_info_mode_of_a_partial_or_newer_header(tmp_path: Path) -> None:
+    """A flag the header lacks is not guessed; one of a newer recorder is named, not hidden."""
+    assert _mode_line(_mode_trace(tmp_path / "a.fkt", {"pausing": True})) == "pausing"
+    assert _mode_line(_mode_trace(tmp_path / "b.fkt", {})) == "unknown"
+    newer = {"pausing": False, "launched": False, "native": True, "other": False}
+    assert _mode_line(_mode_trace(tmp_path / "c.fkt", newer)) == "attached, non-blocking, native"
+
+
+SLEEPER = "import time\nprint('ready', flush=True)\ntime.sleep(60)\n"
+
+
+@pytest.mark.parametrize("launched", [True, False], ids=["launched", "attached"])
+@pytest.mark.parametrize("pausing", [True, False], ids=["pausing", "nonblocking"])
+@pytest.mark.parametrize("gil_only", [True, False], ids=["gil", "all"])
+def test_info_mode_of_a_real_recording(
+    tmp_path: Path, launched: bool, pausing: bool, gil_only: bool
+) -> None:
+    """Every combination the recorder can make, recorded from a real process, reads back
+    in words (the header's flags come from the recorder itself, not a test's dict)."""
+    out = tmp_path / "run.fkt"
+    opts = ["-q", "-d", "0.3", "-o", str(out)]
+    opts += [] if pausing else ["--nonblocking"]
+    opts += ["--gil"] if gil_only else []
+    target = None
+    if launched:
+        argv = [*opts, "--", sys.executable, "-c", SLEEPER]
+    else:
+        target = subprocess.Popen([sys.executable, "-c", SLEEPER], stdout=subprocess.PIPE)
+        assert target.stdout is not None and target.stdout.readline() == b"ready\n"
+        argv = [*opts, "-p", str(target.pid)]
+    try:
+        r = flamekit("record", *argv)
+    finally:
+        if target is not None:
+            target.kill()
+            target.wait()
+    assert r.returncode == 0, r.stderr
+    want = ["launched" if launched else "attached", "pausing" if pausing else "non-blocking"]
+    assert _mode_line(out) == ", ".join(want + (["GIL only"] if gil_only else []))

@@ -340,7 +340,7 @@ def check_known_trace(
     since = ready["ready_ns"] - origin
     until = since + int(lifetime * 1e9) - PARK_MARGIN_NS if lifetime else 1 << 62
     want_threads = {"spinner"} if gil_only else set(expected)
-    profile = build_profile(trace)
+    profile = build_profile(trace, full_filenames=True)  # checked to the path
     symbolized: dict[int, list[Frame]] = {}
 
     def frames_of(sid: int) -> list[Frame]:
@@ -593,7 +593,7 @@ def test_attach_target_keeps_running(runs: dict[str, Run], iid: str) -> None:
     trace = load(out)
     assert trace.end is not None and trace.end.reason == "duration"
     assert not trace.header.mode["launched"]
-    profile = build_profile(trace)
+    profile = build_profile(trace, full_filenames=True)  # checked to the path
     names = set()
     for sid in set(trace.columns.stack):
         if sid in profile.stacks:
@@ -822,7 +822,7 @@ def test_shares_within_3_points(tmp_path: Path, version: tuple[int, int]) -> Non
         )  # fmt: skip
     ok(r, "flamekit record of record_split.py")
     trace = load(out)
-    profile = build_profile(trace)
+    profile = build_profile(trace, full_filenames=True)  # checked to the path
     counts = {"quarter": 0, "three_quarters": 0, "other": 0}
     kind: dict[int, str] = {}
     for sid in trace.columns.stack:

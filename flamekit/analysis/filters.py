@@ -223,8 +223,8 @@ def select(profile: Profile, options: FilterOptions) -> Selection:
     """The samples of ``profile`` that ``options`` keep.
 
     Raises UsageError when ``--thread`` or ``--pid`` names no thread or process of the
-    trace (a typo should not silently give an empty profile). An empty selection is returned as such: whether that
-    is an error is the command's call.
+    trace (a typo should not silently give an empty profile). An empty selection is a
+    result, returned as such (:func:`explain_empty` says why it is empty).
     """
     tr = profile.trace
     cols = tr.columns
@@ -287,16 +287,13 @@ def _runs_of(tr: Trace, pids: tuple[int, ...]) -> set[int]:
     return chosen
 
 
-class EmptySelection(UsageError):
-    """No sample passed the filters; the message (:func:`explain_empty`) says why."""
-
-
 def explain_empty(profile: Profile, options: FilterOptions) -> str:
-    """Why a selection came out empty, in one line, for a command's error message."""
+    """Why a selection came out empty, in one line that says "no samples", for a
+    command's warning (the command names the file)."""
     tr = profile.trace
     n = len(tr)
     if not n:
-        return f"{tr.path} holds no samples"
+        return "the trace holds no samples"
     flags = tr.columns.flags
     idle = sum(1 for f in flags if f & FLAG_IDLE)
     gil = sum(1 for f in flags if f & FLAG_GIL)

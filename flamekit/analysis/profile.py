@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from flamekit.analysis.filenames import shown_names
 from flamekit.symbolize import LineTable, decode
 from flamekit.trace import Trace
 from flamekit.trace import records as R
@@ -65,8 +66,10 @@ class Frame:
     """One interned frame. Equality (and so identity) ignores ``firstlineno``.
 
     ``qualname`` is the qualified name where the recorded Python had one (3.11+), else the
-    plain name; labels use it. ``file`` is the code object's ``co_filename`` ("" for
-    synthetic frames). ``line`` is None at function level or when unknown.
+    plain name; labels use it. ``file`` is the code object's ``co_filename`` as shown:
+    relative to its import root (:mod:`flamekit.analysis.filenames`) unless the profile
+    keeps full file names ("" for synthetic frames). ``line`` is None at function level
+    or when unknown.
     """
 
     name: str
@@ -215,26 +218,31 @@ def default_line_resolver() -> LineResolver:
     return _LastTable()
 
 
-def build_profile(trace: Trace, resolve_line: LineResolver | None = None) -> Profile:
+def build_profile(
+    trace: Trace, resolve_line: LineResolver | None = None, full_filenames: bool = False
+) -> Profile:
     """Symbolize every distinct stack of ``trace`` once and intern its frames.
 
     Each (code ref, offset) pair is resolved once, grouped by line table (see
     :func:`default_line_resolver`), and each stack id mapped once; cost is proportional
     to the distinct stacks and frames, never to the sample count. ``resolve_line`` is
-    injectable for tests; by default the symbolizer is used.
+    injectable for tests; by default the symbolizer is used. File names are shown
+    relative to their import roots (:func:`file_names`) unless ``full_filenames``.
     """
     resolve = resolve_line or default_line_resolver()
     prof = Profile(trace)
     codes = trace.codes
+    pairs = _pairs_by_table(trace)
+    shown = file_names(trace, {codes[ref].filename for ref, _ in pairs}, full_filenames)
     pair_ids: dict[tuple[int, int], int] = {}
-    for pair in _pairs_by_table(trace):
+    for pair in pairs:
         code = codes[pair[0]]
         name = cap_name(code.name)
         pair_ids[pair] = prof.intern(
             Frame(
                 name,
                 name if code.qualname is None else cap_name(code.qualname),
-                cap_name(code.filename),
+                cap_name(shown[code.filename]),
                 resolve(code, pair[1]),
                 PYTHON,
                 code.firstlineno,
@@ -246,6 +254,14 @@ def build_profile(trace: Trace, resolve_line: LineResolver | None = None) -> Pro
         prof.stacks[sid] = tuple(map(get, reversed(frames))) if frames else (prof.empty_frame,)
     prof.stacks[R.EMPTY_STACK] = (prof.empty_frame,)
     return prof
+
+
+def file_names(trace: Trace, paths: set[str], full: bool = False) -> dict[str, str]:
+    """Each recorded file name as outputs show it: relative to the import roots that
+    the paths and the command lines of the trace's processes tell, distinct for distinct
+    paths (:func:`flamekit.analysis.filenames.display_names`); whole if ``full``."""
+    cmdlines = [trace.header.cmdline, *(r.process.cmdline for r in trace.runs)]
+    return shown_names(paths, cmdlines, full)
 
 
 def _pairs_by_table(trace: Trace) -> list[tuple[int, int]]:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from flamekit.analysis.filenames import shown_names
 from flamekit.analysis.value_repr import Bounds, short_repr
 from flamekit.symbolize import Symbolizer
 from flamekit.trace import records as R
@@ -84,10 +85,19 @@ def symbolize(
     threads: Sequence[RawThread],
     codes: Mapping[int, R.Code | None],
     bounds: Bounds | None = None,
+    *,
+    cmdline: Sequence[str] = (),
+    full_filenames: bool = False,
 ) -> list[DumpThread]:
     """Each thread with its frames named: function, file and line, innermost first; with
-    ``bounds``, each frame's variables as reprs within them."""
+    ``bounds``, each frame's variables as reprs within them.
+
+    Files are shown relative to their import roots, found as a trace's are
+    (:mod:`flamekit.analysis.filenames`), with the process's ``cmdline``; whole with
+    ``full_filenames``."""
     lines = Symbolizer()
+    paths = {c.filename for c in codes.values() if c is not None}
+    shown = shown_names(paths, [cmdline], full_filenames)
     out = []
     for t in threads:
         frames = []
@@ -98,7 +108,7 @@ def symbolize(
                 frame = DumpFrame(UNREADABLE, "?", None)
             else:
                 line = lines.line_for_code(code, offset)
-                frame = DumpFrame(code.qualname or code.name, code.filename, line)
+                frame = DumpFrame(code.qualname or code.name, shown[code.filename], line)
             found = variables[n] if n < len(variables) else None
             if bounds is not None and found is not None:
                 frame.locals = [

@@ -163,6 +163,35 @@ def _processes(trace: Trace, per_thread: Counter[int]) -> list[ProcessSummary]:
     return out
 
 
+#: How each known mode flag reads, (when true, when false; "": the usual case, unsaid).
+#: A flag a trace lacks says nothing (an older or synthetic trace may lack some).
+MODE_WORDS: dict[str, tuple[str, str]] = {
+    "launched": ("launched", "attached"),
+    "pausing": ("pausing", "non-blocking"),
+    "gil_only": ("GIL only", ""),
+    "subprocesses": ("following subprocesses", ""),
+}
+
+
+def describe_mode(mode: dict[str, bool]) -> str:
+    """The recording mode in words, ``attached, non-blocking, GIL only``.
+
+    The header keeps flags (``{"pausing": False, "gil_only": True, ...}``); listing the
+    true ones left an attached non-blocking recording as "default", which says nothing.
+    Every known flag present is named either way, but for the usual all threads and no
+    subprocesses; a flag of a newer recorder, unknown here, is named when true, so that
+    no mode is hidden.
+    """
+    words = []
+    for flag, (yes, no) in MODE_WORDS.items():
+        if flag in mode:
+            word = yes if mode[flag] else no
+            if word:
+                words.append(word)
+    words += [k for k, v in sorted(mode.items()) if v and k not in MODE_WORDS]
+    return ", ".join(words) or "unknown"
+
+
 def threads_in_order(trace: Trace) -> list[Thread]:
     """The trace's threads by process, then in the order they were first seen."""
     return sorted(trace.threads.values(), key=lambda t: (t.pid, t.first_seen_ns, t.ref))

@@ -123,9 +123,22 @@ def warn_if_truncated(path: str, rec: api.Recording, doing: str | None = None) -
     click.echo(f"flamekit: warning: {path}: truncated trace, {rec.truncation}; {what}", err=True)
 
 
-def open_profile(path: str, filters: FilterOptions, doing: str) -> api.Profile:
+def full_filenames_option(f: F) -> F:
+    """Add ``--full-filenames`` to a click command showing frames; it receives
+    ``full_filenames``. Used by ``convert``, ``top``, ``diff`` and ``dump``."""
+    return click.option(
+        "--full-filenames",
+        is_flag=True,
+        help="Show file names whole, not relative to the import root (site-packages, the "
+        "standard library, the script's directory) they were loaded from.",
+    )(f)
+
+
+def open_profile(
+    path: str, filters: FilterOptions, doing: str, full_filenames: bool = False
+) -> api.Profile:
     """Open a trace, warn if it is cut short, and select samples: the start of every
     command that works on one profile. Raises what :meth:`api.Recording.select` raises."""
-    rec = api.open(path)
+    rec = api.open(path, full_filenames=full_filenames)
     warn_if_truncated(path, rec, doing)
     return rec.select(filters)

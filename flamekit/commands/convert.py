@@ -11,7 +11,12 @@ from __future__ import annotations
 import click
 
 from flamekit.analysis.filters import FilterOptions
-from flamekit.commands._common import filter_options, max_output_option, open_profile
+from flamekit.commands._common import (
+    filter_options,
+    full_filenames_option,
+    max_output_option,
+    open_profile,
+)
 from flamekit.convert.base import formats, get_format
 from flamekit.output import default_output_path, refuse_inputs
 
@@ -34,6 +39,7 @@ def _format_help() -> str:
     default=True,
     help="Label frames 'function (file:line)' (default) or 'function (file)'.",
 )
+@full_filenames_option
 @max_output_option
 @filter_options
 def command(
@@ -41,11 +47,21 @@ def command(
     to: str,
     output: str | None,
     lines: bool,
+    full_filenames: bool,
     max_output: int | None,
     filters: FilterOptions,
 ) -> None:
-    """Symbolize a trace and write it as collapsed, speedscope, cpuprofile, svg or pprof."""
+    """Symbolize a trace and write it as collapsed, speedscope, cpuprofile, svg or pprof.
+
+    A trace with no samples (or filters that keep none) gives a valid empty file of the
+    format and one warning line: it is a result, not bad input."""
     fmt = get_format(to)
     out = output if output is not None else default_output_path(file, fmt.extension)
     refuse_inputs(out, [file])
-    open_profile(file, filters, "converting").write(to, out, lines=lines, max_output=max_output)
+    prof = open_profile(file, filters, "converting", full_filenames)
+    prof.write(to, out, lines=lines, max_output=max_output)
+    if prof.why_empty:  # a result, as py-spy writes an empty profile: each reader opens it
+        click.echo(
+            f"flamekit: warning: {file}: {prof.why_empty}; wrote an empty {fmt.name} output",
+            err=True,
+        )

@@ -17,9 +17,15 @@ import click
 
 from flamekit import api
 from flamekit.analysis.budget import check
-from flamekit.analysis.filters import EmptySelection, FilterOptions, Selection
+from flamekit.analysis.escape import printable
+from flamekit.analysis.filters import FilterOptions
 from flamekit.analysis.ranking import BY
-from flamekit.commands._common import filter_options, max_output_option, warn_if_truncated
+from flamekit.commands._common import (
+    filter_options,
+    full_filenames_option,
+    max_output_option,
+    warn_if_truncated,
+)
 from flamekit.diffing.model import build_diff
 from flamekit.diffing.outputs import (
     estimate_difffolded,
@@ -56,12 +62,6 @@ def _raise_all(errors: list[FlamekitError]) -> None:
     raise errors[-1]
 
 
-def _open(path: str) -> api.Recording:
-    rec = api.open(path)
-    rec.require_samples()
-    return rec
-
-
 def side_filters(trace: Trace, filters: FilterOptions) -> FilterOptions:
     """The filters for one side: ``--thread`` and ``--pid`` keep the listed TIDs and pids
     *this* trace has.
@@ -81,11 +81,23 @@ def side_filters(trace: Trace, filters: FilterOptions) -> FilterOptions:
     return filters
 
 
-def _select(rec: api.Recording, filters: FilterOptions) -> Selection:
-    try:
-        return rec.select(side_filters(rec.trace, filters)).selection
-    except EmptySelection as exc:  # two sides: say which one came out empty
-        raise UsageError(f"{rec.path}: {exc}") from None
+def say_empty(profiles: list[api.Profile], to: str, out: str, max_output: int | None) -> bool:
+    """Whether a side selected no samples, saying so for each such side in one line.
+
+    A share of nothing is undefined, so there is nothing to compare; but it is a result,
+    not bad input (exit 0). The table is for people: the lines are what it shows, where
+    it would have gone. The other formats are for tools: nothing is written where they
+    read, and the lines are warnings."""
+    empty = [
+        f"{p.recording.path}: {p.why_empty}; nothing to compare" for p in profiles if p.why_empty
+    ]
+    if empty and to == "table":
+        text = "".join(printable(line) + "\n" for line in empty)
+        write_output(out, [text.encode("utf-8", "backslashreplace")], max_output=max_output)
+    else:
+        for line in empty:
+            click.echo(f"flamekit: warning: {line}", err=True)
+    return bool(empty)
 
 
 @click.command("diff")
@@ -132,6 +144,7 @@ def _select(rec: api.Recording, filters: FilterOptions) -> Selection:
     help="difffolded: scale A's counts to B's total (default), so colours show changes "
     "in share rather than in recording length; --no-normalize writes raw counts.",
 )
+@full_filenames_option
 @max_output_option
 @filter_options
 def command(
@@ -143,6 +156,7 @@ def command(
     top: int | None,
     by: str,
     normalize: bool,
+    full_filenames: bool,
     max_output: int | None,
     filters: FilterOptions,
 ) -> None:
@@ -161,21 +175,23 @@ def command(
     errors: list[FlamekitError] = []
     for path in (a, b):
         try:
-            recs.append(_open(path))
+            recs.append(api.open(path, full_filenames=full_filenames))
         except TraceError as exc:
             errors.append(exc)
     _raise_all(errors)
     for path, rec in zip((a, b), recs):
         warn_if_truncated(path, rec, "comparing")
-    sels: list[Selection] = []
+    profiles: list[api.Profile] = []
     for rec in recs:
         try:
-            sels.append(_select(rec, filters))
+            profiles.append(rec.select(side_filters(rec.trace, filters)))
         except UsageError as exc:
             errors.append(exc)
     _raise_all(errors)
+    if say_empty(profiles, to, out, max_output):
+        return
 
-    diff = build_diff(sels[0], sels[1], lines=lines)
+    diff = build_diff(profiles[0].selection, profiles[1].selection, lines=lines)
     chunks: Iterable[bytes]
     if to in ("table", "json"):
         rows = diff.rows(by)

@@ -9,6 +9,7 @@ import click
 
 from flamekit.analysis.escape import printable
 from flamekit.analysis.snapshot import DumpThread
+from flamekit.commands._common import full_filenames_option
 from flamekit.commands.record import parse_pid
 from flamekit.errors import UsageError
 
@@ -54,8 +55,14 @@ def render_text(
 @click.option(
     "--locals", "with_locals", is_flag=True, help="Also each frame's arguments and local variables."
 )
+@full_filenames_option
 def command(
-    pid: int | None, as_json: bool, nonblocking: bool, subprocesses: bool, with_locals: bool
+    pid: int | None,
+    as_json: bool,
+    nonblocking: bool,
+    subprocesses: bool,
+    with_locals: bool,
+    full_filenames: bool,
 ) -> None:
     """Print every thread's current Python stack once, innermost frame first."""
     if pid is None:
@@ -81,12 +88,16 @@ def command(
             target.close()
     docs = []
     for snap in snaps:
+        cmdline = list(launcher.cmdline(snap.pid))
+        threads = symbolize(
+            snap.threads, snap.codes, bounds, cmdline=cmdline, full_filenames=full_filenames
+        )
         docs.append(
             {
                 "pid": snap.pid,
-                "cmdline": list(launcher.cmdline(snap.pid)),
+                "cmdline": cmdline,
                 "python_version": snap.python_version,
-                "threads": symbolize(snap.threads, snap.codes, bounds),
+                "threads": threads,
             }
         )
     if as_json:

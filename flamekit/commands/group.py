@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "convert": "Symbolize a trace and write collapsed, speedscope, cpuprofile, svg or pprof.",
     "diff": "Compare two traces: what got slower, what got faster.",
     "top": "Show the functions with the most samples in a trace.",
+    "completions": "Print a shell completion script (bash, zsh or fish).",
 }
 
 

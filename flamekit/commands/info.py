@@ -16,7 +16,7 @@ import click
 from flamekit import api
 from flamekit.analysis.chunks import chunked
 from flamekit.analysis.escape import printable
-from flamekit.analysis.summary import ProcessSummary, Summary
+from flamekit.analysis.summary import ProcessSummary, Summary, describe_mode
 from flamekit.commands._common import warn_if_truncated
 
 
@@ -28,7 +28,7 @@ def render_text(s: Summary) -> str:
         status += f": {s['end_error']})" if s["end_error"] else ")"
     else:
         status = f"TRUNCATED: {s['truncation']}"
-    mode = ", ".join(k for k, v in sorted(s["mode"].items()) if v) or "default"
+    mode = describe_mode(s["mode"])
     errors = "unknown (truncated)" if s["sampling_errors"] is None else f"{s['sampling_errors']:,}"
     rows = [
         ("file", f"{s['path']} ({s['size_bytes']:,} bytes, FKT {s['format_version']})"),

@@ -16,7 +16,7 @@ from flamekit.analysis.escape import printable
 from flamekit.analysis.filters import FilterOptions
 from flamekit.analysis.ranking import BY
 from flamekit.api import Profile, Ranked
-from flamekit.commands._common import filter_options, open_profile
+from flamekit.commands._common import filter_options, full_filenames_option, open_profile
 
 
 def render(prof: Profile, rows: Sequence[Ranked]) -> str:
@@ -53,9 +53,15 @@ def render(prof: Profile, rows: Sequence[Ranked]) -> str:
     show_default=True,
     help="Rank by self samples or by total samples.",
 )
+@full_filenames_option
 @filter_options
-def command(file: str, lines: bool, limit: int, by: str, filters: FilterOptions) -> None:
+def command(
+    file: str, lines: bool, limit: int, by: str, full_filenames: bool, filters: FilterOptions
+) -> None:
     """Show the functions with the most samples in a trace (self and total)."""
-    prof = open_profile(file, filters, "ranking")
+    prof = open_profile(file, filters, "ranking", full_filenames)
+    if prof.why_empty:  # a result: "no samples" is the answer, not an error
+        click.echo(printable(f"{file}: {prof.why_empty}"))
+        return
     rows = prof.rank(by, lines=lines)
     click.echo(render(prof, rows[:limit] if limit else rows))
