@@ -25,7 +25,7 @@ function-level frame: there is nothing to tell them apart by.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from flamekit.symbolize import LineTable, decode
@@ -122,6 +122,8 @@ class Profile:
     _fn_stacks: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False)
     _thread_frames: dict[int, int] = field(default_factory=dict, repr=False)
     _process_frames: dict[tuple[int, bool], int] = field(default_factory=dict, repr=False)
+    #: (code ref, offset) -> its line-level frame id, once symbolized (see add_stacks)
+    _pairs: dict[tuple[int, int], int] = field(default_factory=dict, repr=False)
 
     def intern(self, frame: Frame) -> int:
         """The id of ``frame``, adding it (and its function-level frame) if new."""
@@ -223,11 +225,22 @@ def build_profile(trace: Trace, resolve_line: LineResolver | None = None) -> Pro
     to the distinct stacks and frames, never to the sample count. ``resolve_line`` is
     injectable for tests; by default the symbolizer is used.
     """
-    resolve = resolve_line or default_line_resolver()
     prof = Profile(trace)
+    add_stacks(prof, trace.stacks, resolve_line or default_line_resolver())
+    prof.stacks[R.EMPTY_STACK] = (prof.empty_frame,)
+    return prof
+
+
+def add_stacks(prof: Profile, stack_ids: Iterable[int], resolve: LineResolver) -> None:
+    """Symbolize the trace's stacks ``stack_ids`` into ``prof``: all of them for a trace
+    read whole, the new ones of each refresh for a trace still being written (a live
+    view). A (code ref, offset) pair met before keeps the frame it got."""
+    trace = prof.trace
+    stacks = trace.stacks
+    sids = list(stack_ids)
+    pair_ids = prof._pairs
     codes = trace.codes
-    pair_ids: dict[tuple[int, int], int] = {}
-    for pair in _pairs_by_table(trace):
+    for pair in _pairs_by_table(trace, (stacks[s] for s in sids), pair_ids):
         code = codes[pair[0]]
         name = cap_name(code.name)
         pair_ids[pair] = prof.intern(
@@ -241,19 +254,21 @@ def build_profile(trace: Trace, resolve_line: LineResolver | None = None) -> Pro
             )
         )
     get = pair_ids.__getitem__
-    for sid, frames in trace.stacks.items():
+    for sid in sids:
+        frames = stacks[sid]
         # the trace has innermost first; we want root first
         prof.stacks[sid] = tuple(map(get, reversed(frames))) if frames else (prof.empty_frame,)
-    prof.stacks[R.EMPTY_STACK] = (prof.empty_frame,)
-    return prof
 
 
-def _pairs_by_table(trace: Trace) -> list[tuple[int, int]]:
-    """Every distinct (code ref, offset) pair of the trace's stacks, those of one line
-    table (the same bytes, format and first line) together."""
+def _pairs_by_table(
+    trace: Trace, stacks: Iterable[tuple[tuple[int, int], ...]], known: Container[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """Every distinct (code ref, offset) pair of ``stacks`` not in ``known``, those of one
+    line table (the same bytes, format and first line) together."""
     pairs: set[tuple[int, int]] = set()
-    for frames in trace.stacks.values():
+    for frames in stacks:
         pairs.update(frames)
+    pairs.difference_update([p for p in pairs if p in known])
     codes = trace.codes
     table_of: dict[tuple[bytes, int, int], int] = {}
     rank: dict[int, int] = {}
