@@ -55,9 +55,9 @@ def header_lines(board: Board, paused: bool = False) -> list[str]:
         + ("  [paused]" if paused else ""),
         "command: " + printable(" ".join(f.cmdline) or "?"),
         f"threads {f.threads_now} sampled of {f.threads_all} seen{procs} · "
-        f"rate {f.rate_hz:,.1f} Hz of {f.asked_hz:g} · errors {f.errors_now:,} "
-        f"({f.errors_all:,} in all) · GIL {gil} · samples {f.samples_now:,} "
-        f"({f.samples_all:,} in all)",
+        f"rate {f.rate_hz:,.1f} Hz of {f.asked_hz:g} · GIL {gil}",
+        f"samples {f.samples_now:,} ({f.samples_all:,} in all) · sampling errors "
+        f"{f.errors_now:,} ({f.errors_all:,} in all)",
         f"sort {_SORT_NAMES[v.by]} · idle {'shown' if v.idle else 'hidden'} · "
         f"{'GIL holder only' if v.gil else 'all threads'}"
         f"{' · per thread' if v.threads else ''} · {'lines' if v.lines else 'functions'} · "
@@ -186,6 +186,10 @@ class Screen(Face):
 
         locale.setlocale(locale.LC_CTYPE, "")  # names in UTF-8 drawn as such (ncurses)
         self._curses = curses
+        # The terminal's size from the terminal: a COLUMNS or LINES left in the
+        # environment (exported by a shell, set by a test runner) would fix the screen
+        # at that size, through resizes too.
+        curses.use_env(False)
         self._scr = scr = curses.initscr()
         try:
             curses.noecho()
@@ -213,7 +217,7 @@ class Screen(Face):
     def poll(self) -> bool:
         scr = self._scr
         curses = self._curses
-        redraw = False
+        redraw = self._resized()
         try:
             while True:
                 key = scr.get_wch()
@@ -245,6 +249,21 @@ class Screen(Face):
             except curses.error:
                 self.broken = True
         return False
+
+    def _resized(self) -> bool:
+        """Whether the terminal's size changed, asked of the terminal itself: the
+        SIGWINCH that tells ncurses of it is lost when it comes before ncurses set its
+        handler (a pane resized as the command starts: tmux drew 80 columns of 120), and
+        one every tick is one ioctl."""
+        try:
+            size = os.get_terminal_size(sys.stdout.fileno())
+        except (OSError, ValueError):
+            return False
+        if (size.lines, size.columns) == self._scr.getmaxyx():
+            return False
+        self._curses.resizeterm(size.lines, size.columns)
+        self._scr.clear()
+        return True
 
     def refresh(self) -> bool:
         if not self.paused:
