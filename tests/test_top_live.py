@@ -185,9 +185,10 @@ def target(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
         proc.wait()
 
 
-def _top(*args: str, **kw) -> subprocess.CompletedProcess[str]:
+def _top(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))  # this tree's flamekit, from any cwd
     return subprocess.run(
-        [*FLAMEKIT, "top", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, **kw
+        [*FLAMEKIT, "top", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )
 
 
@@ -210,10 +211,13 @@ def _row(line: str) -> tuple[float, float, str]:
 
 
 def test_once_prints_one_table_and_leaves_the_target_running(
-    target: subprocess.Popen[bytes],
+    target: subprocess.Popen[bytes], tmp_path: Path
 ) -> None:
-    r = _top("--once", "-p", str(target.pid))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    r = _top("--once", "-p", str(target.pid), cwd=cwd)
     assert r.returncode == 0, r.stderr
+    assert not list(cwd.iterdir())  # without -o no trace is left anywhere
     tables = _table(r.stdout)
     assert len(tables) == 1, r.stdout
     own, total, label = _row(tables[0][0])

@@ -1,4 +1,5 @@
-"""``flamekit top FILE``: the functions with the most samples, like ``py-spy top`` offline.
+"""``flamekit top FILE``: the functions with the most samples, like ``py-spy top`` offline;
+``flamekit top -p PID`` / ``top -- CMD``: the same live (:mod:`flamekit.commands.top_live`).
 
 A face over :meth:`flamekit.api.Profile.rank` (:mod:`flamekit.analysis.ranking`): *self*
 samples are those where the function is the innermost frame (it was running), *total*
