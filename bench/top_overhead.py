@@ -11,8 +11,12 @@ fixed number of leaf calls, about ``--work`` seconds unprofiled) three ways: unp
 under flamekit top, under py-spy top, in an order that rotates every round, so the drift
 of a shared machine falls on all three alike. The viewer attaches while the target waits,
 gets ``--settle`` seconds to draw its first screen, then the target runs its work; its
-slowdown is its elapsed time against the same round's unprofiled run. The viewer's own
-CPU over the timed window is read from /proc. Medians over the rounds are printed, with
+slowdown is its elapsed time against the same round's unprofiled run. On a shared
+machine that wall time mostly measures the others' load, so two figures that load leaves
+alone are given too: the share of the window the target was *held* (neither on a CPU nor
+waiting for one, from /proc/PID/task/PID/schedstat: a CPU-bound target is only ever
+stopped by its profiler), and its CPU time against the unprofiled run's (what the pauses
+cost its caches). The viewer's own CPU over the timed window is read from /proc. Medians over the rounds are printed, with
 flamekit's slowdown over py-spy's. py-spy is a bench-only dependency (``--pyspy PATH``).
 """
 
@@ -89,6 +93,13 @@ class Viewer:
         return self.proc.returncode
 
 
+def schedstat(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) of the main thread."""
+    with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+        on_ns, wait_ns, _ = f.read().split()
+    return int(on_ns) / 1e9, int(wait_ns) / 1e9
+
+
 def viewer_argv(tool: str, pid: int, pyspy: str) -> list[str]:
     if tool == "flamekit":
         return [sys.executable, "-m", "flamekit", "top", "-p", str(pid)]
@@ -118,10 +129,12 @@ def timed_run(python: str, work: int, tool: str | None, pyspy: str, settle: floa
             if viewer.proc.poll() is not None:
                 raise RuntimeError(f"{tool} top exited before the run ({viewer.proc.returncode})")
         cpu0 = proc_cpu_s(viewer.proc.pid) if viewer else None
+        on0, wait0 = schedstat(target.pid)
         t0 = time.monotonic()
         target.send("go\n")
         res = target.read()
         window = time.monotonic() - t0
+        on1, wait1 = schedstat(target.pid)
         cpu1 = proc_cpu_s(viewer.proc.pid) if viewer else None
         status = viewer.stop() if viewer else None
         target.finish()
@@ -129,7 +142,10 @@ def timed_run(python: str, work: int, tool: str | None, pyspy: str, settle: floa
         if viewer is not None and viewer.proc.poll() is None:
             viewer.proc.kill()
         target.kill()
-    row = {"elapsed": res["elapsed"]}
+    # Neither on a CPU nor waiting for one: held (a CPU-bound target only stops when
+    # a profiler stops it). The load-proof part of the slowdown.
+    held = window - (on1 - on0) - (wait1 - wait0)
+    row = {"elapsed": res["elapsed"], "cpu": res["cpu"], "held_pct": 100 * max(0.0, held) / window}
     if viewer is not None:
         row["viewer_cpu_pct"] = (
             100 * (cpu1 - cpu0) / window if cpu0 is not None and cpu1 is not None else None
@@ -160,29 +176,38 @@ def main() -> None:
         print(
             f"round {r + 1}: unprofiled {base:.3f} s; "
             + "; ".join(
-                f"{t} {runs[t][-1]['elapsed']:.3f} s ({100 * (runs[t][-1]['elapsed'] / base - 1):+.1f}%)"
+                f"{t} {runs[t][-1]['elapsed']:.3f} s, held {runs[t][-1]['held_pct']:.2f}%"
                 for t in ("flamekit", "py-spy")
             ),
             file=sys.stderr,
         )
-    slow = {
-        t: [
-            100 * (runs[t][i]["elapsed"] / runs["none"][i]["elapsed"] - 1)
-            for i in range(args.rounds)
-        ]
-        for t in ("flamekit", "py-spy")
-    }
+
+    def slowdown(tool: str, what: str) -> list[float]:
+        base = runs["none"]
+        return [100 * (r[what] / b[what] - 1) for r, b in zip(runs[tool], base)]
+
+    slow = {t: slowdown(t, "elapsed") for t in ("flamekit", "py-spy")}
+    cpu_slow = {t: slowdown(t, "cpu") for t in ("flamekit", "py-spy")}
     print(f"target: {args.python} bench/workloads/deep.py --depth 50, {work:,} leaf calls")
     print(f"unprofiled run: {median(r['elapsed'] for r in runs['none']):.3f} s (median)")
-    print("| viewer | median slowdown | min..max | viewer CPU (median) | exit |")
-    print("|---|---|---|---|---|")
+    print(
+        "| viewer | wall-time slowdown, median [min..max] | target held | target CPU "
+        "slowdown | viewer CPU | exit |"
+    )
+    print("|---|---|---|---|---|---|")
+    held_none = median(r["held_pct"] for r in runs["none"])
+    print(f"| none | | {held_none:.2f}% | | | |")
     for t in ("flamekit", "py-spy"):
         cpu = [r["viewer_cpu_pct"] for r in runs[t] if r.get("viewer_cpu_pct") is not None]
         statuses = sorted({r["status"] for r in runs[t]})
         print(
-            f"| {t} top | {median(slow[t]):+.1f}% | {min(slow[t]):+.1f}..{max(slow[t]):+.1f}% "
+            f"| {t} top | {median(slow[t]):+.1f}% [{min(slow[t]):+.1f}..{max(slow[t]):+.1f}] "
+            f"| {median(r['held_pct'] for r in runs[t]):.2f}% | {median(cpu_slow[t]):+.1f}% "
             f"| {median(cpu):.1f}% | {statuses} |"
         )
+    held = {t: median(r["held_pct"] for r in runs[t]) for t in ("flamekit", "py-spy")}
+    if held["py-spy"] > 0:
+        print(f"flamekit / py-spy time held: {held['flamekit'] / held['py-spy']:.2f}x")
     fk, ps = median(slow["flamekit"]), median(slow["py-spy"])
     ratio = f"{fk / ps:.2f}x" if ps > 0 else "n/a (py-spy's median slowdown is not positive)"
     paired = [a - b for a, b in zip(slow["flamekit"], slow["py-spy"])]
