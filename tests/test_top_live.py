@@ -162,11 +162,13 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def assert_left_running(pid: int) -> None:
-    """Not stopped, not traced, and still working (its CPU time goes on growing)."""
+def assert_left_running(pid: int, working: bool = True) -> None:
+    """Not stopped, not traced, and (``working``) still working: its CPU time grows."""
     st_ = _status(pid)
     assert st_["State"][0] not in "Tt", st_["State"]
     assert st_["TracerPid"].strip() == "0"
+    if not working:
+        return
     before = _cpu_ticks(pid)
     _wait("the target to run on", lambda: _cpu_ticks(pid) > before)
     assert _status(pid)["State"][0] not in "Tt"
@@ -478,3 +480,36 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_recorder_options_reach_the_recording(
+    target: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    out = tmp_path / "nb.fkt"
+    r = _top("--once", "--nonblocking", "--gil", "-r", "200", "-o", str(out), "-p", str(target.pid))
+    assert r.returncode == 0, r.stderr
+    assert "GIL holder only" in r.stdout
+    assert _row(_table(r.stdout)[0][0])[2].startswith("zz_hot (")
+    trace = load(out)
+    head = trace.header
+    assert head.rate_hz == 200
+    assert head.mode["pausing"] is False and head.mode["gil_only"] is True
+    assert len(trace) and all(trace.is_gil(i) for i in range(len(trace)))
+    assert_left_running(target.pid)
+
+
+def test_subprocesses_are_watched_too(tmp_path: Path) -> None:
+    report = tmp_path / "prefork.json"
+    prefork = ROOT / "tests" / "targets" / "prefork.py"
+    master = subprocess.Popen([sys.executable, str(prefork), "2", "60", str(report)])
+    try:
+        _wait("the workers", lambda: report.exists() and '"master"' in report.read_text())
+        r = _top("--once", "--subprocesses", "-p", str(master.pid), "--interval", "1.5")
+        assert r.returncode == 0, r.stderr
+        assert "3 Python processes" in r.stdout, r.stdout
+        assert any(_row(line)[2].startswith("serve (") for line in _table(r.stdout)[0])
+        assert master.poll() is None
+        assert_left_running(master.pid, working=False)  # the master mostly waits
+    finally:
+        master.terminate()
+        master.wait(timeout=30)
