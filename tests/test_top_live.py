@@ -513,3 +513,18 @@ def test_subprocesses_are_watched_too(tmp_path: Path) -> None:
     finally:
         master.terminate()
         master.wait(timeout=30)
+
+
+def test_the_screen_of_a_launched_command_stops_it_on_q(tmux: Tmux, tmp_path: Path) -> None:
+    rc = tmp_path / "rc"
+    ready = tmp_path / "ready.json"
+    tmux.start(_top_shell(["--", sys.executable, str(TARGET), str(ready)], rc_file=rc))
+    tmux.wait_screen(
+        "zz_hot on top", lambda s: (r := first_row(s)) is not None and "zz_hot" in r[2]
+    )
+    pid = json.loads(ready.read_text())["pid"]
+    assert _alive(pid)
+    tmux("send-keys", "q")
+    _wait("top to quit", lambda: rc.exists() and rc.read_text().strip())
+    assert rc.read_text().strip() == "0"
+    assert not _alive(pid), "the launched command runs on"
