@@ -25,7 +25,7 @@ function-level frame: there is nothing to tell them apart by.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from flamekit.analysis.filenames import shown_names
@@ -125,6 +125,8 @@ class Profile:
     _fn_stacks: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False)
     _thread_frames: dict[int, int] = field(default_factory=dict, repr=False)
     _process_frames: dict[tuple[int, bool], int] = field(default_factory=dict, repr=False)
+    #: (code ref, offset) -> its line-level frame id, once symbolized (see add_stacks)
+    _pairs: dict[tuple[int, int], int] = field(default_factory=dict, repr=False)
 
     def intern(self, frame: Frame) -> int:
         """The id of ``frame``, adding it (and its function-level frame) if new."""
@@ -229,12 +231,29 @@ def build_profile(
     injectable for tests; by default the symbolizer is used. File names are shown
     relative to their import roots (:func:`file_names`) unless ``full_filenames``.
     """
-    resolve = resolve_line or default_line_resolver()
     prof = Profile(trace)
+    add_stacks(prof, trace.stacks, resolve_line or default_line_resolver(), full_filenames)
+    prof.stacks[R.EMPTY_STACK] = (prof.empty_frame,)
+    return prof
+
+
+def add_stacks(
+    prof: Profile, stack_ids: Iterable[int], resolve: LineResolver, full_filenames: bool = False
+) -> None:
+    """Symbolize the trace's stacks ``stack_ids`` into ``prof``: all of them for a trace
+    read whole, the new ones of each refresh for a trace still being written (a live
+    view). A (code ref, offset) pair met before keeps the frame it got.
+
+    File names are shortened against every file the trace holds so far, not just these
+    stacks': a live view's later refresh that brings a second file of the same short
+    name shows it whole, distinct from the first."""
+    trace = prof.trace
+    stacks = trace.stacks
+    sids = list(stack_ids)
+    pair_ids = prof._pairs
     codes = trace.codes
-    pairs = _pairs_by_table(trace)
-    shown = file_names(trace, {codes[ref].filename for ref, _ in pairs}, full_filenames)
-    pair_ids: dict[tuple[int, int], int] = {}
+    pairs = _pairs_by_table(trace, (stacks[s] for s in sids), pair_ids)
+    shown = file_names(trace, {c.filename for c in codes.values()}, full_filenames)
     for pair in pairs:
         code = codes[pair[0]]
         name = cap_name(code.name)
@@ -249,11 +268,10 @@ def build_profile(
             )
         )
     get = pair_ids.__getitem__
-    for sid, frames in trace.stacks.items():
+    for sid in sids:
+        frames = stacks[sid]
         # the trace has innermost first; we want root first
         prof.stacks[sid] = tuple(map(get, reversed(frames))) if frames else (prof.empty_frame,)
-    prof.stacks[R.EMPTY_STACK] = (prof.empty_frame,)
-    return prof
 
 
 def file_names(trace: Trace, paths: set[str], full: bool = False) -> dict[str, str]:
@@ -264,12 +282,15 @@ def file_names(trace: Trace, paths: set[str], full: bool = False) -> dict[str, s
     return shown_names(paths, cmdlines, full)
 
 
-def _pairs_by_table(trace: Trace) -> list[tuple[int, int]]:
-    """Every distinct (code ref, offset) pair of the trace's stacks, those of one line
-    table (the same bytes, format and first line) together."""
+def _pairs_by_table(
+    trace: Trace, stacks: Iterable[tuple[tuple[int, int], ...]], known: Container[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """Every distinct (code ref, offset) pair of ``stacks`` not in ``known``, those of one
+    line table (the same bytes, format and first line) together."""
     pairs: set[tuple[int, int]] = set()
-    for frames in trace.stacks.values():
+    for frames in stacks:
         pairs.update(frames)
+    pairs.difference_update([p for p in pairs if p in known])
     codes = trace.codes
     table_of: dict[tuple[bytes, int, int], int] = {}
     rank: dict[int, int] = {}

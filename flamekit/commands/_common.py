@@ -22,12 +22,27 @@ from flamekit.analysis.filters import FilterOptions
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: The --pid filter's help, for a command whose only use of a pid is the filter.
+PID_FILTER_HELP = "Keep only this process of a process tree (repeatable)."
+
+
+def filter_options_with(pid_decls: tuple[str, ...], pid_help: str) -> Callable[[F], F]:
+    """:func:`filter_options` with its ``--pid`` spelled ``pid_decls`` and explained by
+    ``pid_help``: ``top`` also takes ``-p PID`` for the process to watch live, and the
+    filter and the live process are one option (a pid names a process either way)."""
+    return functools.partial(_filter_options, pid_decls=pid_decls, pid_help=pid_help)
+
+
 def filter_options(f: F) -> F:
     """Add the shared filter options to a click command; it receives ``filters=FilterOptions``.
 
     Used by ``convert``, ``top`` and ``diff`` so that the options are spelled, documented
     and validated once.
     """
+    return _filter_options(f, ("--pid",), PID_FILTER_HELP)
+
+
+def _filter_options(f: F, pid_decls: tuple[str, ...], pid_help: str) -> F:
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -74,12 +89,12 @@ def filter_options(f: F) -> F:
             help="Keep only this native thread id (repeatable).",
         ),
         click.option(
-            "--pid",
+            *pid_decls,
             "pids",
             type=click.IntRange(min=0),
             multiple=True,
             metavar="PID",
-            help="Keep only this process of a process tree (repeatable).",
+            help=pid_help,
         ),
         click.option(
             "--merge-processes",

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from flamekit.errors import OutputError, UsageError
 from flamekit.trace.records import MIN_RATE_HZ
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def _positive(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+if TYPE_CHECKING:  # the recorder is loaded when a recording starts, not for --help
+    from flamekit.record.session import SessionResult
+
+
+def parse_positive(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
     """A positive, finite number; bad values are one UsageError line, not click's usage
     block (the option is typed str so that click does not convert it first)."""
     if value is None:
@@ -25,10 +32,11 @@ def _positive(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return number
 
 
-def _rate(ctx: click.Context, param: click.Parameter, value: str) -> float:
+def parse_rate(ctx: click.Context, param: click.Parameter, value: str) -> float:
     """A rate the trace format holds (formats/fkt.md: at least MIN_RATE_HZ, one sample in
-    11.6 days), or one UsageError line: a reader refuses a header with a lower one."""
-    rate = _positive(ctx, param, value)
+    11.6 days), or one UsageError line: a reader refuses a header with a lower one
+    (shared with ``top -p``)."""
+    rate = parse_positive(ctx, param, value)
     if rate is None or rate < MIN_RATE_HZ:
         raise UsageError(f"--rate {value}: must be at least {MIN_RATE_HZ:g} samples per second")
     return rate
@@ -58,6 +66,28 @@ def parse_pid(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return pid
 
 
+def rate_option(text: str) -> Callable[[F], F]:
+    """``-r/--rate HZ`` as the recorder takes it (shared with ``top -p``)."""
+    return click.option(
+        "-r",
+        "--rate",
+        metavar="HZ",
+        default="100",
+        show_default=True,
+        callback=parse_rate,
+        help=text,
+    )
+
+
+def nonblocking_option(verb: str) -> Callable[[F], F]:
+    """``--nonblocking`` (shared with ``top -p``)."""
+    return click.option(
+        "--nonblocking",
+        is_flag=True,
+        help=f"{verb} without pausing the target (less overhead, stacks may be torn).",
+    )
+
+
 @click.command("record", context_settings={"ignore_unknown_options": False})
 @click.option(
     "-p", "--pid", metavar="PID", callback=parse_pid, help="Attach to this running process."
@@ -72,23 +102,11 @@ def parse_pid(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     "-d",
     "--duration",
     metavar="SECONDS",
-    callback=_positive,
+    callback=parse_positive,
     help="Stop after this many seconds (default: until the target exits or Ctrl-C).",
 )
-@click.option(
-    "-r",
-    "--rate",
-    metavar="HZ",
-    default="100",
-    show_default=True,
-    callback=_rate,
-    help="Samples per second.",
-)
-@click.option(
-    "--nonblocking",
-    is_flag=True,
-    help="Read without pausing the target (less overhead, stacks may be torn).",
-)
+@rate_option("Samples per second.")
+@nonblocking_option("Read")
 @click.option("--gil", "gil_only", is_flag=True, help="Record only the thread holding the GIL.")
 @click.option(
     "--max-pause",
@@ -152,23 +170,27 @@ def command(
         )
     finally:
         progress.finish()
-    how = {
-        "duration": "duration reached",
-        "target-exited": "target exited",
-        "interrupted": f"interrupted by {result.error}" if result.error else "interrupted",
-        "error": f"error: {result.error}",
-    }[result.reason]
-    click.echo(
-        f"flamekit: wrote {result.path}: {result.samples:,} samples in "
-        f"{result.duration_s:.2f} s ({result.effective_hz:,.1f} Hz effective, "
-        f"{result.errors:,} sampling errors; {how})"
-        + (f"; {result.processes} Python processes" if subprocesses else "")
-        + ("; the launched command was stopped" if result.child_stopped else ""),
-        err=True,
-    )
+    click.echo(summary(result, subprocesses), err=True)
     if result.child_status is not None and result.child_status != 0:
         click.echo(f"flamekit: the command exited with status {result.child_status}", err=True)
     if result.reason == "error":
         raise SystemExit(1)
     if not result.size_bytes:
         raise OutputError(f"{result.path}: nothing was written")
+
+
+def summary(result: SessionResult, subprocesses: bool) -> str:
+    """The closing line of a recording (shared with ``top -o``)."""
+    how = {
+        "duration": "duration reached",
+        "target-exited": "target exited",
+        "interrupted": f"interrupted by {result.error}" if result.error else "interrupted",
+        "error": f"error: {result.error}",
+    }[result.reason]
+    return (
+        f"flamekit: wrote {result.path}: {result.samples:,} samples in "
+        f"{result.duration_s:.2f} s ({result.effective_hz:,.1f} Hz effective, "
+        f"{result.errors:,} sampling errors; {how})"
+        + (f"; {result.processes} Python processes" if subprocesses else "")
+        + ("; the launched command was stopped" if result.child_stopped else "")
+    )

@@ -36,7 +36,7 @@ from flamekit.record.schedule import Schedule
 from flamekit.record.target import PythonTarget, open_target
 from flamekit.stop_signals import StopSignals
 from flamekit.trace import records as R
-from flamekit.trace.writer import TraceWriter
+from flamekit.trace.writer import ObservedWriter, TraceObserver, TraceWriter
 
 _SI_USER = 0  # siginfo si_code: sent by kill() from a process (not the terminal)
 _SI_QUEUE = -1
@@ -67,8 +67,9 @@ class RecordOptions:
 
 
 #: Called after every tick with (seconds since the start, samples written, ticks that
-#: recorded a stack, sampling errors): the figures of a progress line.
-ProgressCallback = Callable[[float, int, int, int], None]
+#: recorded a stack, sampling errors): the figures of a progress line. A true return ends
+#: the recording as an interruption does (a live view's ``q``): no signal to send ourselves.
+ProgressCallback = Callable[[float, int, int, int], "bool | None"]
 #: Called with one line about a process that cannot be followed as asked.
 WarningCallback = Callable[[str], None]
 
@@ -125,7 +126,9 @@ class Recorder:
         launched: subprocess.Popen[bytes] | None = None,
         on_progress: ProgressCallback | None = None,
         on_warning: WarningCallback | None = None,
+        observer: TraceObserver | None = None,
     ) -> None:
+        """``observer``: sees every record and sample the trace gets (a live view)."""
         self.target = target
         self.on_progress = on_progress
         self.on_warning = on_warning
@@ -151,7 +154,9 @@ class Recorder:
                 "subprocesses": options.subprocesses,
             },
         )
-        self.writer = TraceWriter(out, header)
+        self.writer = (
+            TraceWriter(out, header) if observer is None else ObservedWriter(out, header, observer)
+        )
         #: pausing mode: what lets go of a target a walk holds too long
         self.bound = (
             PauseBound(options.max_pause_s) if options.pausing and options.max_pause_s else None
@@ -387,13 +392,13 @@ class Recorder:
                     break
                 due = schedule.advance(time.monotonic_ns())
                 self.writer.tick()
-                if self.on_progress is not None:
-                    self.on_progress(
-                        (time.monotonic_ns() - self.start_ns) / 1e9,
-                        self.writer.samples,
-                        self.sampled_ticks,
-                        self.all_errors,
-                    )
+                if self.on_progress is not None and self.on_progress(
+                    (time.monotonic_ns() - self.start_ns) / 1e9,
+                    self.writer.samples,
+                    self.sampled_ticks,
+                    self.all_errors,
+                ):
+                    break  # asked to end: an interruption, the target released as for one
         except FlamekitError as exc:
             reason, error = "error", str(exc)
         finally:

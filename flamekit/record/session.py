@@ -25,6 +25,7 @@ from flamekit.record.proc import launcher
 from flamekit.record.sampler import ProgressCallback, Recorder, RecordOptions, WarningCallback
 from flamekit.record.target import PythonTarget, open_target
 from flamekit.stop_signals import StopSignals
+from flamekit.trace.writer import TraceObserver
 
 __all__ = ["MAX_RATE_HZ", "RecordOptions", "SessionResult", "attach", "record"]
 
@@ -103,17 +104,20 @@ def record(
     on_progress: ProgressCallback | None = None,
     on_warning: WarningCallback | None = None,
     exiting: bool = False,
+    observer: TraceObserver | None = None,
 ) -> SessionResult:
     """Record the process ``pid``, or the ``command`` launched here, into ``output``.
 
     ``output`` defaults to ``flamekit-<name>-<pid>-<time>.fkt`` in the current directory.
     ``on_progress`` is called after every tick with the running figures (see
     :data:`~flamekit.record.sampler.ProgressCallback`; it runs in the sampling loop, so
-    keep it cheap: ``flamekit record`` rate-limits its progress line itself).
+    keep it cheap: ``flamekit record`` rate-limits its progress line itself); a true
+    return ends the recording, as an interruption.
     ``on_warning`` gets one line for each process of a tree that cannot be followed
     as asked (not ours to read, or to pause). ``exiting``: the caller exits once this
     returns (the command line), so the stop signals stay blocked: one more Ctrl-C then is
-    not an interruption of anything.
+    not an interruption of anything. ``observer`` sees every record and sample as the
+    trace gets them (``flamekit top -p``'s live view: one recording, shown and kept).
 
     Raises UsageError for bad arguments, TargetError when the process cannot be recorded
     and OutputError when the trace cannot be written; a recording that starts always
@@ -151,6 +155,7 @@ def record(
                 launched=child,
                 on_progress=on_progress,
                 on_warning=on_warning,
+                observer=observer,
             )
             out.publish()  # the header is at the path before anything can go wrong
             result = recorder.run(stop)

@@ -91,14 +91,38 @@ def load(path: str | os.PathLike[str]) -> Trace:
     what it holds, with ``truncated`` set.
     """
     reader = TraceReader(path)
-    trace: Trace | None = None
-    current: dict[int, int] = {}  # pid -> index of its run not yet ended
-    p = reader.path
+    builder = TraceBuilder(reader.path)
     for rec in reader:
+        builder.add(rec)
+    trace = builder.trace
+    assert trace is not None  # the reader guarantees a header first
+    trace.truncated = reader.truncated
+    trace.truncation = reader.truncation
+    trace.size = reader.size
+    trace.times = trace.columns.time  # relative to the monotonic origin, as dt counts
+    return trace
+
+
+class TraceBuilder:
+    """A :class:`Trace` made record by record, each reference checked as it comes: what
+    :func:`load` does with a file, and what a live view (``flamekit top -p``) does with the
+    records of a recording as they are written, so both read a trace the same way."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.trace: Trace | None = None  #: once the header came
+        self._current: dict[int, int] = {}  # pid -> index of its run not yet ended
+
+    def add(self, rec: R.Record) -> None:
+        """Take one record (the header first). Raises TraceError for a record that
+        contradicts those before it."""
+        p = self.path
         if isinstance(rec, R.Header):
-            trace = Trace(path=p, header=rec)
-            continue
-        assert trace is not None  # the reader guarantees a header first
+            self.trace = Trace(path=p, header=rec)
+            return
+        trace = self.trace
+        if trace is None:
+            raise TraceError(f"{p}: corrupt FKT trace: a record before the header")
         if isinstance(rec, R.Samples):
             cols = trace.columns
             n0 = len(cols)
@@ -123,13 +147,13 @@ def load(path: str | os.PathLike[str]) -> Trace:
         elif isinstance(rec, R.Thread):
             trace.threads[rec.ref] = rec  # a later record renames the thread
             if rec.ref not in trace.thread_runs:
-                trace.thread_runs[rec.ref] = _current_run(trace, current, rec.pid)
+                trace.thread_runs[rec.ref] = _current_run(trace, self._current, rec.pid)
         elif isinstance(rec, R.Process):
             trace.processes[rec.pid] = rec
-            current[rec.pid] = len(trace.runs)
+            self._current[rec.pid] = len(trace.runs)
             trace.runs.append(ProcessRun(len(trace.runs), rec))
         elif isinstance(rec, R.ProcessEnd):
-            run = current.pop(rec.pid, None)
+            run = self._current.pop(rec.pid, None)
             if run is None:
                 raise TraceError(
                     f"{p}: corrupt FKT trace: process {rec.pid} ends without having started"
@@ -137,12 +161,6 @@ def load(path: str | os.PathLike[str]) -> Trace:
             trace.runs[run] = replace(trace.runs[run], end=rec)
         elif isinstance(rec, R.End):
             trace.end = rec
-    assert trace is not None
-    trace.truncated = reader.truncated
-    trace.truncation = reader.truncation
-    trace.size = reader.size
-    trace.times = trace.columns.time  # relative to the monotonic origin, as dt counts
-    return trace
 
 
 def _current_run(trace: Trace, current: dict[int, int], pid: int) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import msgpack
 
@@ -126,3 +126,35 @@ class TraceWriter:
         self._out.write(self._packer.pack([R.SAMPLES, bytes(self._batch)]))
         self._batch.clear()
         self._batch_count = 0
+
+
+class TraceObserver(Protocol):
+    """Sees a recording as it is written: every record and every sample, in order.
+
+    What a live view (``flamekit top -p``) builds its picture from; it sees exactly what
+    the trace gets, so what it shows and what ``-o`` keeps are one recording."""
+
+    def record(self, rec: R.Record) -> None: ...
+
+    def sample(self, t_ns: int, thread_ref: int, stack_id: int, gil: bool, idle: bool) -> None: ...
+
+
+class ObservedWriter(TraceWriter):
+    """A :class:`TraceWriter` that also hands every record and sample to an observer.
+
+    A subclass rather than a hook tested in :meth:`TraceWriter.sample`: a recording
+    nobody watches keeps the plain writer and pays nothing per sample for the option."""
+
+    def __init__(self, out: BinaryIO, header: R.Header, observer: TraceObserver) -> None:
+        self._observer = observer  # before the base writes the header through write()
+        super().__init__(out, header)
+
+    def write(self, rec: R.Record) -> None:
+        super().write(rec)
+        self._observer.record(rec)
+
+    def sample(
+        self, t_ns: int, thread_ref: int, stack_id: int, *, gil: bool = False, idle: bool = False
+    ) -> None:
+        super().sample(t_ns, thread_ref, stack_id, gil=gil, idle=idle)
+        self._observer.sample(t_ns, thread_ref, stack_id, gil, idle)
