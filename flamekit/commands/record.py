@@ -88,6 +88,16 @@ def nonblocking_option(verb: str) -> Callable[[F], F]:
     )
 
 
+def native_option(verb: str) -> Callable[[F], F]:
+    """``--native`` (shared with ``dump``)."""
+    return click.option(
+        "--native",
+        is_flag=True,
+        help=f"{verb} each thread's native (C) stack, unwound while it is paused "
+        "(x86-64; not with --nonblocking).",
+    )
+
+
 @click.command("record", context_settings={"ignore_unknown_options": False})
 @click.option(
     "-p", "--pid", metavar="PID", callback=parse_pid, help="Attach to this running process."
@@ -124,6 +134,7 @@ def nonblocking_option(verb: str) -> Callable[[F], F]:
     help="Also record every descendant that runs CPython (workers, pools, children "
     "started later); other descendants are watched for theirs.",
 )
+@native_option("Also record")
 @click.option("-q", "--quiet", is_flag=True, help="No progress line.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def command(
@@ -135,6 +146,7 @@ def command(
     gil_only: bool,
     max_pause: float,
     subprocesses: bool,
+    native: bool,
     quiet: bool,
     command: tuple[str, ...],
 ) -> None:
@@ -156,6 +168,7 @@ def command(
         gil_only=gil_only,
         max_pause_s=max_pause / 1e3 or None,
         subprocesses=subprocesses,
+        native=native,
     )
     progress = Progress(quiet=quiet)
     try:

@@ -21,6 +21,7 @@ from flamekit.record.pause_bound import PauseBound
 from flamekit.record.proc.idle import ThreadStates, idle_by_frame
 from flamekit.record.proc.memory import ReadError
 from flamekit.record.proc.pause import Events, Pauser
+from flamekit.record.proc.unwind import NativeUnwinder
 from flamekit.record.target import PythonTarget
 from flamekit.record.threadnames import ThreadNames
 from flamekit.record.walk import StackWalker, ThreadStack
@@ -51,6 +52,8 @@ class Shared:
     new_code_ref: Callable[[], int]
     new_thread_ref: Callable[[], int]
     bound: PauseBound | None = None
+    #: record --native: unwind each paused thread's native stack too
+    native: bool = False
 
 
 class RunSampler:
@@ -90,6 +93,10 @@ class RunSampler:
         self._running: dict[int, bool | None] = {}  #: what prepare() read this tick
         self.errors = 0  #: sampling errors
         self.wrote = False  #: the last tick wrote a sample
+        #: --native: the unwinder of this program's native stacks (pausing mode only)
+        self.unwinder = (
+            NativeUnwinder(self.pid, target.memory) if shared.native and shared.pausing else None
+        )
 
     def close(self) -> None:
         self.states.close()
@@ -154,17 +161,43 @@ class RunSampler:
         if pauser is not None and self.shared.bound is not None:
             bound = self.shared.bound
             bound.arm(pauser, self._let_go)
+        natives = None
         try:
             t_ns = monotonic_ns()
             stacks = self.walker.walk()
+            if self.unwinder is not None and pauser is not None:
+                natives = self._unwind(stacks)
             checked = self._check_codes(stacks)  # the target may die between the two
         finally:
             if bound is not None and bound.disarm():
                 self.walker.consistent = True  # the next walk reads a stopped target again
             if pauser is not None:
                 pauser.resume()
-        self._write_samples(t_ns, stacks, checked, running)
+        self._write_samples(t_ns, stacks, checked, running, natives)
         return None
+
+    def _unwind(self, stacks: list[ThreadStack]) -> dict[int, int]:
+        """While the threads are held: each one's native stack, interned (native tid ->
+        native stack id), and the objects that appeared first recorded."""
+        unwinder = self.unwinder
+        assert unwinder is not None
+        w = self.shared.writer
+        out: dict[int, int] = {}
+        for st in stacks:
+            tid = st.native_tid
+            if not tid or tid in out:
+                continue
+            got = unwinder.unwind(tid)
+            if got is None:
+                continue  # not held now (a thread let go by the pause bound)
+            if unwinder.appeared:
+                first = max(monotonic_ns() - self.shared.start_ns, 0)
+                for obj in unwinder.appeared:
+                    w.write(R.NativeObject(self.pid, obj.path, obj.build_id, obj.bias,
+                                           obj.ranges, first))  # fmt: skip
+                unwinder.appeared.clear()
+            out[tid] = w.native_stack_id(*got)
+        return out
 
     def forget_threads(self, tids: list[int]) -> None:
         for tid in tids:
@@ -239,6 +272,7 @@ class RunSampler:
         stacks: list[ThreadStack],
         refs: list[list[int] | int | None],
         running: dict[int, bool | None],
+        natives: dict[int, int] | None = None,
     ) -> None:
         shared = self.shared
         w = shared.writer
@@ -283,7 +317,10 @@ class RunSampler:
             idle = (not state) if state is not None else self._looks_idle(st)
             if elsewhere and st.native_tid in elsewhere and not st.holds_gil:
                 idle = True
-            w.sample(t_ns, ref, sid, gil=st.holds_gil, idle=idle)
+            if natives is None:
+                w.sample(t_ns, ref, sid, gil=st.holds_gil, idle=idle)
+            else:
+                w.native_sample(t_ns, ref, sid, natives.get(st.native_tid, 0), st.holds_gil, idle)
             wrote = True
         self.wrote = wrote
         if new or self.unnamed:

@@ -64,6 +64,8 @@ class RecordOptions:
     max_pause_s: float | None = DEFAULT_PAUSE_S
     #: follow every descendant that runs CPython (record --subprocesses)
     subprocesses: bool = False
+    #: also unwind each thread's native stack (record --native; pausing mode only)
+    native: bool = False
 
 
 #: Called after every tick with (seconds since the start, samples written, ticks that
@@ -152,6 +154,7 @@ class Recorder:
                 "gil_only": options.gil_only,
                 "launched": launched is not None,
                 "subprocesses": options.subprocesses,
+                **({"native": True} if options.native else {}),
             },
         )
         self.writer = (
@@ -169,6 +172,7 @@ class Recorder:
             itertools.count(1).__next__,
             itertools.count(0).__next__,
             self.bound,
+            options.native,
         )
         #: every process followed, by pid (those that ended are dropped)
         self.members: dict[int, Member] = {}

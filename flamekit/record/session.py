@@ -22,6 +22,7 @@ from flamekit.errors import OutputError, TargetError, UsageError
 from flamekit.output import STREAM, NewOutput
 from flamekit.record.layout import Unsupported
 from flamekit.record.proc import launcher
+from flamekit.record.proc.registers import check_machine
 from flamekit.record.sampler import ProgressCallback, Recorder, RecordOptions, WarningCallback
 from flamekit.record.target import PythonTarget, open_target
 from flamekit.stop_signals import StopSignals
@@ -132,6 +133,8 @@ def record(
         )
     if not 0 < opts.rate_hz <= MAX_RATE_HZ:
         raise UsageError(f"--rate {opts.rate_hz:g}: at most {MAX_RATE_HZ} samples per second")
+    if opts.native:
+        check_native(opts.pausing)
     stop = StopSignals(suspend=opts.pausing)
     stop.interrupt_now()  # until the trace exists, a stop signal just ends the session
     child = target = out = None
@@ -185,6 +188,17 @@ def record(
         size_bytes=_size(out),
         processes=result.processes,
     )
+
+
+def check_native(pausing: bool) -> None:
+    """``--native`` needs a stopped target: a running thread's registers and stack cannot
+    be read consistently (UsageError); and an x86-64 machine (TargetError)."""
+    if not pausing:
+        raise UsageError(
+            "--native cannot be used with --nonblocking: a running thread's registers and "
+            "stack cannot be read consistently"
+        )
+    check_machine()
 
 
 def _block(stop: StopSignals) -> None:

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field, replace
 from flamekit.errors import TraceError
 from flamekit.trace import records as R
 from flamekit.trace.reader import TraceReader
-from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE, SampleColumns, unpack_into
+from flamekit.trace.samplecodec import (
+    FLAG_GIL,
+    FLAG_IDLE,
+    SampleColumns,
+    unpack_ids,
+    unpack_into,
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,13 @@ class Trace:
     columns: SampleColumns = field(default_factory=SampleColumns)
     #: per-sample time in ns since the header's monotonic origin (``columns.time``)
     times: array = field(default_factory=lambda: array("q"))
+    #: --native (format 1.3): pid -> its objects, in the order they appeared
+    native_objects: dict[int, list[R.NativeObject]] = field(default_factory=dict)
+    #: native stack id -> (instruction pointers innermost first, cut)
+    native_stacks: dict[int, tuple[tuple[int, ...], bool]] = field(default_factory=dict)
+    #: per-sample native stack id (0: none), as long as the samples once any was read;
+    #: empty for a trace without native stacks
+    native: array = field(default_factory=lambda: array("Q"))
     end: R.End | None = None
     truncated: bool = False
     truncation: str = ""
@@ -100,6 +113,8 @@ def load(path: str | os.PathLike[str]) -> Trace:
     trace.truncation = reader.truncation
     trace.size = reader.size
     trace.times = trace.columns.time  # relative to the monotonic origin, as dt counts
+    if trace.native and len(trace.native) < len(trace):  # samples after the last ids read
+        trace.native.extend([0] * (len(trace) - len(trace.native)))
     return trace
 
 
@@ -112,6 +127,8 @@ class TraceBuilder:
         self.path = path
         self.trace: Trace | None = None  #: once the header came
         self._current: dict[int, int] = {}  # pid -> index of its run not yet ended
+        #: the samples the last record added, (first index, count), if it was SAMPLES
+        self._last_samples: tuple[int, int] | None = None
 
     def add(self, rec: R.Record) -> None:
         """Take one record (the header first). Raises TraceError for a record that
@@ -123,6 +140,7 @@ class TraceBuilder:
         trace = self.trace
         if trace is None:
             raise TraceError(f"{p}: corrupt FKT trace: a record before the header")
+        last, self._last_samples = self._last_samples, None
         if isinstance(rec, R.Samples):
             cols = trace.columns
             n0 = len(cols)
@@ -131,6 +149,15 @@ class TraceBuilder:
             except TraceError as exc:
                 raise TraceError(f"{p}: corrupt FKT trace: {exc}") from None
             _check_refs(trace, n0, p)
+            self._last_samples = (n0, len(cols) - n0)
+        elif isinstance(rec, R.NativeSamples):
+            _add_native(trace, rec, last, p)
+        elif isinstance(rec, R.NativeStack):
+            if rec.id in trace.native_stacks:
+                raise TraceError(f"{p}: corrupt FKT trace: native stack {rec.id} defined twice")
+            trace.native_stacks[rec.id] = (rec.ips, rec.cut)
+        elif isinstance(rec, R.NativeObject):
+            trace.native_objects.setdefault(rec.pid, []).append(rec)
         elif isinstance(rec, R.Stack):
             if rec.id in trace.stacks:
                 raise TraceError(f"{p}: corrupt FKT trace: stack id {rec.id} defined twice")
@@ -161,6 +188,30 @@ class TraceBuilder:
             trace.runs[run] = replace(trace.runs[run], end=rec)
         elif isinstance(rec, R.End):
             trace.end = rec
+
+
+def _add_native(
+    trace: Trace, rec: R.NativeSamples, last: tuple[int, int] | None, path: str
+) -> None:
+    """The native stack ids of the samples the SAMPLES record just before added."""
+    bad = f"{path}: corrupt FKT trace: "
+    if last is None:
+        raise TraceError(bad + "native samples that follow no samples record")
+    try:
+        ids = unpack_ids(rec.blob)
+    except TraceError as exc:
+        raise TraceError(bad + str(exc)) from None
+    start, count = last
+    if len(ids) != count:
+        raise TraceError(bad + f"{len(ids)} native stack ids for {count} samples")
+    missing = set(ids).difference(trace.native_stacks)
+    missing.discard(0)
+    if missing:
+        raise TraceError(bad + f"a sample refers to undefined native stack {min(missing)}")
+    native = trace.native
+    if len(native) < start:
+        native.extend([0] * (start - len(native)))
+    native.extend(ids)
 
 
 def _current_run(trace: Trace, current: dict[int, int], pid: int) -> int:

@@ -18,7 +18,7 @@ from flamekit.codeformat import ALL_FORMATS
 
 MAGIC = b"\x89FKT\r\n\x1a\n"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 2
+FORMAT_MINOR = 3
 PREAMBLE_SIZE = len(MAGIC) + 4  # magic, u16 major, u16 minor (little endian)
 
 HEADER = 0
@@ -29,6 +29,9 @@ SAMPLES = 4
 PROCESS = 5
 END = 6
 PROCESS_END = 7
+NATIVE_OBJECT = 8
+NATIVE_STACK = 9
+NATIVE_SAMPLES = 10
 
 #: Why a recording ended, as written in the END record.
 END_REASONS = ("duration", "target-exited", "interrupted", "error")
@@ -233,7 +236,43 @@ class End:
     cut_pauses: int = 0
 
 
-Record = Union[Header, Thread, Code, Stack, Samples, Process, ProcessEnd, End]
+@dataclass(frozen=True)
+class NativeObject:
+    """An ELF object loaded in a process recorded with ``--native`` (format 1.3): what
+    symbolizing its frames offline needs, written when the recorder first sees it."""
+
+    pid: int
+    path: str  #: as the target named it (/proc/PID/maps)
+    build_id: bytes | None  #: the GNU build id, the best way to find the file again
+    bias: int  #: link-time address + bias = address in the target
+    #: the mappings as the target saw them: (start, end, file offset, perms)
+    ranges: tuple[tuple[int, int, int, str], ...]
+    first_seen_ns: int
+
+
+@dataclass(frozen=True)
+class NativeStack:
+    """An interned native stack (format 1.3): raw instruction pointers, innermost first
+    (the first the thread's pc, the others return addresses). ``cut``: the unwind
+    stopped before the outermost frame (a bound, or a frame it could not follow)."""
+
+    id: int
+    ips: tuple[int, ...]
+    cut: bool
+
+
+@dataclass(frozen=True)
+class NativeSamples:
+    """The native stack ids of the samples of the SAMPLES record just before it, one
+    varint each, in the same order (format 1.3): 0 = no native stack read."""
+
+    blob: bytes
+
+
+Record = Union[
+    Header, Thread, Code, Stack, Samples, Process, ProcessEnd, End, NativeObject, NativeStack,
+    NativeSamples,
+]  # fmt: skip
 
 
 def encode(rec: Record) -> list[Any]:
@@ -296,6 +335,15 @@ def encode(rec: Record) -> list[Any]:
         ]  # fmt: skip
     if isinstance(rec, ProcessEnd):
         return [PROCESS_END, rec.pid, rec.end_ns, rec.how, rec.status]
+    if isinstance(rec, NativeSamples):
+        return [NATIVE_SAMPLES, rec.blob]
+    if isinstance(rec, NativeStack):
+        return [NATIVE_STACK, rec.id, list(rec.ips), rec.cut]
+    if isinstance(rec, NativeObject):
+        return [
+            NATIVE_OBJECT, rec.pid, rec.path, rec.build_id, rec.bias,
+            [list(r) for r in rec.ranges], rec.first_seen_ns,
+        ]  # fmt: skip
     if isinstance(rec, End):
         return [
             END, rec.reason, rec.error, rec.samples, rec.errors, rec.duration_ns, rec.cut_pauses
@@ -499,6 +547,52 @@ def _end(arr: list[Any]) -> End:
     )
 
 
+def _native_object(arr: list[Any]) -> NativeObject:
+    _need(arr, 7, "native object")
+    bid = arr[3]
+    if bid is not None and type(bid) is not bytes:
+        raise _Bad("native object build id must be bytes or nil")
+    ranges = arr[5]
+    if type(ranges) is not list:
+        raise _Bad("native object ranges must be a list")
+    spans = []
+    for r in ranges:
+        if type(r) is not list or len(r) < 4 or type(r[3]) is not str:
+            raise _Bad("a native object range must be [start, end, offset, perms]")
+        spans.append(
+            (_int(r[0], "range start"), _int(r[1], "range end"), _int(r[2], "range offset"), r[3])
+        )
+    return NativeObject(
+        _int(arr[1], "native object pid"),
+        _str(arr[2], "native object path"),
+        bid,
+        _int(arr[4], "native object bias", -(1 << 63), U64_MAX),
+        tuple(spans),
+        _time(arr[6], "native object first-seen time"),
+    )
+
+
+def _native_stack(arr: list[Any]) -> NativeStack:
+    _need(arr, 4, "native stack")
+    sid = _int(arr[1], "native stack id", 1, 1 << 40)
+    ips = arr[2]
+    if type(ips) is not list:
+        raise _Bad("native stack addresses must be a list")
+    if len(ips) > MAX_STACK_DEPTH:
+        raise _Bad(f"native stack {sid} has {len(ips):,} frames, over {MAX_STACK_DEPTH:,}")
+    _ints(ips, "native stack address", 0, U64_MAX)
+    if type(arr[3]) is not bool:
+        raise _Bad("native stack cut must be a boolean")
+    return NativeStack(sid, tuple(ips), arr[3])
+
+
+def _native_samples(arr: list[Any]) -> NativeSamples:
+    _need(arr, 2, "native samples")
+    if type(arr[1]) is not bytes:
+        raise _Bad("native samples must be bytes")
+    return NativeSamples(arr[1])
+
+
 DECODERS = {
     HEADER: _header,
     THREAD: _thread,
@@ -508,6 +602,9 @@ DECODERS = {
     PROCESS: _process,
     PROCESS_END: _process_end,
     END: _end,
+    NATIVE_OBJECT: _native_object,
+    NATIVE_STACK: _native_stack,
+    NATIVE_SAMPLES: _native_samples,
 }
 
 

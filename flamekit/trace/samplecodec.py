@@ -25,11 +25,41 @@ def _varint(out: bytearray, v: int) -> None:
     out.append(v)
 
 
+pack_varint = _varint
+
+
 def pack_sample(out: bytearray, dt_ns: int, thread_ref: int, flags: int, stack_id: int) -> None:
     """Append one sample; ``flags`` is FLAG_GIL | FLAG_IDLE bits."""
     _varint(out, dt_ns)
     _varint(out, (thread_ref << 2) | flags)
     _varint(out, stack_id)
+
+
+def unpack_ids(blob: bytes) -> list[int]:
+    """Decode a blob of varints (a NATIVE_SAMPLES record's native stack ids)."""
+    vals: list[int] = []
+    if _decode(blob, vals, (0, 0, 0), "a native stack id")[1]:
+        raise TraceError("a native samples record ends in the middle of a varint")
+    return vals
+
+
+def _decode(
+    piece: bytes, vals: list[int], state: tuple[int, int, int], what: str
+) -> tuple[int, int, int]:
+    """Append the varints ``piece`` completes to ``vals``; ``state`` (value, shift, bytes)
+    carries a varint cut between two pieces, and the state returned the one cut at its end."""
+    v, shift, nbytes = state
+    for b in piece:
+        v |= (b & 0x7F) << shift
+        if b & 0x80:
+            shift += 7
+            nbytes += 1
+            if nbytes >= _MAX_VARINT_BYTES:
+                raise TraceError(f"{what} is longer than any valid varint")
+        else:
+            vals.append(v)
+            v = shift = nbytes = 0
+    return v, shift, nbytes
 
 
 class SampleColumns:
@@ -69,22 +99,13 @@ def unpack_into(blob: bytes, cols: SampleColumns) -> int:
     """
     n0 = len(cols)
     vals: list[int] = []
-    v = shift = nbytes = 0
+    state = (0, 0, 0)
     for at in range(0, len(blob), _PIECE):
-        for b in blob[at : at + _PIECE]:
-            v |= (b & 0x7F) << shift
-            if b & 0x80:
-                shift += 7
-                nbytes += 1
-                if nbytes >= _MAX_VARINT_BYTES:
-                    raise TraceError("a sample value is longer than any valid varint")
-            else:
-                vals.append(v)
-                v = shift = nbytes = 0
+        state = _decode(blob[at : at + _PIECE], vals, state, "a sample value")
         whole = len(vals) - len(vals) % 3
         _extend(cols, vals[:whole])
         del vals[:whole]
-    if shift or vals:
+    if state[1] or vals:
         raise TraceError("a samples record ends in the middle of a sample")
     return len(cols) - n0
 

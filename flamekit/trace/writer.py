@@ -13,7 +13,7 @@ from typing import BinaryIO, Protocol
 import msgpack
 
 from flamekit.trace import records as R
-from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE, pack_sample
+from flamekit.trace.samplecodec import FLAG_GIL, FLAG_IDLE, pack_sample, pack_varint
 
 
 def preamble(major: int = R.FORMAT_MAJOR, minor: int = R.FORMAT_MINOR) -> bytes:
@@ -46,6 +46,10 @@ class TraceWriter:
         self._frames: dict[tuple[int, int], tuple[int, int]] = {}
         self._batch = bytearray()
         self._batch_count = 0
+        #: --native: the native stack ids of the batch's samples (a NATIVE_SAMPLES record
+        #: after its SAMPLES), and the native stacks interned
+        self._native_batch = bytearray()
+        self._native_stacks: dict[tuple[tuple[int, ...], bool], int] = {}
         self._batch_limit = batch_samples
         self._flush_interval = flush_interval_s
         self._last_flush = time.monotonic()
@@ -71,6 +75,26 @@ class TraceWriter:
             self._stacks[tuple([shared(f, f) for f in frames])] = sid
             self.write(R.Stack(sid, frames))
         return sid
+
+    def native_stack_id(self, ips: tuple[int, ...], cut: bool) -> int:
+        """The id of an interned native stack, writing its NATIVE_STACK record the first
+        time (ids count from 1; 0 is "no native stack")."""
+        key = (ips, cut)
+        nid = self._native_stacks.get(key)
+        if nid is None:
+            nid = self._native_stacks[key] = len(self._native_stacks) + 1
+            self.write(R.NativeStack(nid, ips, cut))
+        return nid
+
+    def native_sample(
+        self, t_ns: int, thread_ref: int, stack_id: int, native_id: int, gil: bool, idle: bool
+    ) -> None:
+        """A sample with its native stack (``record --native``): every sample of such a
+        recording comes this way, so the NATIVE_SAMPLES record of a batch has one id per
+        sample of its SAMPLES record. Define the native stack (:meth:`native_stack_id`)
+        before, never between the two."""
+        pack_varint(self._native_batch, native_id)
+        self.sample(t_ns, thread_ref, stack_id, gil=gil, idle=idle)
 
     def sample(
         self, t_ns: int, thread_ref: int, stack_id: int, *, gil: bool = False, idle: bool = False
@@ -126,6 +150,9 @@ class TraceWriter:
         self._out.write(self._packer.pack([R.SAMPLES, bytes(self._batch)]))
         self._batch.clear()
         self._batch_count = 0
+        if self._native_batch:
+            self._out.write(self._packer.pack([R.NATIVE_SAMPLES, bytes(self._native_batch)]))
+            self._native_batch.clear()
 
 
 class TraceObserver(Protocol):
