@@ -56,14 +56,27 @@ __all__ = [
 ]
 
 
-def open(path: str | os.PathLike[str], *, full_filenames: bool = False) -> Recording:
+def open(
+    path: str | os.PathLike[str], *, full_filenames: bool = False, debug_dirs: Sequence[str] = ()
+) -> Recording:
     """Read a whole FKT trace. A truncated trace opens with what it holds
     (:attr:`Recording.truncated` says so); anything unreadable raises TraceError.
 
     Frames show files relative to the import root they were loaded from (site-packages,
     the standard library, the script's directory: ``pylint/__init__.py``); with
-    ``full_filenames``, as recorded (the trace keeps them whole either way)."""
-    return Recording(load(path), full_filenames=full_filenames)
+    ``full_filenames``, as recorded (the trace keeps them whole either way).
+
+    A ``record --native`` trace has its native stacks symbolized (the objects found by
+    build id, then path; ``debug_dirs`` are looked in first) and merged with its Python
+    stacks: each sample's stack is one of C and Python."""
+    trace = load(path)
+    if trace.native:
+        from flamekit.analysis.native import with_native_stacks
+        from flamekit.symbolize.native import NativeSymbolizer, ObjectFinder
+
+        finder = ObjectFinder(debug_dirs)
+        trace = with_native_stacks(trace, NativeSymbolizer(trace.native_objects, finder))
+    return Recording(trace, full_filenames=full_filenames)
 
 
 def formats() -> list[str]:

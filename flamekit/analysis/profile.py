@@ -25,6 +25,7 @@ function-level frame: there is nothing to tell them apart by.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -43,6 +44,8 @@ PYTHON = "python"
 THREAD = "thread"
 PROCESS = "process"
 EMPTY = "empty"
+#: ``native``: a C function of a ``record --native`` trace (its file: the object's path).
+NATIVE = "native"
 
 #: The name of the frame standing for "no Python frames on this thread's stack".
 EMPTY_NAME = "<no Python frames>"
@@ -94,6 +97,8 @@ class Frame:
         ends in ``)`` or ``>``, never in ``<space><digits>``, which flamegraph.pl would
         take for a count.
         """
+        if self.kind == NATIVE:
+            return f"{self.qualname} [{os.path.basename(self.file) or self.file}]"
         if self.kind != PYTHON:
             return self.qualname
         if self.line is None:
@@ -253,10 +258,15 @@ def add_stacks(
     pair_ids = prof._pairs
     codes = trace.codes
     pairs = _pairs_by_table(trace, (stacks[s] for s in sids), pair_ids)
-    shown = file_names(trace, {c.filename for c in codes.values()}, full_filenames)
+    native = trace.native_codes
+    python_files = {c.filename for r, c in codes.items() if r not in native}
+    shown = file_names(trace, python_files, full_filenames)
     for pair in pairs:
         code = codes[pair[0]]
         name = cap_name(code.name)
+        if pair[0] in native:
+            pair_ids[pair] = prof.intern(Frame(name, name, cap_name(code.filename), None, NATIVE))
+            continue
         pair_ids[pair] = prof.intern(
             Frame(
                 name,

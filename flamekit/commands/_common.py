@@ -138,6 +138,20 @@ def warn_if_truncated(path: str, rec: api.Recording, doing: str | None = None) -
     click.echo(f"flamekit: warning: {path}: truncated trace, {rec.truncation}; {what}", err=True)
 
 
+def debug_dir_option(f: F) -> F:
+    """Add ``--debug-dir DIR`` (repeatable) to a command reading traces: where the ELF
+    objects of a ``record --native`` trace are looked for first. It receives
+    ``debug_dir``, a tuple."""
+    return click.option(
+        "--debug-dir",
+        "debug_dir",
+        multiple=True,
+        type=click.Path(file_okay=False, path_type=str),
+        help="--native traces: look for the recorded ELF objects here first (by build id, "
+        "DIR/.build-id/xx/rest.debug, then by file name); repeatable.",
+    )(f)
+
+
 def full_filenames_option(f: F) -> F:
     """Add ``--full-filenames`` to a click command showing frames; it receives
     ``full_filenames``. Used by ``convert``, ``top``, ``diff`` and ``dump``."""
@@ -150,10 +164,14 @@ def full_filenames_option(f: F) -> F:
 
 
 def open_profile(
-    path: str, filters: FilterOptions, doing: str, full_filenames: bool = False
+    path: str,
+    filters: FilterOptions,
+    doing: str,
+    full_filenames: bool = False,
+    debug_dirs: tuple[str, ...] = (),
 ) -> api.Profile:
     """Open a trace, warn if it is cut short, and select samples: the start of every
     command that works on one profile. Raises what :meth:`api.Recording.select` raises."""
-    rec = api.open(path, full_filenames=full_filenames)
+    rec = api.open(path, full_filenames=full_filenames, debug_dirs=debug_dirs)
     warn_if_truncated(path, rec, doing)
     return rec.select(filters)

@@ -12,6 +12,7 @@ import click
 
 from flamekit.analysis.filters import FilterOptions
 from flamekit.commands._common import (
+    debug_dir_option,
     filter_options,
     full_filenames_option,
     max_output_option,
@@ -40,6 +41,7 @@ def _format_help() -> str:
     help="Label frames 'function (file:line)' (default) or 'function (file)'.",
 )
 @full_filenames_option
+@debug_dir_option
 @max_output_option
 @filter_options
 def command(
@@ -48,6 +50,7 @@ def command(
     output: str | None,
     lines: bool,
     full_filenames: bool,
+    debug_dir: tuple[str, ...],
     max_output: int | None,
     filters: FilterOptions,
 ) -> None:
@@ -58,7 +61,7 @@ def command(
     fmt = get_format(to)
     out = output if output is not None else default_output_path(file, fmt.extension)
     refuse_inputs(out, [file])
-    prof = open_profile(file, filters, "converting", full_filenames)
+    prof = open_profile(file, filters, "converting", full_filenames, debug_dir)
     prof.write(to, out, lines=lines, max_output=max_output)
     if prof.why_empty:  # a result, as py-spy writes an empty profile: each reader opens it
         click.echo(

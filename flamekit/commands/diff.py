@@ -21,6 +21,7 @@ from flamekit.analysis.escape import printable
 from flamekit.analysis.filters import FilterOptions
 from flamekit.analysis.ranking import BY
 from flamekit.commands._common import (
+    debug_dir_option,
     filter_options,
     full_filenames_option,
     max_output_option,
@@ -145,6 +146,7 @@ def say_empty(profiles: list[api.Profile], to: str, out: str, max_output: int | 
     "in share rather than in recording length; --no-normalize writes raw counts.",
 )
 @full_filenames_option
+@debug_dir_option
 @max_output_option
 @filter_options
 def command(
@@ -157,6 +159,7 @@ def command(
     by: str,
     normalize: bool,
     full_filenames: bool,
+    debug_dir: tuple[str, ...],
     max_output: int | None,
     filters: FilterOptions,
 ) -> None:
@@ -175,7 +178,7 @@ def command(
     errors: list[FlamekitError] = []
     for path in (a, b):
         try:
-            recs.append(api.open(path, full_filenames=full_filenames))
+            recs.append(api.open(path, full_filenames=full_filenames, debug_dirs=debug_dir))
         except TraceError as exc:
             errors.append(exc)
     _raise_all(errors)

@@ -21,7 +21,12 @@ from flamekit.analysis.filters import FilterOptions
 from flamekit.analysis.live import LIVE_BY, View, check_live_by
 from flamekit.analysis.ranking import check_by
 from flamekit.api import Profile, Ranked
-from flamekit.commands._common import filter_options_with, full_filenames_option, open_profile
+from flamekit.commands._common import (
+    debug_dir_option,
+    filter_options_with,
+    full_filenames_option,
+    open_profile,
+)
 from flamekit.commands.record import nonblocking_option, parse_positive, rate_option, summary
 from flamekit.errors import UsageError
 
@@ -85,6 +90,7 @@ class TopCommand(click.Command):
     help="Rank by self samples or by total samples (live: or by name).",
 )
 @full_filenames_option
+@debug_dir_option
 @filter_options_with(("-p", "--pid"), PID_HELP)
 @click.option(
     "-o",
@@ -116,6 +122,7 @@ def command(
     limit: int,
     by: str,
     full_filenames: bool,
+    debug_dir: tuple[str, ...],
     filters: FilterOptions,
     output: str | None,
     rate: float,
@@ -152,7 +159,7 @@ def command(
     if file is None:
         raise UsageError("give a trace FILE, -p PID to watch a process, or -- COMMAND")
     by_offline = check_by(by)
-    prof = open_profile(file, filters, "ranking", full_filenames)
+    prof = open_profile(file, filters, "ranking", full_filenames, debug_dir)
     if prof.why_empty:  # a result: "no samples" is the answer, not an error
         click.echo(printable(f"{file}: {prof.why_empty}"))
         return

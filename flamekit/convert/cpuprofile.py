@@ -47,7 +47,7 @@ from flamekit.analysis.budget import (
 )
 from flamekit.analysis.chunks import chunked
 from flamekit.analysis.filters import Selection
-from flamekit.analysis.profile import PYTHON, Frame
+from flamekit.analysis.profile import NATIVE, PYTHON, Frame
 from flamekit.convert._common import frame_location, json_str, window_ns
 from flamekit.convert.base import ConvertOptions, register
 
@@ -55,7 +55,7 @@ ROOT_ID = 1
 
 
 def _call_frame(frame: Frame, script_ids: dict[str, int]) -> str:
-    if frame.kind == PYTHON and frame.file:
+    if frame.kind in (PYTHON, NATIVE) and frame.file:
         sid = script_ids.setdefault(frame.file, len(script_ids) + 1)
         url = json_str(frame.file)
     else:

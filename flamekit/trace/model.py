@@ -70,6 +70,9 @@ class Trace:
     #: per-sample native stack id (0: none), as long as the samples once any was read;
     #: empty for a trace without native stacks
     native: array = field(default_factory=lambda: array("Q"))
+    #: code refs that stand for native functions once native stacks are merged into the
+    #: Python ones (analysis.native), each with its object's file name; else empty
+    native_codes: dict[int, str] = field(default_factory=dict)
     end: R.End | None = None
     truncated: bool = False
     truncation: str = ""

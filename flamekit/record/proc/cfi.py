@@ -47,21 +47,27 @@ _U32 = struct.Struct("<I")
 _DW_EH_PE_DATAREL_SDATA4 = 0x3B
 _DW_EH_PE_UDATA4 = 0x03
 _DW_EH_PE_PCREL_SDATA4 = 0x1B
+_NT_GNU_BUILD_ID = 3
 _STRUCTS = DWARFStructs(little_endian=True, dwarf_format=32, address_size=8)
 
 
 def build_id(elf: ElfImage) -> bytes | None:
-    """The GNU build id (``.note.gnu.build-id``): how an object is found offline."""
-    try:
-        note = elf.section_data(".note.gnu.build-id")
-    except Exception:  # noqa: BLE001 - a hostile note is no build id
-        return None
-    if len(note) < 16:
-        return None
-    namesz, descsz, _type = struct.unpack_from("<III", note)
-    start = 12 + ((namesz + 3) & ~3)
-    desc = note[start : start + descsz]
-    return desc if desc and len(desc) == descsz else None
+    """The GNU build id: how an object is found offline. In ``.note.gnu.build-id``, or
+    among the notes of a plain ``.note`` (the kernel's vDSO)."""
+    for name in (".note.gnu.build-id", ".note"):
+        try:
+            notes = elf.section_data(name)
+        except Exception:  # noqa: BLE001 - a missing or hostile note is no build id
+            continue
+        at = 0
+        while at + 12 <= len(notes):
+            namesz, descsz, kind = struct.unpack_from("<III", notes, at)
+            desc = at + 12 + ((namesz + 3) & ~3)
+            if kind == _NT_GNU_BUILD_ID and notes[at + 12 : at + 15] == b"GNU" and descsz:
+                found = notes[desc : desc + descsz]
+                return found if len(found) == descsz else None
+            at = desc + ((descsz + 3) & ~3)
+    return None
 
 
 def _row_rule(row: dict) -> Rule:

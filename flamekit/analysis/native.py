@@ -1,0 +1,144 @@
+"""One stack of C and Python: a trace's native stacks symbolized and merged with its
+Python stacks (``record --native``), before anything else reads the trace.
+
+Each sample of a ``--native`` recording has two stacks of one thread: the Python frames
+the walker read and the native frames the unwinder read. In the native stack, each call
+of the interpreter's frame-evaluation function (:data:`EVAL_FRAMES`, per version) is
+where Python frames ran; merged, each such native frame is replaced by the Python frames
+it was running, in order, so a flame graph reads ``caller (app.py:10) → flamekit_spin_in_c
+[spinext.so] → callback (app.py:4)``.
+
+Up to 3.10 one evaluation call runs one Python frame. From 3.11 a Python-to-Python call
+is inlined into the same evaluation call, so one call runs one or more frames; the trace
+does not say where a C-to-Python entry split them, so each evaluation call but the
+outermost is given one frame (a callback from C is most often a leaf), the outermost the
+rest. Frames the counts cannot place (a native stack cut short) go at the root.
+
+The merged trace is the same trace with more stacks: native functions become code
+records of their own (refs above the trace's, listed in :attr:`Trace.native_codes`),
+merged stacks get ids of their own, and the stack column says which each sample has; so
+every filter, output and ``diff`` works on it unchanged.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import replace
+
+from flamekit.symbolize.native import NativeName, NativeSymbolizer
+from flamekit.trace import Trace
+from flamekit.trace import records as R
+from flamekit.trace.samplecodec import SampleColumns
+
+#: Per CPython (major, minor): its frame-evaluation functions, and whether one call of
+#: them runs several Python frames (3.11+: Python-to-Python calls inlined).
+EVAL_FRAMES: dict[tuple[int, int], tuple[frozenset[str], bool]] = {
+    (2, 7): (frozenset({"PyEval_EvalFrameEx"}), False),
+    **{(3, m): (frozenset({"_PyEval_EvalFrameDefault"}), False) for m in range(6, 11)},
+    **{(3, m): (frozenset({"_PyEval_EvalFrameDefault"}), True) for m in range(11, 15)},
+}
+#: A version newer than the table: as the newest known.
+_NEWEST = max(EVAL_FRAMES)
+
+
+def eval_frames(version: str | None) -> tuple[frozenset[str], bool]:
+    """The evaluation functions of a ``"3.12.1"`` interpreter (see EVAL_FRAMES)."""
+    try:
+        major, minor = (int(x) for x in (version or "").split(".")[:2])
+    except ValueError:
+        return EVAL_FRAMES[_NEWEST]
+    return EVAL_FRAMES.get((major, minor), EVAL_FRAMES[_NEWEST])
+
+
+def _base(name: str) -> str:
+    """A compiler's clone of a function is the function (``f.lto_priv.0``, ``f.cold``)."""
+    return name.split(".", 1)[0]
+
+
+def merge(
+    python: tuple[tuple[int, int], ...],
+    native: list[NativeName],
+    evals: frozenset[str],
+    inlined: bool,
+) -> list[tuple[int, int] | NativeName]:
+    """One merged stack, root first: Python frames (code ref, offset) and native ones.
+
+    ``python`` and ``native`` are innermost first, as the trace holds them."""
+    py = list(reversed(python))
+    nat = list(reversed(native))
+    at = [i for i, n in enumerate(nat) if _base(n.name) in evals]
+    if not at:
+        return [*py, *nat]  # C under Python (or a thread with no Python frames)
+    counts = [0] * len(at)
+    left = len(py)
+    for j in range(len(at) - 1, -1, -1):  # one each, innermost call first
+        if left:
+            counts[j] = 1
+            left -= 1
+    if inlined and counts[0]:
+        counts[0] += left
+        left = 0
+    out: list[tuple[int, int] | NativeName] = list(py[:left])
+    taken = left
+    slot = dict(zip(at, counts))
+    for i, n in enumerate(nat):
+        c = slot.get(i)
+        if c:
+            out += py[taken : taken + c]
+            taken += c
+        else:
+            out.append(n)
+    return out
+
+
+def with_native_stacks(trace: Trace, symbolizer: NativeSymbolizer) -> Trace:
+    """``trace`` with each sample's Python and native stacks merged (see the module doc);
+    the trace itself when it has no native stacks."""
+    if not trace.native:
+        return trace
+    codes = dict(trace.codes)
+    stacks = dict(trace.stacks)
+    native_codes: dict[int, str] = {}
+    code_of: dict[tuple[str, str], int] = {}
+    next_ref = max(codes, default=-1) + 1
+    next_sid = max(stacks, default=0) + 1
+    merged: dict[tuple[int, int, int], int] = {}
+    names: dict[tuple[int, int], list[NativeName]] = {}
+    cols = trace.columns
+    new_stack = array("Q", cols.stack)
+    versions = {run.pid: run.process.python_version for run in trace.runs}
+    for i, nid in enumerate(trace.native):
+        if not nid:
+            continue
+        sid = cols.stack[i]
+        pid = trace.run_of(cols.thread[i]).pid
+        key = (sid, nid, pid)
+        got = merged.get(key)
+        if got is None:
+            ips, _cut = trace.native_stacks[nid]
+            nat = names.get((pid, nid))
+            if nat is None:
+                nat = names[(pid, nid)] = [
+                    symbolizer.name(pid, ip, k > 0) for k, ip in enumerate(ips)
+                ]
+            evals, inlined = eval_frames(versions.get(pid) or trace.header.python_version)
+            frames = []
+            for f in reversed(merge(trace.stacks.get(sid, ()), nat, evals, inlined)):
+                if isinstance(f, NativeName):
+                    ref = code_of.get((f.object, f.name))
+                    if ref is None:
+                        ref = code_of[(f.object, f.name)] = next_ref
+                        next_ref += 1
+                        codes[ref] = R.Code(ref, pid, 0, f.name, None, f.object, 0, b"", 0)
+                        native_codes[ref] = f.library
+                    frames.append((ref, 0))
+                else:
+                    frames.append(f)
+            got = merged[key] = next_sid
+            stacks[next_sid] = tuple(frames)
+            next_sid += 1
+        new_stack[i] = got
+    columns = SampleColumns()
+    columns.time, columns.thread, columns.flags = cols.time, cols.thread, cols.flags
+    columns.stack = new_stack
+    return replace(trace, codes=codes, stacks=stacks, columns=columns, native_codes=native_codes)

@@ -1,0 +1,116 @@
+"""Offline native frames: names from the objects' symbol tables, ``module+0xOFFSET`` when
+an object is missing or is another build (never a wrong name), and the merge of native
+and Python stacks (each evaluation frame replaced by the Python frames it ran, in order)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flamekit.analysis.native import EVAL_FRAMES, eval_frames, merge
+from flamekit.symbolize.native import NativeName, NativeSymbolizer, ObjectFinder, SymbolTable
+from flamekit.trace import records as R
+
+EVAL = "_PyEval_EvalFrameDefault"
+SRC = (
+    "int flamekit_alpha(int x) { return x * 3 + 1; }\nint flamekit_beta(int x) { return x - 7; }\n"
+)
+
+
+@pytest.fixture(scope="module")
+def shared_object(tmp_path_factory) -> Path:
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler (cc) on this machine")
+    d = tmp_path_factory.mktemp("so")
+    (d / "t.c").write_text(SRC)
+    out = d / "libt.so"
+    subprocess.run(["cc", "-O1", "-shared", "-fPIC", "-Wl,--build-id", str(d / "t.c"), "-o",
+                    str(out)], check=True)  # fmt: skip
+    return out
+
+
+def _obj(path: str, build_id: bytes | None, bias: int = 0x7F0000000000) -> R.NativeObject:
+    return R.NativeObject(1, path, build_id, bias, ((bias, bias + 0x10000, 0, "r-xp"),), 0)
+
+
+def test_names_come_from_the_symbol_table_and_offsets_otherwise(shared_object):
+    table, bid = SymbolTable.read(str(shared_object))
+    assert bid
+    start = dict((n, s) for s, _, n in table.rows)["flamekit_beta"]
+    obj = _obj(str(shared_object), bid)
+    sym = NativeSymbolizer({1: [obj]}, ObjectFinder())
+    assert sym.name(1, obj.bias + start, False) == NativeName("flamekit_beta", obj.path, True)
+    # a return address just past a call belongs to the call: looked up one byte back
+    assert sym.name(1, obj.bias + start + 1, True).name == "flamekit_beta"
+    # another build of the "same" object, or no object: module+offset, never its names
+    for other in (_obj(str(shared_object), b"\x00" * 20), _obj("/nonexistent/libt.so", bid)):
+        got = NativeSymbolizer({1: [other]}, ObjectFinder()).name(1, other.bias + start, False)
+        assert got == NativeName(f"libt.so+0x{start:x}", other.path, False)
+    # an address in no object recorded
+    assert NativeSymbolizer({1: [obj]}, ObjectFinder()).name(1, 0x1000, False).name == "0x1000"
+
+
+def test_an_object_is_found_by_build_id_in_a_debug_dir(shared_object, tmp_path):
+    _, bid = SymbolTable.read(str(shared_object))
+    h = bid.hex()
+    where = tmp_path / ".build-id" / h[:2]
+    where.mkdir(parents=True)
+    shutil.copy(shared_object, where / f"{h[2:]}.debug")
+    obj = _obj("/elsewhere/libt.so", bid)  # the recorded path does not exist here
+    assert ObjectFinder([str(tmp_path)]).table(obj) is not None
+    assert ObjectFinder([]).table(obj) is None
+
+
+def test_eval_frames_are_a_table_by_version():
+    assert eval_frames("3.9.18") == (frozenset({EVAL}), False)
+    assert eval_frames("3.12.1") == (frozenset({EVAL}), True)
+    assert eval_frames("2.7.18")[0] == {"PyEval_EvalFrameEx"}
+    assert eval_frames("3.99.0") == EVAL_FRAMES[max(EVAL_FRAMES)]
+
+
+def _n(name: str) -> NativeName:
+    return NativeName(name, "/lib/x.so", True)
+
+
+natives = st.lists(st.sampled_from([EVAL, "f", "g", "h"]), max_size=12)
+
+
+@given(natives, st.integers(0, 12), st.booleans())
+def test_merge_keeps_every_python_frame_in_order(names, n_py, inlined):
+    """Whatever the counts: every Python frame once, in their order; every native frame
+    that is not an evaluation frame once, in its order; an evaluation frame stays only
+    where no Python frame was left for it."""
+    py = tuple((k, 0) for k in range(n_py))  # innermost first
+    nat = [_n(x) for x in names]  # innermost first
+    out = merge(py, nat, frozenset({EVAL}), inlined)
+    got_py = [f for f in out if not isinstance(f, NativeName)]
+    assert got_py == list(reversed(py))
+    got_nat = [f.name for f in out if isinstance(f, NativeName) and f.name != EVAL]
+    assert got_nat == [x for x in reversed(names) if x != EVAL]
+    evals = names.count(EVAL)
+    if n_py >= evals:
+        assert all(f.name != EVAL for f in out if isinstance(f, NativeName))
+
+
+def test_a_c_function_lands_between_its_caller_and_its_callback():
+    """3.12 (inlined): <module> and caller in the outer evaluation call, callback in the
+    inner one, the C function between them."""
+    py = ((3, 0), (2, 0), (1, 0))  # callback, caller, <module>: innermost first
+    nat = [_n(EVAL), _n("PyObject_CallObject"), _n("spin_in_c"), _n("cfunction_call"),
+           _n(EVAL), _n("PyEval_EvalCode"), _n("main")]  # fmt: skip
+    out = merge(py, nat, frozenset({EVAL}), True)
+    assert [f.name if isinstance(f, NativeName) else f[0] for f in out] == [
+        "main",
+        "PyEval_EvalCode",
+        1,
+        2,
+        "cfunction_call",
+        "spin_in_c",
+        "PyObject_CallObject",
+        3,
+    ]
