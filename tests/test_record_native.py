@@ -196,3 +196,42 @@ def test_native_with_nonblocking_is_one_usage_line():
         "flamekit: error: --native cannot be used with --nonblocking: a running thread's "
         "registers and stack cannot be read consistently"
     ]
+
+
+def test_dump_native_prints_the_c_function_between_python_frames(tmp_path):
+    """dump --native: the merged stack, innermost first, native frames marked as such;
+    with --nonblocking, one usage line."""
+    import json
+
+    interp = next(i for i in recordable() if i.id == "3.12")
+    ext = _ext(interp, tmp_path)
+    p = subprocess.Popen([interp.path, TARGET, str(ext), "600"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)  # started, imported, in the C function
+        seen_callback = False
+        for _ in range(8):
+            r = subprocess.run(
+                [sys.executable, "-m", "flamekit", "dump", "--native", "--json", "-p",
+                 str(p.pid)],
+                capture_output=True, text=True, timeout=60, cwd=ROOT,
+            )  # fmt: skip
+            assert r.returncode == 0, r.stderr
+            frames = json.loads(r.stdout)["threads"][0]["frames"]
+            names = [f["function"] for f in frames]
+            native = {f["function"] for f in frames if f.get("native")}
+            assert "flamekit_spin_in_c" in names, frames
+            at = names.index("flamekit_spin_in_c")
+            assert "flamekit_spin_in_c" in native and "caller" not in native
+            assert "caller" in names[at:] and "callback" not in names[at:]
+            seen_callback |= "callback" in names[:at]
+            assert frames[-1]["function"] == "_start" and frames[-1]["native"]
+        assert seen_callback  # about half the time the thread is in it: 8 looks
+        r = subprocess.run(
+            [sys.executable, "-m", "flamekit", "dump", "--native", "--nonblocking", "-p",
+             str(p.pid)],
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+        )  # fmt: skip
+        assert r.returncode == 2 and "--native cannot be used with --nonblocking" in r.stderr
+    finally:
+        p.kill()
+        p.wait()

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from flamekit.analysis.filenames import shown_names
+from flamekit.analysis.native import eval_frames, merge
 from flamekit.analysis.value_repr import Bounds, short_repr
 from flamekit.symbolize import Symbolizer
+from flamekit.symbolize.native import NativeName, NativeSymbolizer
 from flamekit.trace import records as R
 
 #: The name of a frame whose code object could not be read.
@@ -53,6 +55,12 @@ class RawThread(Protocol):
     @property
     def locals(self) -> Sequence[Sequence[RawLocal] | None]: ...
 
+    @property
+    def native(self) -> Sequence[int] | None: ...
+
+    @property
+    def native_cut(self) -> bool: ...
+
 
 @dataclass
 class DumpLocal:
@@ -68,6 +76,8 @@ class DumpFrame:
     line: int | None
     #: its bound variables, parameters first; None: not asked for, or not readable
     locals: list[DumpLocal] | None = None
+    #: a native (C) frame of ``dump --native``: ``file`` is its object's path
+    native: bool = False
 
 
 @dataclass
@@ -81,6 +91,27 @@ class DumpThread:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class NativeContext:
+    """What naming a snapshot's native frames needs: its process, its interpreter's
+    version (which functions evaluate frames), and its objects' names."""
+
+    pid: int
+    python_version: str
+    symbolizer: NativeSymbolizer
+
+
+def _merged(
+    t: RawThread, native: NativeContext | None
+) -> list[tuple[int, int] | NativeName] | None:
+    """The thread's Python and native frames merged, root first; None without native."""
+    if native is None or t.native is None:
+        return None
+    names = [native.symbolizer.name(native.pid, ip, k > 0) for k, ip in enumerate(t.native)]
+    evals, inlined = eval_frames(native.python_version)
+    return merge(tuple(t.frames), names, evals, inlined)
+
+
 def symbolize(
     threads: Sequence[RawThread],
     codes: Mapping[int, R.Code | None],
@@ -88,13 +119,15 @@ def symbolize(
     *,
     cmdline: Sequence[str] = (),
     full_filenames: bool = False,
+    native: NativeContext | None = None,
 ) -> list[DumpThread]:
     """Each thread with its frames named: function, file and line, innermost first; with
     ``bounds``, each frame's variables as reprs within them.
 
     Files are shown relative to their import roots, found as a trace's are
     (:mod:`flamekit.analysis.filenames`), with the process's ``cmdline``; whole with
-    ``full_filenames``."""
+    ``full_filenames``. With ``native``, the threads' native stacks are named and merged
+    with their Python frames as a trace's are (:mod:`flamekit.analysis.native`)."""
     lines = Symbolizer()
     paths = {c.filename for c in codes.values() if c is not None}
     shown = shown_names(paths, [cmdline], full_filenames)
@@ -102,6 +135,7 @@ def symbolize(
     for t in threads:
         frames = []
         variables = list(t.locals) if bounds is not None else []
+        merged = _merged(t, native)
         for n, (addr, offset) in enumerate(t.frames):
             code = codes.get(addr)
             if code is None:
@@ -115,6 +149,14 @@ def symbolize(
                     DumpLocal(v.name, short_repr(v.value, bounds), v.arg) for v in found
                 ]
             frames.append(frame)
+        if merged is not None:  # the Python frames come in their order, root first
+            python = reversed(frames)
+            frames = [
+                DumpFrame(f.name, f.object, None, None, True)
+                if isinstance(f, NativeName)
+                else next(python)
+                for f in merged
+            ][::-1]
         out.append(
             DumpThread(t.thread_id, t.native_tid, t.name, t.holds_gil, t.idle, frames, t.error)
         )

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 
 import click
 
 from flamekit.analysis.escape import printable
 from flamekit.analysis.snapshot import DumpThread
-from flamekit.commands._common import full_filenames_option
-from flamekit.commands.record import parse_pid
+from flamekit.commands._common import debug_dir_option, full_filenames_option
+from flamekit.commands.record import native_option, parse_pid
 from flamekit.errors import UsageError
 
 
@@ -30,6 +31,10 @@ def render_text(
         name = f' "{printable(t.name)}"' if t.name else ""
         lines.append(f"Thread {tid} (python id {t.thread_id:#x}, {state}):{name}")
         for f in t.frames:
+            if f.native:
+                lib = os.path.basename(f.file) or f.file
+                lines.append(f"    {printable(f.function)} [{printable(lib)}]")
+                continue
             where = f"{f.file}:{f.line}" if f.line is not None else f.file
             lines.append(f"    {printable(f.function)} ({printable(where)})")
             if not with_locals:
@@ -56,6 +61,8 @@ def render_text(
     "--locals", "with_locals", is_flag=True, help="Also each frame's arguments and local variables."
 )
 @full_filenames_option
+@native_option("Also print")
+@debug_dir_option
 def command(
     pid: int | None,
     as_json: bool,
@@ -63,34 +70,53 @@ def command(
     subprocesses: bool,
     with_locals: bool,
     full_filenames: bool,
+    native: bool,
+    debug_dir: tuple[str, ...],
 ) -> None:
     """Print every thread's current Python stack once, innermost frame first."""
     if pid is None:
         raise UsageError("give the process to look at with -p PID")
-    from flamekit.analysis.snapshot import symbolize
+    from flamekit.analysis.snapshot import NativeContext, symbolize
     from flamekit.analysis.value_repr import Bounds
     from flamekit.record.objects import Limits
     from flamekit.record.proc import launcher
+    from flamekit.record.session import check_native
     from flamekit.record.snapshot import snapshot, snapshot_tree
     from flamekit.record.target import open_target
+    from flamekit.symbolize.native import NativeSymbolizer, ObjectFinder
 
+    if native:
+        check_native(not nonblocking)
     launcher.check_exists(pid)
     bounds = Bounds() if with_locals else None
     # The reader reads no more than the reprs show: the same bounds.
     limits = Limits(bounds.depth, bounds.items, bounds.chars) if bounds is not None else None
     if subprocesses:
-        snaps = snapshot_tree(pid, pausing=not nonblocking, locals_limits=limits)
+        snaps = snapshot_tree(pid, pausing=not nonblocking, locals_limits=limits, native=native)
     else:
         target = open_target(pid)
         try:
-            snaps = [snapshot(target, pausing=not nonblocking, locals_limits=limits)]
+            snaps = [snapshot(target, pausing=not nonblocking, locals_limits=limits, native=native)]
         finally:
             target.close()
     docs = []
     for snap in snaps:
         cmdline = list(launcher.cmdline(snap.pid))
+        context = None
+        if native:
+            finder = ObjectFinder(debug_dir)
+            context = NativeContext(
+                snap.pid,
+                snap.python_version,
+                NativeSymbolizer({snap.pid: snap.native_objects}, finder),
+            )
         threads = symbolize(
-            snap.threads, snap.codes, bounds, cmdline=cmdline, full_filenames=full_filenames
+            snap.threads,
+            snap.codes,
+            bounds,
+            cmdline=cmdline,
+            full_filenames=full_filenames,
+            native=context,
         )
         docs.append(
             {
@@ -123,7 +149,9 @@ def command(
 def _thread_json(thread: DumpThread, with_locals: bool) -> dict[str, object]:
     """A thread as JSON; its frames' ``locals`` only when asked for (else as before)."""
     doc = asdict(thread)
-    if not with_locals:
-        for frame in doc["frames"]:
+    for frame in doc["frames"]:
+        if not with_locals:
             del frame["locals"]
+        if not frame["native"]:
+            del frame["native"]  # only dump --native's C frames say so (JSON as before)
     return doc

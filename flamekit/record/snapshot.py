@@ -21,6 +21,7 @@ from flamekit.record.objects import Limits
 from flamekit.record.proc.idle import ThreadStates, idle_by_frame
 from flamekit.record.proc.memory import ReadError
 from flamekit.record.proc.pause import Pauser
+from flamekit.record.proc.unwind import NativeUnwinder
 from flamekit.record.target import PythonTarget, open_target
 from flamekit.record.threadnames import ThreadNames
 from flamekit.record.walk import StackWalker
@@ -42,6 +43,10 @@ class ThreadSnapshot:
     #: per frame, its bound variables (None: not read, or unreadable); empty when locals
     #: were not asked for
     locals: tuple[tuple[Local, ...] | None, ...] = ()
+    #: --native: its native stack's instruction pointers, innermost first (None: not
+    #: asked for, or not read), and whether the unwind was cut short
+    native: tuple[int, ...] | None = None
+    native_cut: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,21 +58,29 @@ class Snapshot:
     threads: list[ThreadSnapshot]
     #: code address -> its contents (``ref`` is the address), None where unreadable
     codes: dict[int, R.Code | None] = field(default_factory=dict)
+    #: --native: the ELF objects loaded, as a trace's NATIVE_OBJECT records
+    native_objects: list[R.NativeObject] = field(default_factory=list)
 
 
 def snapshot(
-    target: PythonTarget, pausing: bool = True, locals_limits: Limits | None = None
+    target: PythonTarget,
+    pausing: bool = True,
+    locals_limits: Limits | None = None,
+    native: bool = False,
 ) -> Snapshot:
     """Every thread's stack right now, raw, innermost frame first; with
     ``locals_limits``, each frame's variables too, read within those limits.
 
     A stop signal (Ctrl-C, SIGTERM, SIGHUP) that comes while the target is held waits
-    until it is released and let go: it then interrupts the caller as usual."""
+    until it is released and let go: it then interrupts the caller as usual. With
+    ``native`` (pausing only), each thread's native stack too, raw."""
     with StopSignals().held():
-        return _snapshot(target, pausing, locals_limits)
+        return _snapshot(target, pausing, locals_limits, native)
 
 
-def _snapshot(target: PythonTarget, pausing: bool, locals_limits: Limits | None) -> Snapshot:
+def _snapshot(
+    target: PythonTarget, pausing: bool, locals_limits: Limits | None, native: bool
+) -> Snapshot:
     states = ThreadStates(target.pid)
     pauser = Pauser(target.pid, target.memory.process) if pausing else None
     try:
@@ -81,11 +94,17 @@ def _snapshot(target: PythonTarget, pausing: bool, locals_limits: Limits | None)
         locals_reader = None
         if locals_limits is not None and reader.objects.off is not None:
             locals_reader = LocalsReader(target, reader.objects, locals_limits)
+        unwinder = NativeUnwinder(target.pid, target.memory) if native and pauser else None
+        natives: dict[int, tuple[tuple[int, ...], bool] | None] = {}
         if pauser is not None:
             pauser.pause()
         try:
             walker = StackWalker(target, consistent=pauser is not None)
             stacks = walker.walk()
+            if unwinder is not None:
+                for st in stacks:
+                    if st.native_tid and st.native_tid not in natives:
+                        natives[st.native_tid] = unwinder.unwind(st.native_tid)
             codes: dict[int, R.Code | None] = {}
             for st in stacks:
                 for addr, _ in st.frames:
@@ -128,9 +147,14 @@ def _snapshot(target: PythonTarget, pausing: bool, locals_limits: Limits | None)
                 st.frames,
                 st.error,
                 variables.get(st.tstate, ()),
+                *(natives.get(st.native_tid) or (None, False)),
             )
         )
-    return Snapshot(target.pid, target.version_string, threads, codes)
+    objects = [
+        R.NativeObject(target.pid, o.path, o.build_id, o.bias, o.ranges, 0)
+        for o in (unwinder.appeared if unwinder is not None else ())
+    ]
+    return Snapshot(target.pid, target.version_string, threads, codes, objects)
 
 
 def _thread_locals(
@@ -154,7 +178,7 @@ def _thread_locals(
 
 
 def snapshot_tree(
-    root: int, pausing: bool = True, locals_limits: Limits | None = None
+    root: int, pausing: bool = True, locals_limits: Limits | None = None, native: bool = False
 ) -> list[Snapshot]:
     """The root and every Python process descended from it, one snapshot each (parents
     first). A descendant that is not a CPython we can read is left out; one that ends
@@ -173,7 +197,7 @@ def snapshot_tree(
                 raise
             continue
         try:
-            out.append(snapshot(target, pausing, locals_limits))
+            out.append(snapshot(target, pausing, locals_limits, native))
         except TargetError:
             if pid == root:
                 raise
