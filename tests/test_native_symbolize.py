@@ -114,3 +114,86 @@ def test_a_c_function_lands_between_its_caller_and_its_callback():
         "PyObject_CallObject",
         3,
     ]
+
+
+# -- every output format marks native frames -------------------------------------------
+
+
+def native_trace(tmp_path: Path, shared_object: Path) -> Path:
+    """A --native trace by hand: <module> -> caller (Python) -> flamekit_beta (C, in the
+    test-built libt.so) -> _PyEval_EvalFrameDefault running callback (Python), and a
+    frame in an object that is not on this machine."""
+    from flamekit.trace import TraceWriter
+
+    table, bid = SymbolTable.read(str(shared_object))
+    starts = {n: s for s, _, n in table.rows}
+    bias = 0x7F0000000000
+    lib = R.NativeObject(1, str(shared_object), bid, bias, ((bias, bias + 0x10000, 0, "r-xp"),), 0)
+    py = 0x7E0000000000
+    interp = R.NativeObject(1, "/gone/libpython3.12.so", b"\x01" * 20, py,
+                            ((py, py + 0x100000, 0, "r-xp"),), 0)  # fmt: skip
+    p = tmp_path / "native.fkt"
+    h = R.Header("t", 0, 10**9, 100.0, 1, python_version="3.9.1", mode={"native": True})
+    with open(p, "wb") as f:
+        w = TraceWriter(f, h)
+        w.write(R.Process(1, 0, ("python", "app.py"), 0, "3.9.1"))
+        w.write(R.Thread(0, 1, 1, 1, "main", 0))
+        for ref, name in ((1, "<module>"), (2, "caller"), (3, "callback")):
+            w.write(R.Code(ref, 1, 0x1000 * ref, name, None, "app.py", ref, b"", 0))
+        w.write(lib)
+        w.write(interp)
+        sid = w.stack_id(((3, 0), (2, 0), (1, 0)))
+        # innermost first: eval(callback), flamekit_beta, eval(caller), eval(<module>);
+        # the eval frames lie in the missing libpython: so say the symbols of a 3.9 one
+        ips = (py + 0x10, bias + starts["flamekit_beta"] + 2, py + 0x10, py + 0x10)
+        nid = w.native_stack_id(ips, False)
+        for i in range(10):
+            w.native_sample(10**9 + i * 10**7, 0, sid, nid, True, False)
+        w.close("duration")
+    return p
+
+
+def test_native_frames_are_marked_in_every_format(tmp_path, shared_object, monkeypatch):
+
+    import json
+
+    from readers import profile_pb
+
+    from flamekit import api
+    from flamekit.symbolize import native as native_mod
+
+    p = native_trace(tmp_path, shared_object)
+    # the missing libpython's eval function, as its symbols would name it
+    real = native_mod.NativeSymbolizer.name
+
+    def name(self, pid, address, is_return):
+        if address == 0x7E0000000010:
+            return NativeName(EVAL, "/gone/libpython3.12.so", True)
+        return real(self, pid, address, is_return)
+
+    monkeypatch.setattr(native_mod.NativeSymbolizer, "name", name)
+    prof = api.open(p).profile()
+    out = {}
+    for fmt in ("collapsed", "speedscope", "pprof", "cpuprofile", "svg"):
+        target = tmp_path / f"o.{fmt}"
+        prof.write(fmt, str(target))
+        out[fmt] = target.read_bytes()
+    folded = out["collapsed"].decode()
+    assert folded.strip() == (
+        "<module> (app.py:1);caller (app.py:2);flamekit_beta [libt.so];callback (app.py:3) 10"
+    )
+    doc = json.loads(out["speedscope"])
+    files = {f["name"]: f.get("file") for f in doc["shared"]["frames"]}
+    assert files["flamekit_beta"] == str(shared_object)
+    assert files["caller"] == "app.py"
+    msg = profile_pb.parse(out["pprof"])
+    s = msg.string_table
+    maps = {m.id: s[m.filename] for m in msg.mapping}
+    funcs = {f.id: s[f.name] for f in msg.function}
+    where = {funcs[loc.line[0].function_id]: maps[loc.mapping_id] for loc in msg.location}
+    assert where["flamekit_beta"] == str(shared_object)
+    assert where["caller"] != str(shared_object)
+    nodes = json.loads(out["cpuprofile"])["nodes"]
+    urls = {n["callFrame"]["functionName"]: n["callFrame"]["url"] for n in nodes}
+    assert urls["flamekit_beta"] == str(shared_object)
+    assert b"flamekit_beta [libt.so]" in out["svg"]

@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from flamekit import __version__
 from flamekit.analysis.budget import TEXT_CHAR, Estimate, ceiling_fits, facts, varint_size
 from flamekit.analysis.filters import Selection
-from flamekit.analysis.profile import cap_name
+from flamekit.analysis.profile import NATIVE, cap_name
 from flamekit.convert._common import period_ns, window_ns
 from flamekit.convert.base import ConvertOptions, register
 from flamekit.convert.protobuf_wire import Message, varint
@@ -137,6 +137,14 @@ def fields(sel: Selection, opts: ConvertOptions) -> Iterator[bytes]:
     mapping = Message().number(1, 1).number(5, strings(tr.header.cmdline[0] if cmd else "python"))
     mapping.number(7, 1).number(8, 1).number(9, 1)
     yield field(P_MAPPING, mapping)
+    # --native: each object a native frame is in is a mapping of its own (id 2 on)
+    objects: dict[str, int] = {}
+    for fid in sorted(used_frames):
+        fr = frames[fid]
+        if fr.kind == NATIVE and fr.file not in objects:
+            objects[fr.file] = len(objects) + 2
+            m = Message().number(1, objects[fr.file]).number(5, strings(fr.file)).number(7, 1)
+            yield field(P_MAPPING, m)
 
     functions: set[int] = set()
     for fid in sorted(used_frames):
@@ -144,7 +152,8 @@ def fields(sel: Selection, opts: ConvertOptions) -> Iterator[bytes]:
         fn = prof.function_of[fid]
         functions.add(fn)
         line = Message().number(1, fn + 1).number(2, fr.line or 0)
-        yield field(P_LOCATION, Message().number(1, fid + 1).number(2, 1).message(4, line))
+        where = objects[fr.file] if fr.kind == NATIVE else 1
+        yield field(P_LOCATION, Message().number(1, fid + 1).number(2, where).message(4, line))
     for fn in sorted(functions):
         fr = frames[fn]
         f = Message().number(1, fn + 1).number(2, strings(fr.qualname))
@@ -186,6 +195,7 @@ def estimate(sel: Selection, opts: ConvertOptions, budget: int | None) -> Estima
     pairs = min(f.stacks * f.threads, len(sel))
     top = (f.frames + f.stacks) * f.threads * ids + pairs * (per_sample + ids) + frames + texts
     top += 200 + 4 * len(" ".join(tr.header.cmdline).encode("utf-8", "backslashreplace"))
+    top += _MAPPING * len(tr.native_codes)  # --native: at most a mapping per function
     if ceiling_fits(top, budget):
         return Estimate(top)
     depth: dict[int, int] = {}
@@ -205,7 +215,12 @@ def estimate(sel: Selection, opts: ConvertOptions, budget: int | None) -> Estima
     table = sum(len(t.encode("utf-8", "backslashreplace")) + 4 for t in texts)
     head = 200 + 4 * len(" ".join(tr.header.cmdline).encode("utf-8", "backslashreplace"))
     frames = min(used + len(tr.threads), len(prof.frames))
-    return Estimate(head + samples + frames * (30 + 3 * ids) + table)
+    maps = _MAPPING * len(tr.native_codes)
+    return Estimate(head + samples + frames * (30 + 3 * ids) + table + maps)
+
+
+#: A native object's Mapping message, but for its file name (counted with the strings).
+_MAPPING = 24
 
 
 @register(
