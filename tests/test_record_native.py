@@ -235,3 +235,23 @@ def test_dump_native_prints_the_c_function_between_python_frames(tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+def test_a_pause_cut_by_the_bound_keeps_no_native_stack(tmp_path):
+    """--max-pause 0.01 ms lets every pause go before its reads end: a native stack read
+    from a running thread could mix two moments, so none is kept (Python stacks are read
+    as --nonblocking reads them). Here the bound fires during the walk, before the
+    unwind, whose register reads then fail; an unwind the bound cuts midway is dropped
+    by the same check (run_sampler.tick), a case no test here can time."""
+    interp = next(i for i in recordable() if i.id == "3.12")
+    ext = _ext(interp, tmp_path)
+    out = tmp_path / "cut.fkt"
+    r = subprocess.run(
+        [sys.executable, "-m", "flamekit", "record", "-q", "--native", "-r", "200",
+         "--max-pause", "0.01", "-o", str(out), "--", interp.path, TARGET, str(ext), "1"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    tr = load(out)
+    assert tr.end is not None and tr.end.cut_pauses >= 0.9 * len(tr)
+    assert sum(1 for n in tr.native if n) <= len(tr) - tr.end.cut_pauses

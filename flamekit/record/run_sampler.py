@@ -167,6 +167,10 @@ class RunSampler:
             stacks = self.walker.walk()
             if self.unwinder is not None and pauser is not None:
                 natives = self._unwind(stacks)
+                if not self.walker.consistent:
+                    # the pause bound let the target go during the walk or the unwind: a
+                    # stack read from a running thread may mix two moments; none is kept
+                    natives = {}
             checked = self._check_codes(stacks)  # the target may die between the two
         finally:
             if bound is not None and bound.disarm():
