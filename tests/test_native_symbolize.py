@@ -197,3 +197,31 @@ def test_native_frames_are_marked_in_every_format(tmp_path, shared_object, monke
     urls = {n["callFrame"]["functionName"]: n["callFrame"]["url"] for n in nodes}
     assert urls["flamekit_beta"] == str(shared_object)
     assert b"flamekit_beta [libt.so]" in out["svg"]
+
+
+# -- the unwinder's CFA expressions (PLT stubs) -----------------------------------------
+
+#: binutils' x86-64 PLT rule: rsp + 8 + ((rip & 15) >= 11) << 3 (after the stub's push)
+PLT_EXPRESSION = [0x77, 8, 0x80, 0, 0x3F, 0x1A, 0x3B, 0x2A, 0x33, 0x24, 0x22]
+
+
+@given(st.integers(0, 2**47), st.integers(0, 2**47))
+def test_the_plt_expression_evaluates_as_binutils_means_it(rsp, rip):
+    from flamekit.record.proc.cfi import compile_expression
+    from flamekit.record.proc.unwind import evaluate
+
+    expr = compile_expression(PLT_EXPRESSION)
+    assert expr is not None
+    assert evaluate(expr, {7: rsp, 6: 0, 16: rip}) == rsp + 8 + (8 if rip & 15 >= 11 else 0)
+
+
+def test_other_expressions_are_not_evaluated():
+    """An operation outside the PLT's few (a dereference: signal frames) is no rule: the
+    unwinder cuts the stack there rather than guess."""
+    from flamekit.record.proc.cfi import compile_expression
+    from flamekit.record.proc.unwind import evaluate
+
+    assert compile_expression([0x77, 8, 0x06]) is None  # DW_OP_deref
+    assert compile_expression([0x77]) is None  # operand missing
+    assert evaluate(((0x22, 0),), {}) is None  # plus on an empty stack
+    assert evaluate(((0x73, 0),), {7: 1}) is None  # rbx: a register not tracked

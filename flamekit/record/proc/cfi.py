@@ -13,9 +13,11 @@ falls in it, its rows kept: a sample's work is then two bisects per frame. Witho
 header table (or with an encoding other than the ubiquitous ``datarel|sdata4``) the whole
 ``.eh_frame``/``.debug_frame`` is decoded once into one sorted table.
 
-A rule is ``(cfa_reg, cfa_offset, ra_offset, rbp_offset)``: ``cfa_reg`` the DWARF number
-of rsp (7) or rbp (6), or -1 when the CFA is a DWARF expression (PLT stubs, signal
-frames), which the unwinder does not evaluate: it cuts the stack there. ``ra_offset``
+A rule is ``(cfa_reg, cfa_offset, ra_offset, rbp_offset, cfa_expression)``: ``cfa_reg``
+the DWARF number of rsp (7) or rbp (6); or :data:`EXPR` with the CFA a DWARF expression
+of the few operations PLT stubs use (registers plus offsets, constants, and, >=, shift,
+plus: :func:`compile_expression`), evaluated by the unwinder; or -1 for any other
+expression (signal frames...), where the unwinder cuts the stack. ``ra_offset``
 None: the return address is undefined, the outermost frame (``_start``, a thread's
 start). ``rbp_offset`` None: rbp is not saved, it keeps its value.
 
@@ -37,10 +39,19 @@ from elftools.dwarf.structs import DWARFStructs
 
 from flamekit.record.proc.elf import _PARSE_ERRORS, ElfImage
 
-RSP, RBP, RA = 7, 6, 16  #: DWARF register numbers on x86-64
-Rule = tuple[int, int, "int | None", "int | None"]
+RSP, RBP, RA = 7, 6, 16  #: DWARF register numbers on x86-64 (16: the return address, rip)
+#: cfa_reg of a rule whose CFA is a compiled expression
+EXPR = -2
+#: A compiled DWARF expression: (operation, operand) pairs (see compile_expression)
+Expression = tuple[tuple[int, int], ...]
+Rule = tuple[int, int, "int | None", "int | None", "Expression | None"]
 #: The frame-pointer convention (push rbp; mov rbp, rsp), for objects with no CFI.
-FRAME_POINTER_RULE: Rule = (RBP, 16, -8, -16)
+FRAME_POINTER_RULE: Rule = (RBP, 16, -8, -16, None)
+#: DWARF operations compile_expression takes: breg0..31 (register + sleb), lit0..31,
+#: and, ge, shl, plus, minus, plus_uconst (uleb)
+OP_BREG0, OP_BREG31, OP_LIT0, OP_LIT31 = 0x70, 0x8F, 0x30, 0x4F
+OP_AND, OP_GE, OP_SHL, OP_PLUS, OP_MINUS, OP_PLUS_UCONST = 0x1A, 0x2A, 0x24, 0x22, 0x1C, 0x23
+_NO_OPERAND = frozenset({OP_AND, OP_GE, OP_SHL, OP_PLUS, OP_MINUS})
 _HDR = struct.Struct("<BBBB")
 _S32 = struct.Struct("<i")
 _U32 = struct.Struct("<I")
@@ -70,16 +81,56 @@ def build_id(elf: ElfImage) -> bytes | None:
     return None
 
 
+def _leb(data: list[int], at: int, signed: bool) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if at >= len(data):
+            raise ValueError("a LEB128 number runs past its expression")
+        b = data[at]
+        at += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    if signed and b & 0x40:
+        value -= 1 << shift
+    return value, at
+
+
+def compile_expression(code: list[int]) -> Expression | None:
+    """A CFA expression as (operation, operand) pairs, if it uses only the operations the
+    unwinder evaluates (those of PLT stubs: ``rsp + 8 + ((rip & 15) >= 11) << 3``);
+    None for any other."""
+    out = []
+    at = 0
+    while at < len(code):
+        op = code[at]
+        at += 1
+        if OP_BREG0 <= op <= OP_BREG31 or op == OP_PLUS_UCONST:
+            if at >= len(code) or code[-1] & 0x80:
+                return None  # its operand runs past the expression
+            arg, at = _leb(code, at, op != OP_PLUS_UCONST)
+        elif OP_LIT0 <= op <= OP_LIT31 or op in _NO_OPERAND:
+            arg = 0
+        else:
+            return None
+        out.append((op, arg))
+    return tuple(out)
+
+
 def _row_rule(row: dict) -> Rule:
     cfa = row["cfa"]
     reg = cfa.reg if cfa.expr is None and cfa.reg in (RSP, RBP) else -1
+    expr = compile_expression(list(cfa.expr)) if cfa.expr is not None else None
+    if expr is not None:
+        reg = EXPR
     ra = row.get(RA)
     ra_off = ra.arg if ra is not None and ra.type == _RegRule.OFFSET else None
     if ra is None:  # not described: the ABI's default, just above the CFA
         ra_off = -8
     bp = row.get(RBP)
     bp_off = bp.arg if bp is not None and bp.type == _RegRule.OFFSET else None
-    return (reg, cfa.offset if reg != -1 else 0, ra_off, bp_off)
+    return (reg, cfa.offset if reg in (RSP, RBP) else 0, ra_off, bp_off, expr)
 
 
 def _fde_rows(fde: FDE) -> tuple[list[int], list[Rule], int]:

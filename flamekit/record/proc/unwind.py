@@ -26,7 +26,26 @@ from dataclasses import dataclass
 
 from flamekit.errors import TargetError
 from flamekit.record.proc import maps as mapsmod
-from flamekit.record.proc.cfi import FRAME_POINTER_RULE, RBP, RSP, Rule, UnwindTable, build_id
+from flamekit.record.proc.cfi import (
+    FRAME_POINTER_RULE,
+    OP_AND,
+    OP_BREG0,
+    OP_BREG31,
+    OP_GE,
+    OP_LIT0,
+    OP_LIT31,
+    OP_MINUS,
+    OP_PLUS,
+    OP_PLUS_UCONST,
+    OP_SHL,
+    RA,
+    RBP,
+    RSP,
+    Expression,
+    Rule,
+    UnwindTable,
+    build_id,
+)
 from flamekit.record.proc.elf import ElfError, ElfImage
 from flamekit.record.proc.memory import ProcessMemory
 from flamekit.record.proc.registers import RegisterReader
@@ -50,6 +69,40 @@ class LoadedObject:
     bias: int  #: add to a link-time address to get the target's address
     #: every mapping of it: (start, end, file offset, perms)
     ranges: tuple[tuple[int, int, int, str], ...]
+
+
+_MASK = (1 << 64) - 1
+_BINARY = {
+    OP_AND: lambda a, b: a & b,
+    OP_GE: lambda a, b: int(a >= b),
+    OP_SHL: lambda a, b: (a << b) & _MASK if b < 64 else 0,
+    OP_PLUS: lambda a, b: (a + b) & _MASK,
+    OP_MINUS: lambda a, b: (a - b) & _MASK,
+}
+
+
+def evaluate(expr: Expression, regs: dict[int, int]) -> int | None:
+    """A compiled CFA expression's value with these registers (DWARF numbers); None if it
+    names a register we do not track or is malformed (the stack is cut then)."""
+    stack: list[int] = []
+    for op, arg in expr:
+        if OP_BREG0 <= op <= OP_BREG31:
+            reg = regs.get(op - OP_BREG0)
+            if reg is None:
+                return None
+            stack.append((reg + arg) & _MASK)
+        elif OP_LIT0 <= op <= OP_LIT31:
+            stack.append(op - OP_LIT0)
+        elif op == OP_PLUS_UCONST:
+            if not stack:
+                return None
+            stack.append((stack.pop() + arg) & _MASK)
+        else:
+            if len(stack) < 2:
+                return None
+            b, a = stack.pop(), stack.pop()
+            stack.append(_BINARY[op](a, b))
+    return stack[-1] if len(stack) == 1 else None
 
 
 class _Object:
@@ -209,11 +262,16 @@ class NativeUnwinder:
                     cache[pc] = rule
             if rule is None:
                 return tuple(ips), True
-            cfa_reg, cfa_off, ra_off, bp_off = rule
+            cfa_reg, cfa_off, ra_off, bp_off, expr = rule
             if cfa_reg == RSP:
                 cfa = sp + cfa_off
             elif cfa_reg == RBP:
                 cfa = bp + cfa_off
+            elif expr is not None:
+                got = evaluate(expr, {RSP: sp, RBP: bp, RA: pc})
+                if got is None:
+                    return tuple(ips), True
+                cfa = got
             else:
                 return tuple(ips), True
             if ra_off is None:
