@@ -316,7 +316,8 @@ class RealBench:
                 before = after
                 if row["status"] not in (0, None):
                     self.log(f"  {tool} exited {row['status']}: {rec.rec.stderr.strip()[-300:]}")
-            pairs = [(FLAMEKIT, PYSPY), (FLAMEKIT, FLAMEKIT)] if self.tools.pyspy else []
+            pairs = [(FLAMEKIT, PYSPY)] if self.tools.pyspy else []
+            pairs.append((FLAMEKIT, FLAMEKIT))  # the reference: two samplers, same run
             for a, b in pairs:
                 recs = [  # launched together, so that both cover the same run
                     start(self.tools, t, w.pid, self._out(SUFFIX[t]), s.agree_rate, True, False)
@@ -579,8 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     tables = [goals_table(results)] + [workload_table(r) for r in results]
-    if tools.pyspy:
-        tables.append(agreement_table(results, s.agree_rate))
+    tables.append(agreement_table(results, s.agree_rate))
     text = "\n".join(head) + "\n" + "\n".join(t.markdown() for t in tables)
     print(text)
     if args.markdown:
