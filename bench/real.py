@@ -548,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[real {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-    log("austin: not measured (austin-dist is not installed here; only py-spy is compared)")
+    log("austin: not measured (not driven by this harness; see docs/benchmarks.md)")
     load0 = os.getloadavg()
     t_start = time.monotonic()
     results: list[dict] = []

@@ -291,12 +291,17 @@ def test_real_smoke_figures_are_sane(real_smoke: tuple[str, dict]) -> None:
         assert tools == ({"flamekit", "py-spy"} if has_pyspy() else {"flamekit"})
         for r in rnd["runs"]:
             assert r["status"] == 0, (name, r)
-            assert 0.2 * r["rate"] < r["effective_hz"] <= 1.05 * r["rate"], (name, r)
+            if r["tool"] == "flamekit":  # timestamps: never above the rate
+                assert 0.2 * r["rate"] < r["effective_hz"] <= 1.05 * r["rate"], (name, r)
+            else:  # an estimate from its counts (and its errors are its own: no floor)
+                assert 0 < r["effective_hz"] <= 1.5 * r["rate"], (name, r)
             assert 0 < r["cpu_us_per_sample"] < 100_000, (name, r)
             assert isinstance(r["errors"], int) and 0 <= r["errors"] <= r["ticks_total"], r
-            assert r["base_rate"] and r["base_rate"] > 0, (name, r)
-            if name == "asyncio":
-                assert r["work_rate"] > 0 and -90 < r["slowdown_pct"] < 2000, r
+            if name == "asyncio":  # thousands of units a second: every window measures
+                assert r["base_rate"] > 0 and r["work_rate"] > 0, r
+                assert -90 < r["slowdown_pct"] < 2000, r
+        # sympy's units take up to ~0.5 s: a 0.8 s window may see none complete, not all
+        assert any(r["base_rate"] for r in rnd["runs"]), (name, rnd["runs"])
         pairs = {a["pair"]: a for a in rnd["agree"]}
         same = pairs["flamekit / flamekit"]
         assert min(same["samples"]) > 100, same
