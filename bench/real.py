@@ -137,7 +137,7 @@ def start(
     record idle threads too, one root frame per thread, so that its ticks can be counted:
     its "Samples" count is per thread, not per tick."""
     with open(out.with_suffix(".stdout"), "wb") as so:  # py-spy's closing counts
-        rec = tools.start(tool, pid, out, rate, nb, None, "raw", ready, so, ready)
+        rec = tools.start(tool, pid, out, rate, nb, fmt="raw", idle=ready, stdout=so, threads=ready)
     if ready:
         rec.ready()
     return Recording(rec)
@@ -295,7 +295,6 @@ class RealBench:
         budget = (len(order) * 2 + 8) * (s.window_s + s.settle_s + 3) + 120
         w = Workload(python, name, self.tree, budget)
         runs: list[dict] = []
-        agree: list[dict] = []
         try:
             time.sleep(s.warmup_s)
             before = base_window(w, s)
@@ -316,34 +315,41 @@ class RealBench:
                 before = after
                 if row["status"] not in (0, None):
                     self.log(f"  {tool} exited {row['status']}: {rec.rec.stderr.strip()[-300:]}")
-            pairs = [(FLAMEKIT, PYSPY)] if self.tools.pyspy else []
-            pairs.append((FLAMEKIT, FLAMEKIT))  # the reference: two samplers, same run
-            for a, b in pairs:
-                recs = [  # launched together, so that both cover the same run
-                    start(self.tools, t, w.pid, self._out(SUFFIX[t]), s.agree_rate, True, False)
-                    for t in (a, b)
-                ]
-                for r in recs:
-                    r.rec.ready()
-                measured(recs, w, s, s.agree_s)
-                sa, sb = summary(recs[0]), summary(recs[1])
-                la, lb = sa["leaves"], sb["leaves"]
-                na, nb_ = sum(la.values()), sum(lb.values())
-                agree.append(
-                    {
-                        "pair": f"{a} / {b}",
-                        "samples": [na, nb_],
-                        "tv": tv_distance(la, lb),
-                        "tv_noise": tv_noise(la, na, nb_),
-                        "top": [
-                            [(k, v / sum(x.values())) for k, v in x.most_common(6)]
-                            for x in (la, lb)
-                        ],
-                    }
-                )
+            agree = self.agreement(w)
         finally:
             w.close()
         return {"runs": runs, "agree": agree}
+
+    def agreement(self, w: Workload) -> list[dict]:
+        """Two recorders launched together on the same run, non-blocking: flamekit and
+        py-spy, then flamekit and flamekit (the reference); TV distance of leaf shares."""
+        s = self.s
+        agree: list[dict] = []
+        pairs = [(FLAMEKIT, PYSPY)] if self.tools.pyspy else []
+        pairs.append((FLAMEKIT, FLAMEKIT))  # the reference: two samplers, same run
+        for a, b in pairs:
+            recs = [  # launched together, so that both cover the same run
+                start(self.tools, t, w.pid, self._out(SUFFIX[t]), s.agree_rate, True, False)
+                for t in (a, b)
+            ]
+            for r in recs:
+                r.rec.ready()
+            measured(recs, w, s, s.agree_s)
+            sa, sb = summary(recs[0]), summary(recs[1])
+            la, lb = sa["leaves"], sb["leaves"]
+            na, nb_ = sum(la.values()), sum(lb.values())
+            agree.append(
+                {
+                    "pair": f"{a} / {b}",
+                    "samples": [na, nb_],
+                    "tv": tv_distance(la, lb),
+                    "tv_noise": tv_noise(la, na, nb_),
+                    "top": [
+                        [(k, v / sum(x.values())) for k, v in x.most_common(6)] for x in (la, lb)
+                    ],
+                }
+            )
+        return agree
 
     def workload(self, label: str, python: str, name: str) -> dict:
         minor = ".".join(label.split(".")[:2])
