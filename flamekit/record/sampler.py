@@ -201,7 +201,6 @@ class Recorder:
     def _begin(self, m: Member, target: PythonTarget | None) -> None:
         """Name the program ``m`` runs now in the trace, and sample it if it is Python."""
         first = time.monotonic_ns() - self.start_ns
-        started = launcher.start_time_ns(m.pid)
         self.writer.write(
             R.Process(
                 m.pid,
@@ -209,7 +208,7 @@ class Recorder:
                 launcher.cmdline(m.pid),
                 max(first, 0),
                 target.version_string if target is not None else None,
-                None if started is None else started - self.start_ns,
+                self._started(m.pid),
             )
         )
         m.named = True
@@ -289,9 +288,7 @@ class Recorder:
             # Perhaps a Python caught just after its exec, its loader not yet run (under
             # load a child's whole 0.8 s of Python went unrecorded, named not-Python at
             # once): followed as after an exec seen, until it opens or EXEC_WAIT_S passes.
-            started = launcher.start_time_ns(pid)
-            since = None if started is None else started - self.start_ns
-            m.pending = (launcher.cmdline(pid), self._since(), since)
+            m.pending = (launcher.cmdline(pid), self._since(), self._started(pid))
             m.exec_deadline = time.monotonic() + EXEC_WAIT_S
             return
         self._begin(m, target)
@@ -316,6 +313,11 @@ class Recorder:
 
     def _since(self) -> int:
         return time.monotonic_ns() - self.start_ns
+
+    def _started(self, pid: int) -> int | None:
+        """When ``pid`` started, in ns since the recording's origin (None: unknown)."""
+        started = launcher.start_time_ns(pid)
+        return None if started is None else started - self.start_ns
 
     def _exec_seen(self, m: Member) -> None:
         """``m`` replaced its program: end the run, and look for a Python from now on."""
