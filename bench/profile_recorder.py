@@ -15,6 +15,7 @@ Usage::
 
     python bench/profile_recorder.py                    # 3.12 target, pausing, 10 s
     python bench/profile_recorder.py --nonblocking --seconds 5 --python 3.8
+    python bench/profile_recorder.py --nonblocking --workload pylint   # a real program
 """
 
 from __future__ import annotations
@@ -126,6 +127,26 @@ def classify(trace, main_ref: int) -> tuple[Counter, Counter, int]:
     return steps, mods, n
 
 
+def start_target(args: argparse.Namespace, python: str, tmp: Path) -> bench.Target:
+    """The 50-deep target, or one of bench/real.py's real programs (``--workload``)."""
+    if not args.workload:
+        return bench.Target(
+            python, bench.DEEP, ["--depth", str(args.depth), "--max-seconds", "600"]
+        )
+    import shutil
+
+    import real
+
+    minor = ".".join(bench.python_version(python).split(".")[:2])
+    exe = real.real_venvs.venv_python(args.workload, python, minor)
+    tree = tmp / "tree"
+    if not tree.exists():
+        shutil.copytree(real.ROOT / "flamekit", tree / "flamekit")
+    target = real.Workload(exe, args.workload, tree, 600).target
+    time.sleep(2.0)  # past its first unit's caches, as bench/real.py's warm-up
+    return target
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -137,19 +158,20 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--nonblocking", action="store_true")
     ap.add_argument("--top", type=int, default=25, help="cProfile rows to print")
+    ap.add_argument("--workload", help="a real program of bench/real.py instead (pylint, ...)")
     args = ap.parse_args()
     python = bench.pyenv_python(args.python)
     tmp = Path(tempfile.mkdtemp(prefix="flamekit-prof-"))
     mode = ["--nonblocking"] if args.nonblocking else []
     inner_cmd = [sys.executable, "-m", "flamekit", "record", "-q", "-r", f"{args.rate:g}", *mode]
     print(
-        f"# recorder profile: target CPython {bench.python_version(python)}, depth "
-        f"{args.depth}, {args.rate:g} Hz, {'nonblocking' if mode else 'pausing'}, "
+        f"# recorder profile: target CPython {bench.python_version(python)}, "
+        f"{args.workload or f'depth {args.depth}'}, {args.rate:g} Hz, {'nonblocking' if mode else 'pausing'}, "
         f"{args.seconds:g} s; recorder on CPython {sys.version.split()[0]}\n"
     )
 
     # 1. flamekit records flamekit --------------------------------------------------------
-    target = bench.Target(python, bench.DEEP, ["--depth", str(args.depth), "--max-seconds", "600"])
+    target = start_target(args, python, tmp)
     try:
         inner = subprocess.Popen(
             [*inner_cmd, "-p", str(target.pid), "-o", str(tmp / "inner.fkt")],
@@ -209,7 +231,7 @@ def main() -> int:
         print(f"| {k} | {100 * v / n:.1f}% | {us * v / n:.0f} |")
 
     # 2. cProfile ----------------------------------------------------------------------------
-    target = bench.Target(python, bench.DEEP, ["--depth", str(args.depth), "--max-seconds", "600"])
+    target = start_target(args, python, tmp)
     prof = tmp / "recorder.prof"
     try:
         proc = subprocess.Popen(

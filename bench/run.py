@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = HERE / "workloads"
@@ -312,7 +313,12 @@ class Tools:
         duration: float | None = None,
         fmt: str = "raw",
         idle: bool = False,
+        stdout: int | IO[bytes] = subprocess.DEVNULL,
+        threads: bool = False,
     ) -> Recorder:
+        """``stdout``: where the profiler's standard output goes (py-spy prints its
+        closing "Samples: N Errors: M" there); ``threads``: py-spy's --threads (a root
+        frame per thread, so its per-thread sample counts can be told apart)."""
         if tool == FLAMEKIT:
             cmd = [sys.executable, "-m", "flamekit", "record", "-q", "-p", str(pid)]
             cmd += ["-r", f"{rate:g}", "-o", str(out)]
@@ -323,12 +329,14 @@ class Tools:
             cmd += ["-f", fmt]
             if idle:
                 cmd.append("--idle")
+            if threads:
+                cmd.append("--threads")
         if nonblocking:
             cmd.append("--nonblocking")
         if duration is not None:  # py-spy's -d is really a sample count: rate x seconds
             cmd += ["-d", f"{duration:g}" if tool == FLAMEKIT else str(max(1, round(duration)))]
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_sigint_default
+            cmd, stdout=stdout, stderr=subprocess.PIPE, preexec_fn=_sigint_default
         )
         return Recorder(tool, proc, out, fmt, time.monotonic_ns())
 

@@ -242,6 +242,15 @@ class Expected:
 #: often preempted in that gap); a recorder misreading the holder gets nearly all.
 OLD_GIL_GAPS = 0.25
 
+#: Our own pause takes a blocked thread out of its system call, and until it has been on
+#: a CPU to restart the call /proc shows it runnable. The recorder checks such a thread
+#: once stopped (RunSampler.tick: still in its call, it is idle), but under load one is
+#: now and then stopped outside any call and read as running: the lock waiter, once in a
+#: CI run (1 of about 195 samples) and twice in about 600 one-second recordings here with
+#: every pause cut (--max-pause 0.05). At most this share of an idle thread's samples (or
+#: one) may say it runs; a recorder misreading idleness gets most of them.
+WOKEN_SHARE = 0.02
+
 
 def expected_threads(version: tuple[int, int]) -> dict[str, Expected]:
     """Thread name -> what every sample (and a dump) of it must show."""
@@ -386,6 +395,7 @@ def check_known_trace(
     assert late < 2, f"the threads took {late:.1f} s to park"
     counts: dict[str, int] = {}
     gaps: dict[str, int] = {}
+    woken: dict[str, int] = {}  # samples of an idle thread read as running (WOKEN_SHARE)
     for i in window:
         if trace.times[i] < start:
             continue
@@ -401,6 +411,8 @@ def check_known_trace(
         flags = (trace.is_idle(i), trace.is_gil(i))
         if exp.gil_gaps and flags == (exp.idle, False):
             gaps[name] = gaps.get(name, 0) + 1
+        elif exp.idle and flags == (False, exp.gil):
+            woken[name] = woken.get(name, 0) + 1
         else:
             assert flags == (exp.idle, exp.gil), (
                 f"{where}: (idle, gil) flags {flags}, expected {(exp.idle, exp.gil)} throughout"
@@ -410,6 +422,9 @@ def check_known_trace(
     for name, n in counts.items():
         assert n >= MIN_SAMPLES, f"{name}: only {n} samples once parked ({counts})"
         assert gaps.get(name, 0) <= OLD_GIL_GAPS * n, f"{name}: GIL gaps {gaps} in {counts}"
+        assert woken.get(name, 0) <= max(1, WOKEN_SHARE * n), (
+            f"{name}: read as running while it waits in {woken} of {counts}"
+        )
     return counts
 
 

@@ -7,6 +7,7 @@ worker itself, so the tests know which processes the recording must hold.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -124,7 +125,8 @@ def test_a_child_of_another_python_version(tmp_path: Path) -> None:
     (child,) = [d for d in report(rep) if "role" in d]
     (run,) = runs_of(trace, child["pid"])
     assert run.process.python_version.startswith("3.8.")
-    assert samples_in(trace, child["pid"], "work") > 50
+    # (1 s at 200 Hz; a loaded run gave 38)
+    assert samples_in(trace, child["pid"], "work") >= 10
     lines = subprocess.run(
         [sys.executable, "-m", "flamekit", "top", str(out), "--lines", "-n", "0"],
         capture_output=True, text=True, timeout=60,
@@ -321,7 +323,9 @@ def test_a_child_traced_by_another_tool_is_read_running_with_one_warning(tmp_pat
 def test_dump_shows_every_python_process_of_the_tree(tmp_path: Path) -> None:
     py = some((3, 12)).path
     rep = tmp_path / "report.json"
-    proc = subprocess.Popen([py, str(TREE), "grand", "5", str(rep)])
+    # Workers that outlive any wait a loaded machine makes (5 s once let the tree end
+    # before the dump came: its root a zombie); the whole group is killed at the end.
+    proc = subprocess.Popen([py, str(TREE), "grand", "60", str(rep)], start_new_session=True)
     try:
         deadline = time.monotonic() + 30
         while (
@@ -349,5 +353,6 @@ def test_dump_shows_every_python_process_of_the_tree(tmp_path: Path) -> None:
         ).stdout  # fmt: skip
         assert text.count("Process ") >= 2 and "work (<string>:" in text, text
     finally:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()

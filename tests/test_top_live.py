@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -229,6 +230,13 @@ def test_once_prints_one_table_and_leaves_the_target_running(
     assert_left_running(target.pid)
 
 
+def _ctrl_c_as_at_a_terminal() -> None:  # runs in top, before exec
+    """SIGINT's default action, as at a terminal, whatever the suite inherited (a
+    background job's, nohup's, ignore it: an ignored SIGINT stays ignored by design)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
 def test_plain_table_every_interval_until_ctrl_c(target: subprocess.Popen[bytes]) -> None:
     top = subprocess.Popen(
         [*FLAMEKIT, "top", "-p", str(target.pid), "--interval", "0.5", "--sort", "total"],
@@ -236,7 +244,11 @@ def test_plain_table_every_interval_until_ctrl_c(target: subprocess.Popen[bytes]
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_as_at_a_terminal,
     )
+    # a top that never ends on Ctrl-C fails here, not hangs the suite
+    watchdog = threading.Timer(DEADLINE_S, top.kill)
+    watchdog.start()
     try:
         seen: list[str] = []
         assert top.stdout is not None
@@ -253,6 +265,7 @@ def test_plain_table_every_interval_until_ctrl_c(target: subprocess.Popen[bytes]
         err = top.stderr.read() if top.stderr else ""
         top.wait(timeout=DEADLINE_S)
     finally:
+        watchdog.cancel()
         if top.poll() is None:
             top.kill()
             top.wait()

@@ -111,6 +111,10 @@ class Member:
         self.exec_deadline: float | None = None  #: set while following an exec
         self.exec_ident = launcher.exec_identity(pid)  #: how its program looked last
         self.gone = False
+        self.counted = False  #: counted in Recorder.recorded (once, whatever it execs)
+        #: adopted before it could be opened: its PROCESS record (command line, first
+        #: seen, start) waits until it opens as Python, execs, ends, or EXEC_WAIT_S passes
+        self.pending: tuple[tuple[str, ...], int, int | None] | None = None
 
     def alive(self) -> bool:
         return self.handle.alive()
@@ -179,6 +183,7 @@ class Recorder:
         root = Member(self.pid, ProcessHandle(self.pid), launcher.ppid(self.pid))
         self.members[self.pid] = root
         self._begin(root, target)
+        root.counted = True
         self.root = root
         self.tree = ProcessTree(self.pid) if options.subprocesses else None
         self.recorded = 1  #: Python processes recorded so far
@@ -200,7 +205,6 @@ class Recorder:
     def _begin(self, m: Member, target: PythonTarget | None) -> None:
         """Name the program ``m`` runs now in the trace, and sample it if it is Python."""
         first = time.monotonic_ns() - self.start_ns
-        started = launcher.start_time_ns(m.pid)
         self.writer.write(
             R.Process(
                 m.pid,
@@ -208,15 +212,25 @@ class Recorder:
                 launcher.cmdline(m.pid),
                 max(first, 0),
                 target.version_string if target is not None else None,
-                None if started is None else started - self.start_ns,
+                self._started(m.pid),
             )
         )
         m.named = True
         m.python = target is not None
         m.run = RunSampler(target, self.shared) if target is not None else None
 
+    def _name_pending(self, m: Member) -> None:
+        """Name the program ``m`` ran when adopted, as it was then: not one we opened."""
+        if m.pending is None:
+            return
+        cmdline, first, started = m.pending
+        m.pending = None
+        self.writer.write(R.Process(m.pid, m.ppid, cmdline, max(first, 0), None, started))
+        m.named = True
+
     def _end_run(self, m: Member, how: str, status: int | None = None) -> None:
         """The program ``m`` ran is over (``how``: see ProcessEnd)."""
+        self._name_pending(m)
         if m.named:
             self.writer.write(R.ProcessEnd(m.pid, self._since(), how, status))
             m.named = False
@@ -274,10 +288,17 @@ class Recorder:
                 handle.close()
                 return
         self.members[pid] = m
+        if target is None:
+            # Perhaps a Python caught just after its exec, its loader not yet run (under
+            # load a child's whole 0.8 s of Python went unrecorded, named not-Python at
+            # once): followed as after an exec seen, until it opens or EXEC_WAIT_S passes.
+            m.pending = (launcher.cmdline(pid), self._since(), self._started(pid))
+            m.exec_deadline = time.monotonic() + EXEC_WAIT_S
+            return
         self._begin(m, target)
-        if target is not None:
-            self.recorded += 1
-            self._seize(m)
+        self.recorded += 1
+        m.counted = True
+        self._seize(m)
 
     def _seize(self, m: Member) -> None:
         """Pausing mode: take a new Python process; one that cannot be taken (traced by
@@ -296,6 +317,11 @@ class Recorder:
 
     def _since(self) -> int:
         return time.monotonic_ns() - self.start_ns
+
+    def _started(self, pid: int) -> int | None:
+        """When ``pid`` started, in ns since the recording's origin (None: unknown)."""
+        started = launcher.start_time_ns(pid)
+        return None if started is None else started - self.start_ns
 
     def _exec_seen(self, m: Member) -> None:
         """``m`` replaced its program: end the run, and look for a Python from now on."""
@@ -319,7 +345,10 @@ class Recorder:
             m.exec_deadline = None
             if self.tree is None or not m.alive():
                 return self._exited(m, None)
-            self._begin(m, None)  # watched: not Python, or not one we read
+            if m.pending is not None:
+                self._name_pending(m)  # watched, named as it was when adopted
+            else:
+                self._begin(m, None)  # watched: not Python, or not one we read
             if m.pauser is not None:
                 m.pauser.close()  # nothing of it to pause
                 m.pauser = None
@@ -327,6 +356,15 @@ class Recorder:
         m.exec_deadline = None
         if m is self.root:
             self.target = target
+        if not m.counted:  # adopted before it was a Python we could open
+            self.recorded += 1
+            m.counted = True
+        if m.pending is not None:
+            ident = launcher.exec_identity(m.pid)
+            if ident != m.exec_ident:  # it exec'd the Python meanwhile (sh -c 'exec python')
+                m.exec_ident = ident
+                self._end_run(m, "exec")  # the program it was adopted running
+            m.pending = None  # else the same program, named now that it opened
         self._begin(m, target)
         if m.pauser is None:
             self._seize(m)
@@ -592,8 +630,8 @@ class Recorder:
             return self._exited(m, None)
         if ident != m.exec_ident:
             m.exec_ident = ident
-            if m.exec_deadline is None:
-                self._exec_seen(m)
+            if m.exec_deadline is None or m.pending is not None:
+                self._exec_seen(m)  # (a pending program is named, and ends here)
         return None
 
     def _interrupted(self) -> bool:
