@@ -116,6 +116,60 @@ def test_a_c_function_lands_between_its_caller_and_its_callback():
     ]
 
 
+@st.composite
+def split_stacks(draw):
+    """A 3.11+ thread by hand: evaluation calls of random sizes (0 frames: one caught
+    before its first), innermost first, each entered from C; its Python frames named by
+    (call, position), its native stack with C frames between the calls, cut short or not,
+    and the recorded ends."""
+    sizes = draw(st.lists(st.integers(0, 5), min_size=1, max_size=6))
+    py = tuple((k, j) for k, n in enumerate(sizes) for j in range(n))  # innermost first
+    nat: list[NativeName] = [_n("leaf")] * draw(st.integers(0, 2))
+    for k in range(len(sizes)):
+        nat.append(_n(EVAL))
+        nat += [_n(f"c{k}")] * draw(st.integers(0, 2))  # what called the call from C
+    reached = draw(st.integers(1, len(sizes)))  # evaluation calls the unwind reached
+    cut = [i for i, n in enumerate(nat) if n.name == EVAL][reached - 1] + 1
+    ends = []
+    for n in sizes:
+        ends.append((ends[-1] if ends else 0) + n)
+    return py, sizes, nat[:cut], reached, tuple(ends)
+
+
+@given(split_stacks(), st.booleans())
+def test_merge_gives_each_evaluation_call_its_own_frames(stack, last_end_read):
+    """With the recorded ends, every Python frame goes where its own call's evaluation
+    frame was, innermost call first; the frames of calls the native stack does not reach
+    go at the root; the C frames keep their places. Frames past the last end read form
+    one more call (a walker need not report the outermost end)."""
+    py, sizes, nat, reached, ends = stack
+    out = merge(py, nat, frozenset({EVAL}), True, ends if last_end_read else ends[:-1])
+    # root first: unreached calls' frames, then per reached call (outermost first) its
+    # C caller frames above it... read back which call each Python frame sits under
+    names = [f.name if isinstance(f, NativeName) else f for f in out]
+    unreached = [f for f in reversed(py) if f[0] >= reached]
+    assert names[: len(unreached)] == unreached
+    rest = names[len(unreached) :]
+    expect: list = []
+    for k in range(len(sizes) - 1, -1, -1):
+        if k < reached:
+            frames = [(k, j) for j in range(sizes[k] - 1, -1, -1)]
+            expect += frames or [EVAL]  # an empty call keeps its evaluation frame
+        if k and k - 1 < reached:
+            expect += [f"c{k - 1}"] * sum(1 for n in nat if n.name == f"c{k - 1}")
+    expect += ["leaf"] * sum(1 for n in nat if n.name == "leaf")
+    assert rest == expect
+
+
+def test_ends_that_do_not_fit_the_stack_fall_back_to_the_guess():
+    py = ((2, 0), (1, 0), (0, 0))
+    nat = [_n(EVAL), _n("c"), _n(EVAL)]
+    guess = merge(py, nat, frozenset({EVAL}), True)
+    assert merge(py, nat, frozenset({EVAL}), True, (2, 9)) == guess
+    assert merge(py, nat, frozenset({EVAL}), True, (2, 1)) == guess
+    assert merge(py, nat, frozenset({EVAL}), True, (2, 3)) != guess
+
+
 # -- every output format marks native frames -------------------------------------------
 
 

@@ -34,6 +34,7 @@ native_stacks = st.builds(
     id=st.integers(1, 2**40),
     ips=st.lists(u64, max_size=40).map(tuple),
     cut=st.booleans(),
+    eval_ends=st.none() | st.lists(st.integers(0, 2**16), max_size=6).map(tuple),
 )
 native_samples = st.builds(R.NativeSamples, blob=st.binary(max_size=32))
 
@@ -85,6 +86,32 @@ def test_each_sample_keeps_its_native_stack(tmp_path, samples, batch):
     for i, want in enumerate(expected):
         nid = tr.native[i]
         assert (tr.native_stacks[nid] if nid else None) == want
+
+
+def test_eval_ends_go_with_their_native_stack(tmp_path):
+    """The same addresses with another split of the Python stack are another native
+    stack; one written without ends (before they were recorded) reads as having none."""
+    p = tmp_path / "e.fkt"
+    with open(p, "wb") as f:
+        w = TraceWriter(f, HDR)
+        w.write(R.Thread(0, 1, 100, None, "main", 0))
+        a = w.native_stack_id((1, 2, 3), False, (2, 4))
+        b = w.native_stack_id((1, 2, 3), False, (1, 4))
+        c = w.native_stack_id((1, 2, 3), False)
+        assert len({a, b, c}) == 3 and w.native_stack_id((1, 2, 3), False, (2, 4)) == a
+        for i, nid in enumerate((a, b, c)):
+            w.native_sample(10**9 + i, 0, 0, nid, True, False)
+        w.close("duration")
+    tr = load(p)
+    assert [tr.native_ends.get(n) for n in tr.native] == [(2, 4), (1, 4), None]
+    assert tr.native_stacks[tr.native[0]] == ((1, 2, 3), False)
+
+
+@pytest.mark.parametrize("ends", [[1, "x"], "12", [-1], [True]])
+def test_bad_eval_ends_are_corruption(tmp_path, ends):
+    body = [R.encode(HDR), [R.NATIVE_STACK, 1, [1, 2], False, ends]]
+    with pytest.raises(TraceError, match="eval end"):
+        load(_file(tmp_path, body))
 
 
 def _file(tmp_path, body: list, minor: int = R.FORMAT_MINOR):

@@ -9,10 +9,13 @@ it was running, in order, so a flame graph reads ``caller (app.py:10) → flamek
 [spinext.so] → callback (app.py:4)``.
 
 Up to 3.10 one evaluation call runs one Python frame. From 3.11 a Python-to-Python call
-is inlined into the same evaluation call, so one call runs one or more frames; the trace
-does not say where a C-to-Python entry split them, so each evaluation call but the
-outermost is given one frame (a callback from C is most often a leaf), the outermost the
-rest. Frames the counts cannot place (a native stack cut short) go at the root.
+is inlined into the same evaluation call, so one call runs one or more frames: the
+recorder reads where each call's frames end (3.11 is_entry, 3.12+ the entry shim; the
+NATIVE_STACK record's ``eval_ends``), and each evaluation frame of the native stack,
+innermost first, gets the frames of its own call. A trace without them (written before
+they were recorded) falls back to a guess: each evaluation call but the outermost is
+given one frame (a callback from C is most often a leaf), the outermost the rest. Frames
+that cannot be placed (a native stack cut short) go at the root.
 
 The merged trace is the same trace with more stacks: native functions become code
 records of their own (refs above the trace's, listed in :attr:`Trace.native_codes`),
@@ -23,6 +26,7 @@ every filter, output and ``diff`` works on it unchanged.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from dataclasses import replace
 
 from flamekit.symbolize.native import NativeName, NativeSymbolizer
@@ -60,24 +64,23 @@ def merge(
     native: list[NativeName],
     evals: frozenset[str],
     inlined: bool,
+    ends: Sequence[int] | None = None,
 ) -> list[tuple[int, int] | NativeName]:
     """One merged stack, root first: Python frames (code ref, offset) and native ones.
 
-    ``python`` and ``native`` are innermost first, as the trace holds them."""
+    ``python`` and ``native`` are innermost first, as the trace holds them; ``ends``:
+    where each evaluation call's frames end in ``python``, innermost call first
+    (ThreadStack.eval_ends; None or empty: not recorded, guessed)."""
     py = list(reversed(python))
     nat = list(reversed(native))
     at = [i for i, n in enumerate(nat) if _base(n.name) in evals]
     if not at:
         return [*py, *nat]  # C under Python (or a thread with no Python frames)
-    counts = [0] * len(at)
-    left = len(py)
-    for j in range(len(at) - 1, -1, -1):  # one each, innermost call first
-        if left:
-            counts[j] = 1
-            left -= 1
-    if inlined and counts[0]:
-        counts[0] += left
-        left = 0
+    sizes = _segments(len(py), ends) if inlined and ends else None
+    if sizes is not None:
+        counts, left = _by_segments(sizes, len(at))
+    else:
+        counts, left = _guessed(len(py), len(at), inlined)
     out: list[tuple[int, int] | NativeName] = list(py[:left])
     taken = left
     slot = dict(zip(at, counts))
@@ -89,6 +92,46 @@ def merge(
         else:
             out.append(n)
     return out
+
+
+def _segments(n: int, ends: Sequence[int]) -> list[int] | None:
+    """Frames per evaluation call, innermost first, from its ends in an ``n``-frame stack
+    (None: ends that do not fit it, not to be trusted)."""
+    sizes = []
+    prev = 0
+    for e in ends:
+        if not prev <= e <= n:
+            return None
+        sizes.append(e - prev)
+        prev = e
+    if prev < n:
+        sizes.append(n - prev)  # frames under the last end read: one more call
+    return sizes
+
+
+def _by_segments(sizes: list[int], calls: int) -> tuple[list[int], int]:
+    """Per evaluation frame of the native stack (root first), the frames of its own call:
+    matched innermost first; calls the native stack does not reach (cut short) put their
+    frames at the root. Returns (counts, frames left for the root)."""
+    counts = [0] * calls
+    for j, size in enumerate(sizes[:calls]):
+        counts[calls - 1 - j] = size
+    return counts, sum(sizes[calls:])
+
+
+def _guessed(n: int, calls: int, inlined: bool) -> tuple[list[int], int]:
+    """The counts without recorded ends: one frame per evaluation call, innermost first;
+    3.11+ (``inlined``): the outermost call the rest. Returns (counts, left for the root)."""
+    counts = [0] * calls
+    left = n
+    for j in range(calls - 1, -1, -1):  # one each, innermost call first
+        if left:
+            counts[j] = 1
+            left -= 1
+    if inlined and counts[0]:
+        counts[0] += left
+        left = 0
+    return counts, left
 
 
 def with_native_stacks(trace: Trace, symbolizer: NativeSymbolizer) -> Trace:
@@ -123,7 +166,8 @@ def with_native_stacks(trace: Trace, symbolizer: NativeSymbolizer) -> Trace:
                 ]
             evals, inlined = eval_frames(versions.get(pid) or trace.header.python_version)
             frames = []
-            for f in reversed(merge(trace.stacks.get(sid, ()), nat, evals, inlined)):
+            ends = trace.native_ends.get(nid)
+            for f in reversed(merge(trace.stacks.get(sid, ()), nat, evals, inlined, ends)):
                 if isinstance(f, NativeName):
                     ref = code_of.get((f.object, f.name))
                     if ref is None:

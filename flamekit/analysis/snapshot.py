@@ -61,6 +61,9 @@ class RawThread(Protocol):
     @property
     def native_cut(self) -> bool: ...
 
+    @property
+    def eval_ends(self) -> Sequence[int]: ...
+
 
 @dataclass
 class DumpLocal:
@@ -109,7 +112,7 @@ def _merged(
         return None
     names = [native.symbolizer.name(native.pid, ip, k > 0) for k, ip in enumerate(t.native)]
     evals, inlined = eval_frames(native.python_version)
-    return merge(tuple(t.frames), names, evals, inlined)
+    return merge(tuple(t.frames), names, evals, inlined, t.eval_ends)
 
 
 def symbolize(

@@ -110,6 +110,12 @@ class Layout:
     frame_size: int  #: bytes from the frame's start that cover every field we read
     instr_kind: str
     owner_skip_from: int | None  #: owners >= this are shim frames, not Python calls
+    #: 3.12+: the owner of the shim frame each evaluation call pushes on entry, below the
+    #: first frame it runs: where one call's frames end in a chain
+    owner_eval_entry: int | None
+    #: 3.11: the frame's ``is_entry`` flag (it is the first frame of its evaluation call)
+    #: is the byte this many bytes before its owner
+    is_entry_before_owner: int | None
     #: Owners a chain's outermost frame never has (3.11+): a chain ending at one was torn
     #: by a read racing the target (a generator's frame, unlinked when it was suspended)
     never_outermost: tuple[int, ...]
@@ -164,13 +170,15 @@ MINOR_CONSTANTS: dict[tuple[int, int], dict[str, Any]] = {
     # generator's frame links to its caller's, a suspended one's to nothing: a chain
     # ending at a generator's frame met it suspended (only a generator resumed from C
     # with no Python frame under it, the bottom of a thread, would end there rightly).
-    (3, 11): {"never_outermost": (1,)},
+    # Each evaluation call's first frame has is_entry set (the bool just before owner).
+    (3, 11): {"never_outermost": (1,), "is_entry_before_owner": 1},
     # 3.12: FRAME_OWNED_BY_CSTACK = 3 marks the C-stack shim pushed at each eval entry,
     # the first one too: every whole chain ends at one.
-    (3, 12): {"owner_skip_from": 3, "never_outermost": (0, 1, 2)},
+    (3, 12): {"owner_skip_from": 3, "owner_eval_entry": 3, "never_outermost": (0, 1, 2)},
     # 3.13: same owner enum; holds_gil is bit 5 of the u32 tstate->_status bitfield.
     (3, 13): {
         "owner_skip_from": 3,
+        "owner_eval_entry": 3,
         "never_outermost": (0, 1, 2),
         "holds_gil_bit": 5,
         "holds_gil_after_status": 0,
@@ -183,9 +191,11 @@ MINOR_CONSTANTS: dict[tuple[int, int], dict[str, Any]] = {
     # 3.14: owners 3 (INTERPRETER) and 4 (CSTACK) are both non-Python; f_executable is a
     # _PyStackRef whose low bit is a tag (mask 3, forward-compatible with 3.15);
     # `int holds_gil` follows the 4-byte _status word. A thread's chain ends at its base
-    # frame (INTERPRETER).
+    # frame (INTERPRETER). Each evaluation call's entry shim is INTERPRETER (3) too
+    # (Python/ceval.c: entry.frame.owner = FRAME_OWNED_BY_INTERPRETER); CSTACK goes unused.
     (3, 14): {
         "owner_skip_from": 3,
+        "owner_eval_entry": 3,
         "never_outermost": (0, 1, 2),
         "code_tag_bits": 3,
         "holds_gil_bit": None,
@@ -409,6 +419,8 @@ def layout_from_table(version: tuple[int, int]) -> Layout:
         frame_size=frame_size,
         instr_kind=_instr_kind(version),
         owner_skip_from=const.get("owner_skip_from"),
+        owner_eval_entry=const.get("owner_eval_entry"),
+        is_entry_before_owner=const.get("is_entry_before_owner"),
         never_outermost=const.get("never_outermost", ()),
         code_tag_bits=const.get("code_tag_bits", 0),
         code_firstlineno=t["code_firstlineno"],
@@ -511,6 +523,8 @@ def layout_from_debug_offsets(raw: bytes, source: str = "") -> Layout:
         frame_size=max(d["frame.instr_ptr"] + 8, d["frame.owner"] + 1),
         instr_kind=INSTR_POINTER,
         owner_skip_from=const.get("owner_skip_from"),
+        owner_eval_entry=const.get("owner_eval_entry"),
+        is_entry_before_owner=const.get("is_entry_before_owner"),
         never_outermost=const.get("never_outermost", ()),
         code_tag_bits=const.get("code_tag_bits", 0),
         code_firstlineno=d["code.firstlineno"],

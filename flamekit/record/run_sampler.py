@@ -63,7 +63,9 @@ class RunSampler:
         self.target = target
         self.pid = target.pid
         self.shared = shared
-        self.walker = StackWalker(target, consistent=shared.pausing)
+        self.walker = StackWalker(
+            target, consistent=shared.pausing, eval_ends=shared.native and shared.pausing
+        )
         self._gil_names_thread_state = target.layout.gil_names_thread_state
         self.code_reader = CodeReader(target)
         self.codes = CodeRefs(self.code_reader, self._write_code, shared.new_code_ref)
@@ -200,7 +202,7 @@ class RunSampler:
                     w.write(R.NativeObject(self.pid, obj.path, obj.build_id, obj.bias,
                                            obj.ranges, first))  # fmt: skip
                 unwinder.appeared.clear()
-            out[tid] = w.native_stack_id(*got)
+            out[tid] = w.native_stack_id(*got, st.eval_ends)
         return out
 
     def forget_threads(self, tids: list[int]) -> None:

@@ -47,6 +47,8 @@ class ThreadSnapshot:
     #: asked for, or not read), and whether the unwind was cut short
     native: tuple[int, ...] | None = None
     native_cut: bool = False
+    #: --native, 3.11+: where each evaluation call's frames end (ThreadStack.eval_ends)
+    eval_ends: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def _snapshot(
         if pauser is not None:
             pauser.pause()
         try:
-            walker = StackWalker(target, consistent=pauser is not None)
+            walker = StackWalker(target, consistent=pauser is not None, eval_ends=native)
             stacks = walker.walk()
             if unwinder is not None:
                 for st in stacks:
@@ -148,6 +150,7 @@ def _snapshot(
                 st.error,
                 variables.get(st.tstate, ()),
                 *(natives.get(st.native_tid) or (None, False)),
+                st.eval_ends,
             )
         )
     objects = [

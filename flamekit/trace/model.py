@@ -67,6 +67,8 @@ class Trace:
     native_objects: dict[int, list[R.NativeObject]] = field(default_factory=dict)
     #: native stack id -> (instruction pointers innermost first, cut)
     native_stacks: dict[int, tuple[tuple[int, ...], bool]] = field(default_factory=dict)
+    #: native stack id -> the eval ends recorded with it (NATIVE_STACK's ``eval_ends``)
+    native_ends: dict[int, tuple[int, ...]] = field(default_factory=dict)
     #: per-sample native stack id (0: none), as long as the samples once any was read;
     #: empty for a trace without native stacks
     native: array = field(default_factory=lambda: array("Q"))
@@ -159,6 +161,8 @@ class TraceBuilder:
             if rec.id in trace.native_stacks:
                 raise TraceError(f"{p}: corrupt FKT trace: native stack {rec.id} defined twice")
             trace.native_stacks[rec.id] = (rec.ips, rec.cut)
+            if rec.eval_ends is not None:
+                trace.native_ends[rec.id] = rec.eval_ends
         elif isinstance(rec, R.NativeObject):
             trace.native_objects.setdefault(rec.pid, []).append(rec)
         elif isinstance(rec, R.Stack):

@@ -259,6 +259,9 @@ class NativeStack:
     id: int
     ips: tuple[int, ...]
     cut: bool
+    #: where each evaluation call's frames end in the Python stack sampled with it,
+    #: innermost call first (3.11+; None: not recorded, as before they were)
+    eval_ends: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -338,7 +341,8 @@ def encode(rec: Record) -> list[Any]:
     if isinstance(rec, NativeSamples):
         return [NATIVE_SAMPLES, rec.blob]
     if isinstance(rec, NativeStack):
-        return [NATIVE_STACK, rec.id, list(rec.ips), rec.cut]
+        tail = [] if rec.eval_ends is None else [list(rec.eval_ends)]
+        return [NATIVE_STACK, rec.id, list(rec.ips), rec.cut, *tail]
     if isinstance(rec, NativeObject):
         return [
             NATIVE_OBJECT, rec.pid, rec.path, rec.build_id, rec.bias,
@@ -583,7 +587,13 @@ def _native_stack(arr: list[Any]) -> NativeStack:
     _ints(ips, "native stack address", 0, U64_MAX)
     if type(arr[3]) is not bool:
         raise _Bad("native stack cut must be a boolean")
-    return NativeStack(sid, tuple(ips), arr[3])
+    ends = None
+    if len(arr) > 4 and arr[4] is not None:
+        if type(arr[4]) is not list or len(arr[4]) > MAX_STACK_DEPTH:
+            raise _Bad("native stack eval ends must be a list")
+        _ints(arr[4], "native stack eval end", 0, MAX_STACK_DEPTH)
+        ends = tuple(arr[4])
+    return NativeStack(sid, tuple(ips), arr[3], ends)
 
 
 def _native_samples(arr: list[Any]) -> NativeSamples:

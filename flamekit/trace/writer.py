@@ -49,7 +49,7 @@ class TraceWriter:
         #: --native: the native stack ids of the batch's samples (a NATIVE_SAMPLES record
         #: after its SAMPLES), and the native stacks interned
         self._native_batch = bytearray()
-        self._native_stacks: dict[tuple[tuple[int, ...], bool], int] = {}
+        self._native_stacks: dict[tuple[tuple[int, ...], bool, tuple[int, ...]], int] = {}
         self._batch_limit = batch_samples
         self._flush_interval = flush_interval_s
         self._last_flush = time.monotonic()
@@ -76,14 +76,17 @@ class TraceWriter:
             self.write(R.Stack(sid, frames))
         return sid
 
-    def native_stack_id(self, ips: tuple[int, ...], cut: bool) -> int:
-        """The id of an interned native stack, writing its NATIVE_STACK record the first
-        time (ids count from 1; 0 is "no native stack")."""
-        key = (ips, cut)
+    def native_stack_id(
+        self, ips: tuple[int, ...], cut: bool, eval_ends: tuple[int, ...] = ()
+    ) -> int:
+        """The id of an interned native stack with the eval ends of the Python stack
+        sampled with it, writing its NATIVE_STACK record the first time (ids count from
+        1; 0 is "no native stack")."""
+        key = (ips, cut, eval_ends)
         nid = self._native_stacks.get(key)
         if nid is None:
             nid = self._native_stacks[key] = len(self._native_stacks) + 1
-            self.write(R.NativeStack(nid, ips, cut))
+            self.write(R.NativeStack(nid, ips, cut, eval_ends or None))
         return nid
 
     def native_sample(

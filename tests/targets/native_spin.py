@@ -1,5 +1,6 @@
 """--native target: ``caller`` calls the test-built C extension's ``flamekit_spin_in_c``,
-which burns CPU in C and calls ``callback`` (Python) after every burst, for SECONDS
+which burns CPU in C and calls ``callback`` (Python, which calls ``callback_inner``,
+Python too) after every burst, for SECONDS
 (argv[2]). The extension is imported after a short sleep, so a recording started with
 the program sees it loaded mid-recording (a dlopen). At the end it prints the share of
 its time spent in Python callbacks (the rest is C): the truth to compare with. Wall time,
@@ -18,13 +19,17 @@ in_callback = [0.0]
 
 def callback():
     t0 = time.perf_counter()
+    # random, as the C bursts are (no aliasing); random.random is C. The callback calls
+    # more Python (callback_inner, where it spins): a merged 3.11+ stack must give the
+    # inner evaluation call both frames, however the C entry split the interpreter's
+    callback_inner(0.0001 + 0.0009 * random.random())
+    in_callback[0] += time.perf_counter() - t0
+
+
+def callback_inner(span):
     t = time.perf_counter()
-    # random, as the C bursts are (no aliasing); random.random is C: the callback calls
-    # no Python function (a merged 3.11+ stack gives a callback from C one Python frame)
-    span = 0.0001 + 0.0009 * random.random()
     while time.perf_counter() - t < span:
         pass
-    in_callback[0] += time.perf_counter() - t0
 
 
 def caller(seconds):

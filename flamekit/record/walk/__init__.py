@@ -79,17 +79,27 @@ class StackWalker:
     """Walks all threads of one target. Its parts keep per-thread caches between walks."""
 
     def __init__(
-        self, target: PythonTarget, *, max_depth: int = MAX_DEPTH, consistent: bool = False
+        self,
+        target: PythonTarget,
+        *,
+        max_depth: int = MAX_DEPTH,
+        consistent: bool = False,
+        eval_ends: bool = False,
     ) -> None:
         """``consistent``: every walk reads a stopped target (pausing mode), so a chain
-        that fails was not torn by a racing read (see InterpreterFrames._caller_frame)."""
+        that fails was not torn by a racing read (see InterpreterFrames._caller_frame).
+        ``eval_ends``: report where each evaluation call's frames end on 3.11 too
+        (ThreadStack.eval_ends; 3.12+ always has them, 3.11 reads one more byte a frame)."""
         self.target = target
         self.consistent = consistent
         self.memory = target.memory
         self.layout = lay = target.layout
         self.errors = 0  #: threads returned with ``error`` set, over the walker's life
-        model = FrameObjects if lay.frame_objects else InterpreterFrames
-        self._frames: FrameModel = model(target, max_depth, consistent)
+        self._frames: FrameModel = (
+            FrameObjects(target, max_depth, consistent)
+            if lay.frame_objects
+            else InterpreterFrames(target, max_depth, consistent, eval_ends)
+        )
         self._threads = ThreadList(target, self._frames)
         #: Kernel tids where the thread states hold none (3.10 and older) or hold the
         #: ids of another PID namespace (a container's); None: the states' own are /proc's
@@ -189,11 +199,12 @@ class StackWalker:
         if self._native_tids is not None:
             threads = self._native_tids.fill(threads)
         return [
-            ThreadStack(thread_id, native, holds, frames, truncated, error, tstate, interp)
+            ThreadStack(thread_id, native, holds, frames, truncated, error, tstate, interp, ends)
             for (interp, tstate, thread_id, _, native, _, _, holds, _), (
                 frames,
                 truncated,
                 error,
+                ends,
             ) in zip(threads, stacks)
         ]
 

@@ -51,8 +51,9 @@ MAX_OFFSET = 1 << 26
 CYCLIC = "cyclic chain: a frame links back to one walked already (a torn read)"
 
 Frame = tuple[int, int]
-#: One thread's walk: (frames innermost first, truncated, error).
-WalkResult = tuple[tuple[Frame, ...], bool, "str | None"]
+#: One thread's walk: (frames innermost first, truncated, error, eval ends: see
+#: ThreadStack.eval_ends).
+WalkResult = tuple[tuple[Frame, ...], bool, "str | None", tuple[int, ...]]
 #: (address, length) of one range of the target's memory.
 Range = tuple[int, int]
 #: One thread state as the thread list parsed it: (interp, tstate, thread_id, frame
@@ -73,6 +74,13 @@ class ThreadStack(NamedTuple):
     error: str | None  #: why ``frames`` is incomplete, if it is
     tstate: int  #: address of the PyThreadState (stable while the thread lives)
     interp: int  #: address of its PyInterpreterState
+    #: 3.11+ (3.11: when the walker was asked for them): per evaluation call running this
+    #: thread's frames, innermost call first, how many frames (innermost first) there are
+    #: up to the end of its own: call k ran ``frames[eval_ends[k-1]:eval_ends[k]]``. On
+    #: 3.11+ Python-to-Python calls share one call, so this is where a C-to-Python entry
+    #: split the stack (record --native merges by it); empty where not read (<= 3.10:
+    #: one call per frame)
+    eval_ends: tuple[int, ...] = ()
 
 
 def required(offset: int | None, name: str) -> int:

@@ -390,7 +390,7 @@ class FrameObjects(FrameModel):
             )
         else:
             self._olast.pop(tstate, None)
-        return tuple(frames), truncated, error
+        return tuple(frames), truncated, error, ()
 
     def _back_on(self, last: _OChain, addr: int, cache: FrameCache) -> bool:
         """A walk with no prefetch met the frame at ``addr``: if it is on the last chain,

@@ -85,6 +85,7 @@ class _Chain:
         "frames",
         "hint",
         "tail",
+        "ends",
     )
 
     def __init__(self) -> None:
@@ -104,6 +105,9 @@ class _Chain:
         #: the part in older data-stack chunks at its bottom (end-position 0 stands for
         #: all of it), reused as a whole: a splice above it holds only while it does
         self.tail: Tail | None = None
+        #: where evaluation calls' frames end, bottom first: (end-position of the frame
+        #: that says so, frames below the end); a splice keeps those below it
+        self.ends: list[tuple[int, int]] = []
 
     @classmethod
     def build(
@@ -121,10 +125,12 @@ class _Chain:
         raws: list[bytes],
         frames: tuple[Frame, ...],
         tail: Tail | None = None,
+        pends: list[tuple[int, int]] | None = None,
     ) -> _Chain:
         """This walk's chain: its own ``addrs`` (innermost first) above the bottom ``m``
         positions of ``old``, or above ``tail``, the part it took whole from older chunks
-        (one position, not indexed: a walk meets it only through the frames above)."""
+        (one position, not indexed: a walk meets it only through the frames above).
+        ``pends``: this walk's own eval ends, (position in ``addrs``, frames up to it)."""
         c = cls()
         c.chunk, c.buf, c.rpos, c.size, c.flen, c.frames = chunk, buf, rpos, size, flen, frames
         c.hint = m - 1
@@ -138,6 +144,7 @@ class _Chain:
             reach = rev_reach[-1]
             index = old.index
             c.tail = old.tail
+            ends = [e for e in old.ends if e[0] < m]
         elif tail is not None:
             rev_addrs, rev_rem, rev_reach, outs, reach, index = (
                 [tail.entry],
@@ -149,9 +156,14 @@ class _Chain:
             )
             m = 1
             c.tail = tail
+            ends = [(0, fb) for fb in tail.ends]
         else:
             rev_addrs, rev_rem, rev_reach, outs, reach, index = [], [], [], [], 0, {}
             m = 0
+            ends = []
+        if pends:
+            ends += [(m + k - 1 - p, total - e) for p, e in reversed(pends)]
+        c.ends = ends
         solid = m
         grounded = True  # no kind-2 position met yet, going up from the bottom
         for p in range(k - 1, -1, -1):
@@ -238,20 +250,36 @@ class InterpreterFrames(FrameModel):
 
     steady = True
 
-    def __init__(self, target: PythonTarget, max_depth: int, consistent: bool) -> None:
+    def __init__(
+        self, target: PythonTarget, max_depth: int, consistent: bool, eval_ends: bool = False
+    ) -> None:
+        """``eval_ends``: on 3.11, read each frame's is_entry flag for the walk's
+        eval ends (3.12+ has them from its shims at no cost)."""
         super().__init__(max_depth)
         self.memory = target.memory
         self.consistent = consistent
         lay = target.layout
         fields = [(lay.frame_code, "Q"), (lay.frame_back, "Q"), (lay.frame_instr, "Q")]
-        fields.append((required(lay.frame_owner, "frame owner"), "B"))
+        owner = required(lay.frame_owner, "frame owner")
+        self._skip_owner = lay.owner_skip_from if lay.owner_skip_from is not None else 256
+        #: 3.11 with eval ends: the owner is read with the is_entry byte before it as one
+        #: u16 (is_entry | owner << 8) and every frame with either set takes the walk's
+        #: shim branch, which tells them apart: the common frame (the thread's own, not
+        #: an entry) costs what it did, and without eval ends nothing changes
+        self._entry_flag = bool(eval_ends and lay.is_entry_before_owner)
+        if self._entry_flag:
+            fields.append((owner - (lay.is_entry_before_owner or 0), "H"))
+            self._skip_owner = 1
+        else:
+            fields.append((owner, "B"))
+        #: 3.12+: the owner of an evaluation call's entry shim (-1: none)
+        self._eval_entry = lay.owner_eval_entry if lay.owner_eval_entry is not None else -1
         frame = frame_struct(fields, 0)
         self._flen, self._unpack = frame.size, frame.struct.unpack_from
         self._identity, self._fidx = frame.identity, frame.order
         self._none = target.symbols.get("_Py_NoneStruct", -1)
         self._tag_mask = ~lay.code_tag_bits
         self._tag_bits = lay.code_tag_bits
-        self._skip_owner = lay.owner_skip_from if lay.owner_skip_from is not None else 256
         self._never_outermost = frozenset(lay.never_outermost)
         self._adaptive = lay.code_adaptive or 0
         #: 3.11/3.12: the thread state points at a _PyCFrame holding the current frame
@@ -397,7 +425,7 @@ class InterpreterFrames(FrameModel):
                 pos += size
                 r += 1
             if error is not None:
-                out.append(((), False, error))
+                out.append(((), False, error, ()))
                 continue
             result, outside = self._walk_chain(t, frame, chunk, buf, rpos, size, data, known)
             failed = result[2] is not None and (self.consistent or not result[0])
@@ -407,6 +435,8 @@ class InterpreterFrames(FrameModel):
                 if again[0][2] is None:
                     result, outside = again
                     self.entries += 1
+                    if result[3]:  # the call being entered has no frame yet
+                        result = (*result[:3], (0, *result[3]))
             out.append(result)
             self._remember(t, cframe, chunk, buf, rpos, size, outside)
         return out
@@ -508,6 +538,8 @@ class InterpreterFrames(FrameModel):
         tag_mask = self._tag_mask
         adaptive = self._adaptive
         none = self._none
+        eval_entry = self._eval_entry
+        entry_flag = self._entry_flag
         end = USER_SPACE_END
         if rpos >= 0:
             lo = chunk
@@ -533,6 +565,7 @@ class InterpreterFrames(FrameModel):
         pkinds: list[int] = []
         pcount: list[int] = []
         praws: list[bytes] = []
+        pends: list[tuple[int, int]] = []  # eval ends met: (position, frames up to there)
         spliced = 0  # end-positions of the last chain reused (0: none)
         tail: Tail | None = None  # the last walk's part in older chunks, if reused whole
         check_at = CYCLE_CHECK
@@ -605,7 +638,13 @@ class InterpreterFrames(FrameModel):
                 t = (t[fidx[0]], t[fidx[1]], t[fidx[2]], t[fidx[3]])
             code, addr, instr, owner = t
             if owner >= skip_owner:
-                continue  # a C-stack / interpreter shim, not a Python call
+                if owner == eval_entry:  # 3.12+: the shim under an eval call's first frame
+                    pends.append((len(paddrs) - 1, len(frames)))
+                if not entry_flag:
+                    continue  # a C-stack / interpreter shim, not a Python call
+                if owner & 0xFF:  # 3.11, is_entry: its eval call's first frame
+                    pends.append((len(paddrs) - 1, len(frames) + 1))
+                owner >>= 8
             if tag_bits:
                 if code & tag_bits == tag_bits or code == 1:
                     continue
@@ -627,14 +666,23 @@ class InterpreterFrames(FrameModel):
         if error is None and not truncated and not spliced and tail is None and paddrs:
             if owner in self._never_outermost:  # the last frame the loop unpacked
                 error = "torn chain: it ends at a frame no thread's stack ends at"
+        reused: list[int] | tuple[int, ...] = ()  # eval ends taken along: frames below
         if spliced:
             assert old is not None
             self.spliced += 1
             _take_rest(old, spliced, frames, outside)
-        result = (tuple(frames), truncated, error)
+            if old.ends:
+                reused = [fb for q, fb in old.ends if q < spliced]
+        elif tail is not None:
+            reused = tail.ends
+        ends: tuple[int, ...] = ()
+        if pends or reused:
+            total = len(frames)
+            ends = (*[e for _, e in pends], *[total - fb for fb in reversed(reused)])
+        result = (tuple(frames), truncated, error, ends)
         if tail is None and not (spliced and old is not None and old.tail is not None):
             whole = error is None and not truncated and not spliced
-            self._tails.keep(tstate, older, whole, paddrs, pkinds, praws, frames)
+            self._tails.keep(tstate, older, whole, paddrs, pkinds, praws, frames, pends)
         if (
             error is None
             and not truncated
@@ -655,6 +703,7 @@ class InterpreterFrames(FrameModel):
                 praws,
                 result[0],
                 tail,
+                pends,
             )
         else:
             self._last.pop(tstate, None)

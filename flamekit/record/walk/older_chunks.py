@@ -41,6 +41,8 @@ class Tail(NamedTuple):
     positions: int  #: chain positions it took (shims included): for the depth cap
     chunk_addrs: frozenset[int]  #: addresses of its frames inside the chunks
     outs: tuple[tuple[int, bytes], ...]  #: its frames outside them: (address, bytes)
+    #: eval ends in it (see ThreadStack.eval_ends) as frames below each, bottom first
+    ends: tuple[int, ...] = ()
 
 
 class OlderChunks:
@@ -170,12 +172,14 @@ class TailCache:
         pkinds: list[int],
         praws: list[bytes],
         frames: list[Frame],
+        pends: list[tuple[int, int]],
     ) -> None:
         """Keep the part of this walk's chain in older chunks for the next walk, or
         forget the last one. Its frames found outside the chunks (an entry frame on the
         C stack, a generator's) are kept with their bytes: the next walk has them
         prefetched and must find the same there. ``whole``: the walk ended at the
-        bottom of the stack, untruncated, without error or splice.
+        bottom of the stack, untruncated, without error or splice. ``pends``: its eval
+        ends, (position, frames up to there).
 
         Not when the walk came back into the current region after entering them (the
         frame it entered at was one outside the data stack, not prefetched, above more
@@ -196,6 +200,7 @@ class TailCache:
                     len(addrs),
                     frozenset(addrs).difference(a for a, _ in outs),
                     outs,
+                    tuple(len(frames) - e for p, e in reversed(pends) if p >= p0),
                 )
                 return
         self._tails.pop(tstate, None)
