@@ -43,7 +43,8 @@ def test_reused_chains_match_a_fresh_walk(interp: Interpreter, target_name: str)
     """Both kinds of reuse against a fresh walk: on the churning target the thread states
     change all the time (the parse of the thread list is rarely reused, the bottoms of
     chains are); on the steady one they stay put, and the walker must notice the few
-    samples where they did not."""
+    samples where they did not. Where each evaluation call's frames end (3.11+, the
+    C-called callbacks split the stacks) must come through every reuse too."""
     proc = subprocess.Popen(
         [interp.path, str(TARGETS / f"{target_name}.py")],
         stdout=subprocess.PIPE,
@@ -54,9 +55,10 @@ def test_reused_chains_match_a_fresh_walk(interp: Interpreter, target_name: str)
         assert proc.stdout is not None
         pid = json.loads(proc.stdout.readline())["ready"]
         target = open_target(pid)
-        walker = StackWalker(target)
+        walker = StackWalker(target, eval_ends=True)
         compared = 0
         deepest = 0
+        calls = 0  # the most evaluation calls a stack was split into
         rounds = LEGACY_ROUNDS if interp in LEGACY else ROUNDS
         with Pauser(pid) as pauser:
             for _ in range(rounds):
@@ -65,12 +67,14 @@ def test_reused_chains_match_a_fresh_walk(interp: Interpreter, target_name: str)
                     if not result.complete:
                         continue
                     got = sorted(walker.walk(), key=lambda s: s.tstate)
-                    want = sorted(StackWalker(target).walk(), key=lambda s: s.tstate)
+                    fresh = StackWalker(target, eval_ends=True)
+                    want = sorted(fresh.walk(), key=lambda s: s.tstate)
                 finally:
                     pauser.resume()
                 assert got == want
                 compared += 1
                 deepest = max([deepest] + [len(s.frames) for s in want])
+                calls = max([calls] + [len(s.eval_ends) for s in want])
                 time.sleep(0.0005)
         target.close()
         assert compared >= rounds * 0.9
@@ -80,6 +84,8 @@ def test_reused_chains_match_a_fresh_walk(interp: Interpreter, target_name: str)
         # the reuse really ran (three threads a round), and not only when nothing moved;
         # on 3.11+ also above a deep stack's part in older chunks
         assert walker.spliced > rounds
+        if not target.layout.frame_objects and target_name != "steady_stack":
+            assert calls >= 3, calls
         if target_name == "deep_stack":
             assert deepest > 400  # deeper than a chunk
             if not target.layout.frame_objects:
