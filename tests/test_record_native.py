@@ -5,6 +5,8 @@ the target measured; and the unwinder agrees with gdb, frame by frame."""
 
 from __future__ import annotations
 
+import bisect
+import json
 import os
 import re
 import shutil
@@ -45,19 +47,47 @@ def _symbol(path: str, name: str) -> tuple[int, int]:
     raise LookupError(name)
 
 
+#: a sample this close to a transition the target logged is undecidable: the log's stamps
+#: are taken a few microseconds inside each state (the callback's first and last lines;
+#: the C side's call into and return from the interpreter around them)
+MARGIN_NS = 50_000
+
+
+def _transitions(log: dict) -> list[int]:
+    """The target's transitions in order: entering the C function, then entering and
+    leaving each callback, then leaving the C function."""
+    entered, left = log["c"]
+    return [entered, *log["callbacks"], left]
+
+
+def _state_at(edges: list[int], t: int) -> str | None:
+    """The target's state at monotonic instant ``t`` as its log has it, "C" or "Python";
+    None outside the C function's call or within MARGIN_NS of a transition."""
+    k = bisect.bisect_right(edges, t)
+    if k == 0 or k == len(edges):
+        return None
+    if t - edges[k - 1] < MARGIN_NS or edges[k] - t < MARGIN_NS:
+        return None
+    return "C" if k % 2 else "Python"
+
+
 @pytest.mark.parametrize("interp", recordable(), ids=str)
 def test_native_stacks_hold_the_c_function_between_python_frames(interp, tmp_path):
     ext = _ext(interp, tmp_path)
     out = tmp_path / "n.fkt"
+    log_path = tmp_path / "transitions.json"
     r = subprocess.run(
         [sys.executable, "-m", "flamekit", "record", "-q", "--native", "-r", "500",
-         "-o", str(out), "--", interp.path, TARGET, str(ext), "3"],
+         "-o", str(out), "--", interp.path, TARGET, str(ext), "3", str(log_path)],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    truth = 1 - float(re.search(r"callback-share ([\d.]+)", r.stdout).group(1))
+    # the wall-time share, for the messages only: the recorder's pauses inflate it
+    wall_c = 1 - float(re.search(r"callback-share ([\d.]+)", r.stdout).group(1))
+    edges = _transitions(json.loads(log_path.read_text()))
     tr = load(out)
     assert tr.header.mode.get("native") is True
+    origin = tr.header.start_monotonic_ns
     objects = tr.native_objects[tr.header.pid]
     so = next(o for o in objects if "spinext" in o.path)
     # imported 0.3 s in: recorded when it appeared, after the objects loaded at the start
@@ -72,31 +102,45 @@ def test_native_stacks_hold_the_c_function_between_python_frames(interp, tmp_pat
                 return o.path
         return "?"
 
-    busy = in_c = whole = in_function = 0
+    busy = in_c = whole = 0
+    judged: dict[tuple[str, str | None], int] = {}  # (truth, sampled): samples
     for i in range(len(tr)):
+        # the sample's instant: the recorder reads the clock once the target is stopped,
+        # so the target's state then is the one its stack shows
+        truth = _state_at(edges, origin + tr.times[i])
         if tr.is_idle(i) or tr.stacks.get(tr.columns.stack[i], ()) == ():
+            if truth is not None:
+                judged[truth, None] = judged.get((truth, None), 0) + 1
             continue
         ips, cut = tr.native_stacks.get(tr.native[i], ((), True))
         at = next((k for k, ip in enumerate(ips) if lo <= ip < hi), None)
-        if at is None:
-            continue  # before the extension's call (the sleep, the import)
-        busy += 1
-        whole += not cut
-        in_function += 1
-        # the caller's side: the interpreter's frames outside it; C: nothing but the
-        # extension and libc inside it; otherwise the thread is in the Python callback
-        assert any(not C_SIDE.search(owner(ip)) for ip in ips[at + 1 :])
-        if all(C_SIDE.search(owner(ip)) for ip in ips[:at]):
-            in_c += 1
+        sampled = None
+        if at is not None:
+            busy += 1
+            whole += not cut
+            # the caller's side: the interpreter's frames outside it; C: nothing but the
+            # extension and libc inside it; otherwise the thread is in the Python callback
+            assert any(not C_SIDE.search(owner(ip)) for ip in ips[at + 1 :])
+            sampled = "C" if all(C_SIDE.search(owner(ip)) for ip in ips[:at]) else "Python"
+            in_c += sampled == "C"
+        if truth is not None:
+            judged[truth, sampled] = judged.get((truth, sampled), 0) + 1
     assert busy >= 300, busy
     assert whole / busy >= 0.97, (whole, busy)
-    assert abs(in_c / busy - truth) <= 0.05, (in_c / busy, truth)
+    decidable = sum(judged.values())
+    same = judged.get(("C", "C"), 0) + judged.get(("Python", "Python"), 0)
+    truth_c = sum(n for (t, _), n in judged.items() if t == "C") / decidable
+    figures = {"judged": judged, "busy": busy, "wall_c": wall_c, "truth_c": truth_c}
+    # most samples are judged (the margins drop some 10-20%), nearly all as they were
+    assert decidable >= 0.6 * busy, figures
+    assert same / decidable >= 0.95, figures
+    assert abs(in_c / busy - truth_c) <= 0.05, figures
 
     # Offline, merged: caller (Python) -> flamekit_spin_in_c [spinext...] -> callback
     # (Python) -> callback_inner (Python), each Python frame at its line, in that order:
     # on 3.11+ the callback's two frames run in one evaluation call and the caller's in
     # another, split where the recorder read the C entry; and the C function's own
-    # share as the target measured it.
+    # share as the target's log has it, sample by sample.
     folded = tmp_path / "n.txt"
     r = subprocess.run(
         [sys.executable, "-m", "flamekit", "convert", "--to", "collapsed", "-o", str(folded),
@@ -126,7 +170,7 @@ def test_native_stacks_hold_the_c_function_between_python_frames(interp, tmp_pat
     wrong = {s: n for s, n in shapes.items() if not lines["ok"](s)}
     assert not wrong, (wrong, shapes)
     assert shapes.get(lines["inner"], 0) >= 0.2 * through, shapes  # it spins there
-    assert abs(c_side / through - truth) <= 0.05, (c_side / through, truth)
+    assert abs(c_side / through - truth_c) <= 0.05, (c_side / through, figures)
 
 
 def _target_lines() -> dict:
@@ -147,7 +191,7 @@ def _target_lines() -> dict:
         )
         return range(start, end)  # the def line too: a frame not started yet
 
-    module = f"<module> (native_spin.py:{line_of('total = caller(')})"
+    module = f"<module> (native_spin.py:{line_of('total, in_c = caller(')})"
     caller = f"caller (native_spin.py:{line_of('spinext.spin_in_c(')})"
     outer = f"callback (native_spin.py:{line_of('callback_inner(0.0001')})"
     c = (module, caller, "C")
