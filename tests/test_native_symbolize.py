@@ -116,6 +116,33 @@ def test_a_c_function_lands_between_its_caller_and_its_callback():
     ]
 
 
+def test_up_to_3_10_a_call_caught_before_its_frame_keeps_none():
+    """3.8 (one frame per call), the callback's call of another caught entering it (or
+    leaving it): the call is on the native stack, its frame not yet linked (not walked).
+    The callback stays above the C function, the empty call on top."""
+    py = ((3, 0), (2, 0), (1, 0))  # callback, caller, <module>: innermost first
+    nat = [_n(EVAL), _n(EVAL), _n("spin_in_c"), _n(EVAL), _n(EVAL), _n("main")]
+    out = merge(py, nat, frozenset({EVAL}), False)
+    assert [f.name if isinstance(f, NativeName) else f[0] for f in out] == [
+        "main", 1, 2, "spin_in_c", 3, EVAL,
+    ]  # fmt: skip
+
+
+@given(st.lists(st.integers(0, 2), min_size=1, max_size=6), st.integers(0, 2))
+def test_up_to_3_10_an_innermost_call_without_its_frame_changes_nothing_below(gaps, leaf):
+    """One frame per call, C between calls: the stack caught in a call whose frame is
+    not linked yet (or any more) merges as the stack without that call, plus the call
+    and what it runs on top."""
+    py = tuple((k, 0) for k in range(len(gaps)))  # innermost first
+    nat: list[NativeName] = []
+    for k, gap in enumerate(gaps):
+        nat += [_n(EVAL)] + [_n(f"c{k}")] * gap
+    settled = merge(py, nat, frozenset({EVAL}), False)
+    entering = [_n("leaf")] * leaf + [_n(EVAL)]
+    got = merge(py, entering + nat, frozenset({EVAL}), False)
+    assert got == [*settled, *reversed(entering)]
+
+
 @st.composite
 def split_stacks(draw):
     """A 3.11+ thread by hand: evaluation calls of random sizes (0 frames: one caught
