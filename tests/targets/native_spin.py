@@ -5,8 +5,8 @@ Python too) after every burst, for SECONDS
 the program sees it loaded mid-recording (a dlopen). At the end it prints the share of
 its wall time spent in Python callbacks (the rest is C), and, given LOG, writes there
 (JSON) the CLOCK_MONOTONIC instants (time.monotonic_ns, the recorder's clock) of its
-transitions: ``c`` [entering the C function, leaving it] and ``callbacks`` [entering the
-callback, leaving it, ...]. The log is the truth a test judges each sample against: the
+transitions: ``import`` (just before it imports the extension), ``c`` [entering the C
+function, leaving it] and ``callbacks`` [entering the callback, leaving it, ...]. The log is the truth a test judges each sample against: the
 state at the sample's instant. Wall-time shares are not (a pausing recorder stops the
 target for each sample, longer in one state than the other, and that stopped time counts
 as the state's wall time while it makes one sample).
@@ -20,6 +20,7 @@ import time
 
 sys.path.insert(0, sys.argv[1])
 in_callback = [0.0]
+imported = [0]
 transitions = []  # entering, leaving the callback: a bound method, cheap to call
 mark = transitions.append
 now_ns = time.monotonic_ns
@@ -43,6 +44,7 @@ def callback_inner(span):
 
 
 def caller(seconds):
+    imported[0] = now_ns()
     import spinext
 
     start = time.perf_counter()
@@ -57,4 +59,4 @@ total, in_c = caller(float(sys.argv[2]))
 print("callback-share %.4f" % (in_callback[0] / total))
 if len(sys.argv) > 3:
     with open(sys.argv[3], "w") as f:
-        json.dump({"c": in_c, "callbacks": transitions}, f)
+        json.dump({"import": imported[0], "c": in_c, "callbacks": transitions}, f)
