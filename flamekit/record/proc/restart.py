@@ -22,7 +22,8 @@ import platform
 from ptrace import PtraceError
 from ptrace.binding.func import ptrace_getregs
 
-from flamekit.record.proc.memory import ProcessMemory, ReadError
+from flamekit.errors import TargetError
+from flamekit.record.proc.memory import ProcessMemory
 
 #: The x86-64 ``syscall`` instruction.
 SYSCALL = b"\x0f\x05"
@@ -47,5 +48,5 @@ def about_to_restart(tid: int, memory: ProcessMemory) -> bool:
         return False
     try:
         return memory.read(regs.rip, len(SYSCALL)) == SYSCALL
-    except ReadError:
+    except TargetError:  # unreadable, or the process gone: the walk next finds that out
         return False
