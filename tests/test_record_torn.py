@@ -77,8 +77,12 @@ def test_nonblocking_never_records_a_chain_torn_at_a_suspended_generator(
     else:
         # A frame object's link and its "running" byte are read in one copy, which the
         # target can race too: a generator resumed mid-copy reads as running, unlinked.
-        # Measured 0-7 in ~2,000 samples (0.4% at most; 73-76% before the check).
-        assert sum(torn.values()) <= 0.01 * sum(outermost.values()), torn
+        # Measured 0-7 in ~2,000 samples (0.4% at most; 73-76% before the check). Counted
+        # per read (ticks, errors too): since a second read is kept only where it goes on
+        # from a torn one, more reads end as errors, and 7 of 607 recorded samples on 2.7
+        # were over 1% of the samples alone.
+        reads = sum(outermost.values()) + trace.end.errors
+        assert sum(torn.values()) <= 0.01 * reads, (torn, reads)
     if not raced:
         pytest.skip(
             f"precondition not met: {trace.end.errors} failed reads in {len(trace)} samples "
