@@ -244,11 +244,12 @@ OLD_GIL_GAPS = 0.25
 
 #: Our own pause takes a blocked thread out of its system call, and until it has been on
 #: a CPU to restart the call /proc shows it runnable. The recorder checks such a thread
-#: once stopped (RunSampler.tick: still in its call, it is idle), but under load one is
-#: now and then stopped outside any call and read as running: the lock waiter, once in a
-#: CI run (1 of about 195 samples) and twice in about 600 one-second recordings here with
-#: every pause cut (--max-pause 0.05). At most this share of an idle thread's samples (or
-#: one) may say it runs; a recorder misreading idleness gets most of them.
+#: once stopped (RunSampler.tick: still in its call, or on the instruction restarting it,
+#: it is idle). Before the second check, under load one was now and then read as running:
+#: the lock waiter, once in a CI run (1 of about 195 samples) and twice in about 600
+#: one-second recordings here with every pause cut (--max-pause 0.05). In case a path
+#: neither check knows remains, at most this share of an idle thread's samples (or one)
+#: may say it runs; a recorder misreading idleness gets most of them.
 WOKEN_SHARE = 0.02
 
 

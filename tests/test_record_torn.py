@@ -28,7 +28,7 @@ from test_reliability_common import summary
 from flamekit.analysis.summary import summarize
 from flamekit.record.proc.pause import Pauser
 from flamekit.record.target import open_target
-from flamekit.record.walk import StackWalker
+from flamekit.record.walk import StackWalker, ThreadStack
 
 TARGETS = Path(__file__).resolve().parent / "targets"
 TARGET = TARGETS / "gen_chain.py"
@@ -57,9 +57,10 @@ def test_nonblocking_never_records_a_chain_torn_at_a_suspended_generator(
     # whole run (0 errors in 2,000 samples seen on a loaded 2-core machine). Checked at
     # the end, so that a torn stack recorded still fails the test.
     raced = trace.end.errors > 0.05 * len(trace)
-    # ...and fewer of them since a failed walk is made again at once (REWALKS): 24-30% of
-    # the ticks here, 53-56% before
-    assert trace.end.errors < 0.42 * (len(trace) + trace.end.errors), trace.end.errors
+    # A failed walk is made again at once (REWALKS, then thread by thread), and the
+    # second read kept only where it goes on from the torn one (walk._continues): 39-59%
+    # of the ticks here fail (24-32% when any second read was kept, 53-56% with none).
+    assert trace.end.errors < 0.75 * (len(trace) + trace.end.errors), trace.end.errors
     info = summarize(trace)["effective_rate_hz"]
     assert abs(reported - info) <= 0.03 * info, (reported, info, trace.end.errors)
     names = {ref: code.name for ref, code in trace.codes.items()}
@@ -76,8 +77,12 @@ def test_nonblocking_never_records_a_chain_torn_at_a_suspended_generator(
     else:
         # A frame object's link and its "running" byte are read in one copy, which the
         # target can race too: a generator resumed mid-copy reads as running, unlinked.
-        # Measured 0-7 in ~2,000 samples (0.4% at most; 73-76% before the check).
-        assert sum(torn.values()) <= 0.01 * sum(outermost.values()), torn
+        # Measured 0-7 in ~2,000 samples (0.4% at most; 73-76% before the check). Counted
+        # per read (ticks, errors too): since a second read is kept only where it goes on
+        # from a torn one, more reads end as errors, and 7 of 607 recorded samples on 2.7
+        # were over 1% of the samples alone.
+        reads = sum(outermost.values()) + trace.end.errors
+        assert sum(torn.values()) <= 0.01 * reads, (torn, reads)
     if not raced:
         pytest.skip(
             f"precondition not met: {trace.end.errors} failed reads in {len(trace)} samples "
@@ -123,3 +128,42 @@ def test_paused_walks_of_a_thread_entering_the_eval_loop_do_not_fail(
     finally:
         proc.kill()
         proc.wait()
+
+
+def _stack(leaf: int | None, error: str | None = None, thread_id: int = 7) -> ThreadStack:
+    frames = ((leaf, 10), (0x5000, 20)) if leaf is not None else ()
+    return ThreadStack(thread_id, 70, False, frames, False, error, 0x1000, 0x2000)
+
+
+@pytest.mark.parametrize(
+    ("torn", "reads", "kept"),
+    [
+        (_stack(0xA000, "torn"), [_stack(0xB000), _stack(0xB000), _stack(0xB000)], None),
+        (_stack(0xA000, "torn"), [_stack(0xB000), _stack(0xA000)], 1),
+        (_stack(0xA000, "torn"), [_stack(0xB000), _stack(0xB000), _stack(0xA000)], 2),
+        (_stack(0xA000, "torn"), [_stack(0xA000, thread_id=8)] * 3, None),
+        (_stack(None, "cannot read the current frame"), [_stack(0xB000)], 0),
+    ],
+    ids=["elsewhere-each-time", "on-rewalk", "on-retry", "another-thread", "nothing-read"],
+)
+def test_a_second_read_stands_for_a_torn_one_only_where_it_goes_on_from_it(
+    torn: ThreadStack, reads: list[ThreadStack], kept: int | None
+) -> None:
+    """Non-blocking, a failed walk is read again (twice whole, then the thread alone).
+    A second read found elsewhere in the program (another innermost code) is not kept:
+    reads right after a torn one land just past the change that tore it, so keeping them
+    weighed those moments up (45% of gen_chain's samples in its consumer loop against
+    12.5% paused). Scripted reads: the walker's own logic decides what is kept."""
+    walker = StackWalker.__new__(StackWalker)
+    walker.consistent = False
+    walker.errors = 0
+    script = iter([[torn]] + [[r] for r in reads[:2]])
+    snap = type("Snap", (), {"threads": [0x1000], "steady": object()})()
+    walker._read = lambda: snap  # type: ignore[method-assign]
+    walker._walk_frames = lambda s: next(script)  # type: ignore[method-assign]
+    walker._retry = lambda t: reads[2] if len(reads) > 2 else None  # type: ignore[method-assign]
+    (got,) = walker.walk()
+    if kept is None:
+        assert got == torn and walker.errors == 1
+    else:
+        assert got == reads[kept]._replace(holds_gil=torn.holds_gil) and walker.errors == 0

@@ -21,6 +21,7 @@ from flamekit.record.pause_bound import PauseBound
 from flamekit.record.proc.idle import ThreadStates, idle_by_frame
 from flamekit.record.proc.memory import ReadError
 from flamekit.record.proc.pause import Events, Pauser
+from flamekit.record.proc.restart import about_to_restart
 from flamekit.record.proc.unwind import NativeUnwinder
 from flamekit.record.target import PythonTarget
 from flamekit.record.threadnames import ThreadNames
@@ -145,11 +146,12 @@ class RunSampler:
             # it never left it. Only one seen stopped in its own code (not in a call)
             # counts as woken: one that did not reach its stop at all ("running" in
             # /proc/TID/syscall, the pause incomplete) is most often still waiting for
-            # a CPU to restart its call, under load for several ticks, and stays blocked.
+            # a CPU to restart its call, under load for several ticks, and stays blocked;
+            # so does one stopped on the very instruction that restarts the call.
             woken = [tid for tid in self._blocked if running.get(tid)]
             result = pauser.pause()
             for tid in woken:
-                if states.in_syscall(tid) is not False:
+                if states.in_syscall(tid) is not False or about_to_restart(tid, self.target.memory):
                     running[tid] = False
             self._blocked = [tid for tid, on_cpu in running.items() if on_cpu is False]
             events = result.events

@@ -71,7 +71,8 @@ from flamekit.record.walk.thread_list import Snapshot, ThreadList
 #: Times a walk with a thread whose chain failed (most often torn by the target's running,
 #: non-blocking) reads everything again in one call, before retrying thread by thread:
 #: on a `yield from` pipeline that keeps relinking its frames, 53-56% of non-blocking
-#: ticks failed with none, 24-30% with two.
+#: ticks failed with none, 24-30% with two when any whole second read was kept, 39-59%
+#: keeping only those that go on from the torn read (see _continues).
 REWALKS = 2
 
 
@@ -167,13 +168,13 @@ class StackWalker:
             again = {t.tstate: t for t in self._walk_frames(again_snap)}
             for n in failed:
                 t = again.get(out[n].tstate)
-                if t is not None and t.error is None and t.thread_id == out[n].thread_id:
+                if t is not None and _continues(out[n], t):
                     out[n] = t._replace(holds_gil=out[n].holds_gil)
         for n, t in enumerate(out):
             if t.error is not None:
                 # Most often a torn read of a running thread: look once more, right now.
                 again_t = self._retry(t)
-                if again_t is not None and again_t.error is None:
+                if again_t is not None and _continues(t, again_t):
                     out[n] = again_t
                 else:
                     self.errors += 1
@@ -217,6 +218,28 @@ class StackWalker:
         if again.thread_id != stack.thread_id:
             return None  # the thread state now belongs to another thread
         return again._replace(holds_gil=stack.holds_gil)
+
+
+def _continues(torn: ThreadStack, again: ThreadStack) -> bool:
+    """Whether a stack read again may stand for a torn one: read whole, of the same
+    thread, and running the same code innermost as far as the torn read got.
+
+    A read fails most often because the thread changed its stack meanwhile, so a read
+    right after finds it just past that change, more often than chance would: any
+    second read taken in place of the failed one weighed those moments up. On a
+    20-deep ``yield from`` chain (tests/targets/gen_chain.py, 3.12, 3 x 2 s at 1 kHz
+    non-blocking) the consumer loop was the innermost function of 45% of the samples
+    against 12.5% paused (the distance of the innermost functions' shares from the
+    paused ones' 0.33); on an asyncio program (bench/workloads/real/asyncio_mix.py)
+    ``Handle._run``, the moment between two task steps, 16.5% against 5.3% (0.18).
+    Taking only a second read that goes on where the torn one was (its innermost code
+    the same), 22% and 9.6% (0.13 and 0.10), at the price of more failed reads counted
+    as errors (30% to 51% of the chain's ticks, 5% to 14% of the asyncio loop's)."""
+    if again.error is not None or again.thread_id != torn.thread_id:
+        return False
+    if not torn.frames:
+        return True  # nothing read to go on from (see InterpreterFrames._caller_frame)
+    return bool(again.frames) and again.frames[0][0] == torn.frames[0][0]
 
 
 def walk_once(pid: int) -> list[ThreadStack]:
