@@ -21,9 +21,11 @@ from typing import BinaryIO
 
 from elftools.common.exceptions import ELFError
 from elftools.construct import ConstructError
+from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
+from flamekit.symbolize.split_parts import fdes, split_parts
 from flamekit.trace import records as R
 
 #: Where distributions put separate debug files (``.build-id/xx/rest.debug``).
@@ -91,6 +93,30 @@ def _build_id(elf: ELFFile) -> bytes | None:
     return None
 
 
+def _split_parts(elf: ELFFile, functions: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """A stripped object's ``f.cold`` parts (see :mod:`flamekit.symbolize.split_parts`)."""
+    eh = elf.get_section_by_name(".eh_frame")
+    if eh is None:
+        return []
+    listed = fdes(eh.data(), eh["sh_addr"])
+    code = [
+        (sec["sh_addr"], sec["sh_addr"] + sec["sh_size"], sec)
+        for sec in elf.iter_sections()
+        if sec["sh_type"] == "SHT_PROGBITS" and sec["sh_flags"] & SH_FLAGS.SHF_EXECINSTR
+    ]
+    data: dict[int, bytes] = {}
+
+    def read(start: int, size: int) -> bytes | None:
+        for lo, hi, sec in code:
+            if lo <= start and start + size <= hi:
+                if lo not in data:
+                    data[lo] = sec.data()
+                return data[lo][start - lo : start - lo + size]
+        return None
+
+    return split_parts(listed, functions, read)
+
+
 class SymbolTable:
     """An object's sized function symbols, sorted by link-time address."""
 
@@ -111,6 +137,8 @@ class SymbolTable:
                     if isinstance(sec, SymbolTableSection) and sec["sh_entsize"] == _SYM.size:
                         strings = elf.get_section(sec["sh_link"]).data()
                         found += _functions(sec.data(), strings)
+                if found and elf.get_section_by_name(".symtab") is None:
+                    found += _split_parts(elf, found)
                 return cls(found), _build_id(elf)
         except _PARSE_ERRORS:
             return None
