@@ -31,6 +31,10 @@ PINS: dict[str, dict[str, tuple[str, ...]]] = {
         "3.8": ("pytest==8.3.5", "networkx==3.1"),
         "*": ("pytest==9.0.2", "networkx==3.6.1"),
     },
+    "numpy": {  # bench/native_numpy.py: C and BLAS under Python, --native beside py-spy's
+        "3.8": ("numpy==1.24.4",),
+        "*": ("numpy==2.5.5",),
+    },
     "http": {"*": ()},
     "asyncio": {"*": ()},
 }

@@ -25,6 +25,7 @@ from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
+from flamekit.symbolize.demangle import demangle
 from flamekit.symbolize.split_parts import fdes, split_parts
 from flamekit.trace import records as R
 
@@ -229,6 +230,6 @@ class NativeSymbolizer:
         if table is not None:
             name = table.name(look - obj.bias)
             if name is not None:
-                return NativeName(name, obj.path, True)
+                return NativeName(demangle(name), obj.path, True)
         base = os.path.basename(obj.path) or obj.path
         return NativeName(f"{base}+0x{look - start + off:x}", obj.path, False)
