@@ -133,10 +133,24 @@ def _row_rule(row: dict) -> Rule:
     return (reg, cfa.offset if reg in (RSP, RBP) else 0, ra_off, bp_off, expr)
 
 
+#: DW_CFA_GNU_args_size: the size of the arguments pushed for a call, which C++ code
+#: (libstdc++, numpy) notes around calls for the exception unwinder. It changes no rule;
+#: pyelftools' table decoder does not know it and rejects the whole FDE (every numpy
+#: stack was cut at its first C++ frame), so it is dropped before decoding.
+_DW_CFA_GNU_ARGS_SIZE = 0x2E
+
+
+def _without_args_size(instructions: list) -> list:
+    return [i for i in instructions if int(i.opcode) != _DW_CFA_GNU_ARGS_SIZE]
+
+
 def _fde_rows(fde: FDE) -> tuple[list[int], list[Rule], int]:
     """One FDE's rows: their start addresses, their rules, and the FDE's end."""
     start = fde.header["initial_location"]
     end = start + fde.header["address_range"]
+    fde.instructions = _without_args_size(fde.instructions)
+    if fde.cie is not None:
+        fde.cie.instructions = _without_args_size(fde.cie.instructions)
     starts: list[int] = []
     rules: list[Rule] = []
     for row in fde.get_decoded().table:
