@@ -296,13 +296,32 @@ def test_the_plt_expression_evaluates_as_binutils_means_it(rsp, rip):
     assert evaluate(expr, {7: rsp, 6: 0, 16: rip}) == rsp + 8 + (8 if rip & 15 >= 11 else 0)
 
 
-def test_other_expressions_are_not_evaluated():
-    """An operation outside the PLT's few (a dereference: signal frames) is no rule: the
-    unwinder cuts the stack there rather than guess."""
+@given(st.integers(32, 2**47), st.integers(0, 2**64 - 1))
+def test_a_realigned_frames_cfa_is_read_through_rbp(rbp, word):
+    """GCC's frames realigned for AVX say CFA = *(rbp - 24) (DW_OP_breg6 -24; DW_OP_deref)
+    and rbp saved at rbp + 0 (an address expression, the CFA pushed first): both
+    evaluate, reading the stack where they point."""
     from flamekit.record.proc.cfi import compile_expression
     from flamekit.record.proc.unwind import evaluate
 
-    assert compile_expression([0x77, 8, 0x06]) is None  # DW_OP_deref
+    cfa = compile_expression([0x76, 0x68, 0x06])  # breg6 -24 (sleb 0x68); deref
+    assert cfa is not None
+    memory = {rbp - 24: word}
+    assert evaluate(cfa, {6: rbp}, memory.get) == word
+    assert evaluate(cfa, {6: rbp}, {}.get) is None  # unreadable: cut, not guessed
+    assert evaluate(cfa, {6: rbp}) is None  # no reader: a dereference cannot evaluate
+    saved_at = compile_expression([0x76, 0x00])  # breg6 0
+    assert saved_at is not None
+    assert evaluate(saved_at, {6: rbp}, None, push=word) == rbp
+
+
+def test_other_expressions_are_not_evaluated():
+    """An operation outside the few the unwinder takes (DW_OP_call_frame_cfa, a missing
+    operand) is no rule: the unwinder cuts the stack there rather than guess."""
+    from flamekit.record.proc.cfi import compile_expression
+    from flamekit.record.proc.unwind import evaluate
+
+    assert compile_expression([0x9C]) is None  # DW_OP_call_frame_cfa
     assert compile_expression([0x77]) is None  # operand missing
     assert evaluate(((0x22, 0),), {}) is None  # plus on an empty stack
     assert evaluate(((0x73, 0),), {7: 1}) is None  # rbx: a register not tracked

@@ -13,13 +13,15 @@ falls in it, its rows kept: a sample's work is then two bisects per frame. Witho
 header table (or with an encoding other than the ubiquitous ``datarel|sdata4``) the whole
 ``.eh_frame``/``.debug_frame`` is decoded once into one sorted table.
 
-A rule is ``(cfa_reg, cfa_offset, ra_offset, rbp_offset, cfa_expression)``: ``cfa_reg``
+A rule is ``(cfa_reg, cfa_offset, ra_offset, rbp_rule, cfa_expression)``: ``cfa_reg``
 the DWARF number of rsp (7) or rbp (6); or :data:`EXPR` with the CFA a DWARF expression
-of the few operations PLT stubs use (registers plus offsets, constants, and, >=, shift,
-plus: :func:`compile_expression`), evaluated by the unwinder; or -1 for any other
-expression (signal frames...), where the unwinder cuts the stack. ``ra_offset``
-None: the return address is undefined, the outermost frame (``_start``, a thread's
-start). ``rbp_offset`` None: rbp is not saved, it keeps its value.
+of the few operations PLT stubs and frames realigned for AVX use (registers plus
+offsets, constants, and, >=, shift, plus, dereference: :func:`compile_expression`),
+evaluated by the unwinder; or -1 for any other expression (signal frames...), where the
+unwinder cuts the stack. ``ra_offset`` None: the return address is undefined, the
+outermost frame (``_start``, a thread's start). ``rbp_rule``: the offset from the CFA
+where rbp is saved, or an expression for that address (a realigned frame's ``rbp + 0``);
+None: rbp is not saved, it keeps its value.
 
 The object is the target's, so its bytes are not trusted: anything pyelftools raises
 on them makes the FDE (or the object) one with no rules, never an exception.
@@ -44,14 +46,16 @@ RSP, RBP, RA = 7, 6, 16  #: DWARF register numbers on x86-64 (16: the return add
 EXPR = -2
 #: A compiled DWARF expression: (operation, operand) pairs (see compile_expression)
 Expression = tuple[tuple[int, int], ...]
-Rule = tuple[int, int, "int | None", "int | None", "Expression | None"]
+Rule = tuple[int, int, "int | None", "int | Expression | None", "Expression | None"]
 #: The frame-pointer convention (push rbp; mov rbp, rsp), for objects with no CFI.
 FRAME_POINTER_RULE: Rule = (RBP, 16, -8, -16, None)
 #: DWARF operations compile_expression takes: breg0..31 (register + sleb), lit0..31,
 #: and, ge, shl, plus, minus, plus_uconst (uleb)
 OP_BREG0, OP_BREG31, OP_LIT0, OP_LIT31 = 0x70, 0x8F, 0x30, 0x4F
 OP_AND, OP_GE, OP_SHL, OP_PLUS, OP_MINUS, OP_PLUS_UCONST = 0x1A, 0x2A, 0x24, 0x22, 0x1C, 0x23
-_NO_OPERAND = frozenset({OP_AND, OP_GE, OP_SHL, OP_PLUS, OP_MINUS})
+#: DW_OP_deref: the word at the address on top (a realigned frame's CFA: ``*(rbp - 24)``)
+OP_DEREF = 0x06
+_NO_OPERAND = frozenset({OP_AND, OP_GE, OP_SHL, OP_PLUS, OP_MINUS, OP_DEREF})
 _HDR = struct.Struct("<BBBB")
 _S32 = struct.Struct("<i")
 _U32 = struct.Struct("<I")
@@ -98,9 +102,10 @@ def _leb(data: list[int], at: int, signed: bool) -> tuple[int, int]:
 
 
 def compile_expression(code: list[int]) -> Expression | None:
-    """A CFA expression as (operation, operand) pairs, if it uses only the operations the
-    unwinder evaluates (those of PLT stubs: ``rsp + 8 + ((rip & 15) >= 11) << 3``);
-    None for any other."""
+    """A CFA (or saved-register address) expression as (operation, operand) pairs, if it
+    uses only the operations the unwinder evaluates: those of PLT stubs (``rsp + 8 +
+    ((rip & 15) >= 11) << 3``) and of frames realigned for AVX (``*(rbp - 24)``, rbp
+    saved at ``rbp + 0``); None for any other."""
     out = []
     at = 0
     while at < len(code):
@@ -129,8 +134,13 @@ def _row_rule(row: dict) -> Rule:
     if ra is None:  # not described: the ABI's default, just above the CFA
         ra_off = -8
     bp = row.get(RBP)
-    bp_off = bp.arg if bp is not None and bp.type == _RegRule.OFFSET else None
-    return (reg, cfa.offset if reg in (RSP, RBP) else 0, ra_off, bp_off, expr)
+    bp_rule: int | Expression | None = None
+    if bp is not None and bp.type == _RegRule.OFFSET:
+        bp_rule = bp.arg
+    elif bp is not None and bp.type == _RegRule.EXPRESSION:
+        # saved at an address the expression computes (a realigned frame: rbp + 0)
+        bp_rule = compile_expression(list(bp.arg))
+    return (reg, cfa.offset if reg in (RSP, RBP) else 0, ra_off, bp_rule, expr)
 
 
 #: DW_CFA_GNU_args_size: the size of the arguments pushed for a call, which C++ code

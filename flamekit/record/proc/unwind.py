@@ -22,6 +22,7 @@ from __future__ import annotations
 import struct
 import tempfile
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flamekit.errors import TargetError
@@ -31,6 +32,7 @@ from flamekit.record.proc.cfi import (
     OP_AND,
     OP_BREG0,
     OP_BREG31,
+    OP_DEREF,
     OP_GE,
     OP_LIT0,
     OP_LIT31,
@@ -81,10 +83,17 @@ _BINARY = {
 }
 
 
-def evaluate(expr: Expression, regs: dict[int, int]) -> int | None:
-    """A compiled CFA expression's value with these registers (DWARF numbers); None if it
-    names a register we do not track or is malformed (the stack is cut then)."""
-    stack: list[int] = []
+def evaluate(
+    expr: Expression,
+    regs: dict[int, int],
+    read: Callable[[int], int | None] | None = None,
+    push: int | None = None,
+) -> int | None:
+    """A compiled expression's value with these registers (DWARF numbers), words read
+    with ``read`` (DW_OP_deref), ``push`` on the stack first (a saved register's address
+    expression starts from the CFA); None if it names a register we do not track, reads
+    what cannot be read, or is malformed (the stack is cut then)."""
+    stack: list[int] = [] if push is None else [push]
     for op, arg in expr:
         if OP_BREG0 <= op <= OP_BREG31:
             reg = regs.get(op - OP_BREG0)
@@ -97,11 +106,20 @@ def evaluate(expr: Expression, regs: dict[int, int]) -> int | None:
             if not stack:
                 return None
             stack.append((stack.pop() + arg) & _MASK)
+        elif op == OP_DEREF:
+            if not stack or read is None:
+                return None
+            word = read(stack.pop())
+            if word is None:
+                return None
+            stack.append(word)
         else:
             if len(stack) < 2:
                 return None
             b, a = stack.pop(), stack.pop()
             stack.append(_BINARY[op](a, b))
+    if push is not None:
+        return stack[-1] if stack else None
     return stack[-1] if len(stack) == 1 else None
 
 
@@ -268,7 +286,7 @@ class NativeUnwinder:
             elif cfa_reg == RBP:
                 cfa = bp + cfa_off
             elif expr is not None:
-                got = evaluate(expr, {RSP: sp, RBP: bp, RA: pc})
+                got = evaluate(expr, {RSP: sp, RBP: bp, RA: pc}, stack.word)
                 if got is None:
                     return tuple(ips), True
                 cfa = got
@@ -280,7 +298,11 @@ class NativeUnwinder:
             if ra is None:
                 return tuple(ips), True
             if bp_off is not None:
-                saved = stack.word(cfa + bp_off)
+                if bp_off.__class__ is int:
+                    saved = stack.word(cfa + bp_off)
+                else:  # an address expression (a realigned frame's rbp at rbp + 0)
+                    at = evaluate(bp_off, {RSP: sp, RBP: bp, RA: pc}, stack.word, cfa)
+                    saved = None if at is None else stack.word(at)
                 if saved is None:
                     return tuple(ips), True
                 bp = saved
