@@ -57,7 +57,11 @@ __all__ = [
 
 
 def open(
-    path: str | os.PathLike[str], *, full_filenames: bool = False, debug_dirs: Sequence[str] = ()
+    path: str | os.PathLike[str],
+    *,
+    full_filenames: bool = False,
+    debug_dirs: Sequence[str] = (),
+    native_lines: bool = False,
 ) -> Recording:
     """Read a whole FKT trace. A truncated trace opens with what it holds
     (:attr:`Recording.truncated` says so); anything unreadable raises TraceError.
@@ -68,14 +72,16 @@ def open(
 
     A ``record --native`` trace has its native stacks symbolized (the objects found by
     build id, then path; ``debug_dirs`` are looked in first) and merged with its Python
-    stacks: each sample's stack is one of C and Python."""
+    stacks: each sample's stack is one of C and Python; with ``native_lines``, native
+    frames get their source file and line where the objects' DWARF has them."""
     trace = load(path)
     if trace.native:
         from flamekit.analysis.native import with_native_stacks
         from flamekit.symbolize.native import NativeSymbolizer, ObjectFinder
 
         finder = ObjectFinder(debug_dirs)
-        trace = with_native_stacks(trace, NativeSymbolizer(trace.native_objects, finder))
+        symbolizer = NativeSymbolizer(trace.native_objects, finder, lines=native_lines)
+        trace = with_native_stacks(trace, symbolizer)
     return Recording(trace, full_filenames=full_filenames)
 
 

@@ -155,7 +155,8 @@ def with_native_stacks(trace: Trace, symbolizer: NativeSymbolizer) -> Trace:
     codes = dict(trace.codes)
     stacks = dict(trace.stacks)
     native_codes: dict[int, str] = {}
-    code_of: dict[tuple[str, str], int] = {}
+    native_lines: dict[int, tuple[str, int]] = {}
+    code_of: dict[tuple[str, str, str | None, int | None], int] = {}
     next_ref = max(codes, default=-1) + 1
     next_sid = max(stacks, default=0) + 1
     merged: dict[tuple[int, int, int], int] = {}
@@ -182,12 +183,15 @@ def with_native_stacks(trace: Trace, symbolizer: NativeSymbolizer) -> Trace:
             ends = trace.native_ends.get(nid)
             for f in reversed(merge(trace.stacks.get(sid, ()), nat, evals, inlined, ends)):
                 if isinstance(f, NativeName):
-                    ref = code_of.get((f.object, f.name))
+                    where = (f.object, f.name, f.source, f.line)
+                    ref = code_of.get(where)
                     if ref is None:
-                        ref = code_of[(f.object, f.name)] = next_ref
+                        ref = code_of[where] = next_ref
                         next_ref += 1
                         codes[ref] = R.Code(ref, pid, 0, f.name, None, f.object, 0, b"", 0)
                         native_codes[ref] = f.library
+                        if f.source is not None and f.line is not None:
+                            native_lines[ref] = (f.source, f.line)
                     frames.append((ref, 0))
                 else:
                     frames.append(f)
@@ -198,4 +202,7 @@ def with_native_stacks(trace: Trace, symbolizer: NativeSymbolizer) -> Trace:
     columns = SampleColumns()
     columns.time, columns.thread, columns.flags = cols.time, cols.thread, cols.flags
     columns.stack = new_stack
-    return replace(trace, codes=codes, stacks=stacks, columns=columns, native_codes=native_codes)
+    return replace(
+        trace, codes=codes, stacks=stacks, columns=columns, native_codes=native_codes,
+        native_lines=native_lines,
+    )  # fmt: skip

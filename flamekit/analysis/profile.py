@@ -83,11 +83,13 @@ class Frame:
     #: ``co_firstlineno`` of the first code object seen with this identity (pprof's
     #: start_line, a speedscope hint); informative only, not part of the identity.
     firstlineno: int | None = field(default=None, compare=False)
+    #: a native frame's source file (--native-lines; ``file`` is its object), else ""
+    source: str = ""
 
     @property
-    def key(self) -> tuple[str, str, str, str, int | None]:
+    def key(self) -> tuple[str, str, str, str, int | None, str]:
         """The identity tuple: two frames with equal keys are the same frame."""
-        return (self.kind, self.name, self.qualname, self.file, self.line)
+        return (self.kind, self.name, self.qualname, self.file, self.line, self.source)
 
     def label(self) -> str:
         """The conventional ``function (file:line)`` label, unescaped.
@@ -98,7 +100,10 @@ class Frame:
         take for a count.
         """
         if self.kind == NATIVE:
-            return f"{self.qualname} [{os.path.basename(self.file) or self.file}]"
+            lib = os.path.basename(self.file) or self.file
+            if self.source and self.line is not None:
+                return f"{self.qualname} ({os.path.basename(self.source)}:{self.line}) [{lib}]"
+            return f"{self.qualname} [{lib}]"
         if self.kind != PYTHON:
             return self.qualname
         if self.line is None:
@@ -259,13 +264,16 @@ def add_stacks(
     codes = trace.codes
     pairs = _pairs_by_table(trace, (stacks[s] for s in sids), pair_ids)
     native = trace.native_codes
+    native_lines = trace.native_lines
     python_files = {c.filename for r, c in codes.items() if r not in native}
     shown = file_names(trace, python_files, full_filenames)
     for pair in pairs:
         code = codes[pair[0]]
         name = cap_name(code.name)
         if pair[0] in native:
-            pair_ids[pair] = prof.intern(Frame(name, name, cap_name(code.filename), None, NATIVE))
+            src, line = native_lines.get(pair[0], ("", None))
+            frame = Frame(name, name, cap_name(code.filename), line, NATIVE, None, cap_name(src))
+            pair_ids[pair] = prof.intern(frame)
             continue
         pair_ids[pair] = prof.intern(
             Frame(

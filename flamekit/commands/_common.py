@@ -139,9 +139,16 @@ def warn_if_truncated(path: str, rec: api.Recording, doing: str | None = None) -
 
 
 def debug_dir_option(f: F) -> F:
-    """Add ``--debug-dir DIR`` (repeatable) to a command reading traces: where the ELF
-    objects of a ``record --native`` trace are looked for first. It receives
-    ``debug_dir``, a tuple."""
+    """Add ``--debug-dir DIR`` (repeatable) and ``--native-lines`` to a command reading
+    traces: where the ELF objects of a ``record --native`` trace are looked for first,
+    and whether native frames get source lines from their DWARF. It receives
+    ``debug_dir``, a tuple, and ``native_lines``."""
+    f = click.option(
+        "--native-lines",
+        is_flag=True,
+        help="--native traces: give native frames their source file and line from the "
+        "objects' DWARF line tables, where they have them (slower: off by default).",
+    )(f)
     return click.option(
         "--debug-dir",
         "debug_dir",
@@ -169,9 +176,12 @@ def open_profile(
     doing: str,
     full_filenames: bool = False,
     debug_dirs: tuple[str, ...] = (),
+    native_lines: bool = False,
 ) -> api.Profile:
     """Open a trace, warn if it is cut short, and select samples: the start of every
     command that works on one profile. Raises what :meth:`api.Recording.select` raises."""
-    rec = api.open(path, full_filenames=full_filenames, debug_dirs=debug_dirs)
+    rec = api.open(
+        path, full_filenames=full_filenames, debug_dirs=debug_dirs, native_lines=native_lines
+    )
     warn_if_truncated(path, rec, doing)
     return rec.select(filters)

@@ -51,6 +51,7 @@ def command(
     lines: bool,
     full_filenames: bool,
     debug_dir: tuple[str, ...],
+    native_lines: bool,
     max_output: int | None,
     filters: FilterOptions,
 ) -> None:
@@ -61,7 +62,7 @@ def command(
     fmt = get_format(to)
     out = output if output is not None else default_output_path(file, fmt.extension)
     refuse_inputs(out, [file])
-    prof = open_profile(file, filters, "converting", full_filenames, debug_dir)
+    prof = open_profile(file, filters, "converting", full_filenames, debug_dir, native_lines)
     prof.write(to, out, lines=lines, max_output=max_output)
     if prof.why_empty:  # a result, as py-spy writes an empty profile: each reader opens it
         click.echo(

@@ -160,6 +160,7 @@ def command(
     normalize: bool,
     full_filenames: bool,
     debug_dir: tuple[str, ...],
+    native_lines: bool,
     max_output: int | None,
     filters: FilterOptions,
 ) -> None:
@@ -178,7 +179,12 @@ def command(
     errors: list[FlamekitError] = []
     for path in (a, b):
         try:
-            recs.append(api.open(path, full_filenames=full_filenames, debug_dirs=debug_dir))
+            recs.append(
+                api.open(
+                    path, full_filenames=full_filenames, debug_dirs=debug_dir,
+                    native_lines=native_lines,
+                )
+            )  # fmt: skip
         except TraceError as exc:
             errors.append(exc)
     _raise_all(errors)

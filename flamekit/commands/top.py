@@ -123,6 +123,7 @@ def command(
     by: str,
     full_filenames: bool,
     debug_dir: tuple[str, ...],
+    native_lines: bool,
     filters: FilterOptions,
     output: str | None,
     rate: float,
@@ -159,7 +160,7 @@ def command(
     if file is None:
         raise UsageError("give a trace FILE, -p PID to watch a process, or -- COMMAND")
     by_offline = check_by(by)
-    prof = open_profile(file, filters, "ranking", full_filenames, debug_dir)
+    prof = open_profile(file, filters, "ranking", full_filenames, debug_dir, native_lines)
     if prof.why_empty:  # a result: "no samples" is the answer, not an error
         click.echo(printable(f"{file}: {prof.why_empty}"))
         return

@@ -26,6 +26,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from flamekit.symbolize.demangle import demangle
+from flamekit.symbolize.native_lines import LineTable
 from flamekit.symbolize.split_parts import fdes, split_parts
 from flamekit.trace import records as R
 
@@ -61,6 +62,8 @@ class NativeName:
     name: str
     object: str  #: the object's path as the target had it
     found: bool  #: named from a symbol table (False: module+offset)
+    source: str | None = None  #: --native-lines: the source file, where DWARF says
+    line: int | None = None  #: and the line
 
     @property
     def library(self) -> str:
@@ -164,6 +167,8 @@ class ObjectFinder:
     def __init__(self, debug_dirs: Sequence[str] = ()) -> None:
         self.debug_dirs = [*debug_dirs, *DEFAULT_DEBUG_DIRS]
         self._tables: dict[tuple[str, bytes | None], SymbolTable | None] = {}
+        self._paths: dict[tuple[str, bytes | None], str] = {}
+        self._lines: dict[tuple[str, bytes | None], LineTable | None] = {}
 
     def candidates(self, obj: R.NativeObject) -> list[str]:
         out = []
@@ -197,16 +202,34 @@ class ObjectFinder:
             if obj.build_id is None or bid == obj.build_id:
                 if table.rows:
                     found = table
+                    self._paths[key] = path
                     break
         self._tables[key] = found
         return found
 
+    def lines(self, obj: R.NativeObject) -> LineTable | None:
+        """The DWARF line table of the file :meth:`table` found for the object (a debug
+        file by build id holds it where the object itself was stripped)."""
+        key = (obj.path, obj.build_id)
+        if key not in self._lines:
+            self.table(obj)
+            path = self._paths.get(key)
+            self._lines[key] = LineTable.read(path) if path is not None else None
+        return self._lines[key]
+
 
 class NativeSymbolizer:
-    """Names the addresses of one trace's native stacks."""
+    """Names the addresses of one trace's native stacks (and, with ``lines``, gives them
+    their source lines)."""
 
-    def __init__(self, objects: dict[int, list[R.NativeObject]], finder: ObjectFinder) -> None:
+    def __init__(
+        self,
+        objects: dict[int, list[R.NativeObject]],
+        finder: ObjectFinder,
+        lines: bool = False,
+    ) -> None:
         self.finder = finder
+        self.lines = lines
         #: pid -> sorted (start, end, file offset, object) of every mapping
         self._ranges: dict[int, list[tuple[int, int, int, R.NativeObject]]] = {}
         self._starts: dict[int, list[int]] = {}
@@ -230,6 +253,12 @@ class NativeSymbolizer:
         if table is not None:
             name = table.name(look - obj.bias)
             if name is not None:
-                return NativeName(demangle(name), obj.path, True)
+                source = line = None
+                if self.lines:
+                    lt = self.finder.lines(obj)
+                    place = lt.place(look - obj.bias) if lt is not None else None
+                    if place is not None:
+                        source, line = place
+                return NativeName(demangle(name), obj.path, True, source, line)
         base = os.path.basename(obj.path) or obj.path
         return NativeName(f"{base}+0x{look - start + off:x}", obj.path, False)

@@ -75,6 +75,8 @@ class Trace:
     #: code refs that stand for native functions once native stacks are merged into the
     #: Python ones (analysis.native), each with its object's file name; else empty
     native_codes: dict[int, str] = field(default_factory=dict)
+    #: --native-lines: a native code ref's (source file, line), where DWARF gave one
+    native_lines: dict[int, tuple[str, int]] = field(default_factory=dict)
     end: R.End | None = None
     truncated: bool = False
     truncation: str = ""
