@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from native_ext import build
 from pythons import recordable
@@ -140,6 +140,7 @@ def _built() -> Path | str:
         return str(exc)
 
 
+@settings(max_examples=30)
 @given(st.data())
 def test_a_damaged_object_gives_a_place_or_none(data):
     """The test-built extension with bytes of its DWARF line table changed: a place or
@@ -160,3 +161,41 @@ def test_a_damaged_object_gives_a_place_or_none(data):
     table = LineTable(io.BytesIO(bytes(raw)))
     got = table.place(data.draw(st.integers(0, 0x3000)))
     assert got is None or (isinstance(got[0], str) and got[1] > 0)
+
+
+def test_dump_native_lines_gives_the_c_frame_its_line(recording):
+    """dump --native --native-lines: the C function's frame says its source file and a
+    line of its body (JSON ``source`` and ``line``; the text ``(spinext.c:N)``)."""
+    import json
+    import time
+
+    del recording  # the extension is built; the target runs it here
+    so = _built()
+    if isinstance(so, str):
+        pytest.skip(so)
+    interp = next(i for i in recordable() if i.id == "3.12")
+    body = SOURCE.read_text().splitlines()
+    start = next(i for i, line in enumerate(body, 1) if "flamekit_spin_in_c(" in line)
+    end = next(i for i, line in enumerate(body, 1) if i > start and line == "}")
+    p = subprocess.Popen([interp.path, TARGET, str(so.parent), "600"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        for as_json in (True, False):
+            r = subprocess.run(
+                [sys.executable, "-m", "flamekit", "dump", "--native", "--native-lines",
+                 *(["--json"] if as_json else []), "-p", str(p.pid)],
+                capture_output=True, text=True, timeout=60, cwd=ROOT,
+            )  # fmt: skip
+            assert r.returncode == 0, r.stderr
+            if as_json:
+                frames = json.loads(r.stdout)["threads"][0]["frames"]
+                c = next(f for f in frames if f["function"] == "flamekit_spin_in_c")
+                assert c["native"] and c["source"] == str(SOURCE), c
+                assert start <= c["line"] <= end, c
+                assert all("source" not in f for f in frames if not f.get("native")), frames
+            else:
+                m = re.search(r"flamekit_spin_in_c \(spinext\.c:(\d+)\) \[spinext", r.stdout)
+                assert m and start <= int(m.group(1)) <= end, r.stdout
+    finally:
+        p.kill()
+        p.wait()

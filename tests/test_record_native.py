@@ -78,7 +78,7 @@ def test_native_stacks_hold_the_c_function_between_python_frames(interp, tmp_pat
     log_path = tmp_path / "transitions.json"
     r = subprocess.run(
         [sys.executable, "-m", "flamekit", "record", "-q", "--native", "-r", "500",
-         "-o", str(out), "--", interp.path, TARGET, str(ext), "3", str(log_path)],
+         "-o", str(out), "--", interp.path, TARGET, str(ext), "2", str(log_path)],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr

@@ -81,6 +81,8 @@ class DumpFrame:
     locals: list[DumpLocal] | None = None
     #: a native (C) frame of ``dump --native``: ``file`` is its object's path
     native: bool = False
+    #: with --native-lines, a native frame's source file (``line`` its line), if known
+    source: str | None = None
 
 
 @dataclass
@@ -155,7 +157,7 @@ def symbolize(
         if merged is not None:  # the Python frames come in their order, root first
             python = reversed(frames)
             frames = [
-                DumpFrame(f.name, f.object, None, None, True)
+                DumpFrame(f.name, f.object, f.line, None, True, f.source)
                 if isinstance(f, NativeName)
                 else next(python)
                 for f in merged

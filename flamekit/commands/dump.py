@@ -33,7 +33,10 @@ def render_text(
         for f in t.frames:
             if f.native:
                 lib = os.path.basename(f.file) or f.file
-                lines.append(f"    {printable(f.function)} [{printable(lib)}]")
+                at = ""
+                if f.source is not None and f.line is not None:
+                    at = f" ({printable(os.path.basename(f.source))}:{f.line})"
+                lines.append(f"    {printable(f.function)}{at} [{printable(lib)}]")
                 continue
             where = f"{f.file}:{f.line}" if f.line is not None else f.file
             lines.append(f"    {printable(f.function)} ({printable(where)})")
@@ -72,6 +75,7 @@ def command(
     full_filenames: bool,
     native: bool,
     debug_dir: tuple[str, ...],
+    native_lines: bool,
 ) -> None:
     """Print every thread's current Python stack once, innermost frame first."""
     if pid is None:
@@ -108,7 +112,7 @@ def command(
             context = NativeContext(
                 snap.pid,
                 snap.python_version,
-                NativeSymbolizer({snap.pid: snap.native_objects}, finder),
+                NativeSymbolizer({snap.pid: snap.native_objects}, finder, lines=native_lines),
             )
         threads = symbolize(
             snap.threads,
@@ -154,4 +158,6 @@ def _thread_json(thread: DumpThread, with_locals: bool) -> dict[str, object]:
             del frame["locals"]
         if not frame["native"]:
             del frame["native"]  # only dump --native's C frames say so (JSON as before)
+        if frame["source"] is None:
+            del frame["source"]  # only --native-lines gives a C frame its source file
     return doc
