@@ -22,6 +22,7 @@ from test_profile import Spec, random_traces
 import flamekit
 from flamekit.analysis.escape import printable
 from flamekit.analysis.filters import FilterOptions
+from flamekit.analysis.profile import THREAD, Frame
 from flamekit.api import Recording, formats
 from flamekit.commands.top import command as top_command
 from flamekit.commands.top import render as render_top
@@ -115,7 +116,7 @@ def naive_ranking(rec: Recording, spec: Spec, o: FilterOptions, lines: bool) -> 
             t = rec.thread(thread)
             tid = t.native_tid if t.native_tid is not None else f"ref {thread}"
             label = f"thread {t.name if t.name is not None else '?'} ({tid})"
-            keys.insert(0, ("thread", label, label, "", None))
+            keys.insert(0, Frame(label, label, "", None, THREAD).key)
         out[("self", keys[-1])] += 1
         for key in set(keys):
             out[("total", key)] += 1

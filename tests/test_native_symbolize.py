@@ -188,6 +188,19 @@ def test_merge_gives_each_evaluation_call_its_own_frames(stack, last_end_read):
     assert rest == expect
 
 
+def test_an_evaluation_call_entered_before_its_frame_gets_no_python_frame():
+    """3.11+: the thread stopped inside the callback's evaluation call before its entry
+    frame was linked, so the walker read one call (<module>, caller) and the native
+    stack holds two evaluation frames. The callers' frames stay with the outer call,
+    above the C function; the inner evaluation frame shows as itself (on 3.13, 1 sample
+    of ~900 merged as ``C → <module> → caller`` before)."""
+    py = ((1, 0), (0, 0))  # caller, <module>: innermost first
+    nat = [_n(EVAL), _n("c"), _n(EVAL), _n("main")]
+    out = merge(py, nat, frozenset({EVAL}), True, (2,))
+    names = [f.name if isinstance(f, NativeName) else f for f in out]
+    assert names == ["main", (0, 0), (1, 0), "c", EVAL]
+
+
 def test_ends_that_do_not_fit_the_stack_fall_back_to_the_guess():
     py = ((2, 0), (1, 0), (0, 0))
     nat = [_n(EVAL), _n("c"), _n(EVAL)]
