@@ -128,14 +128,16 @@ def test_any_bytes_give_no_line_and_no_error(data, address):
     assert table.place(address) is None
 
 
+#: removed when the test process exits (the extension is built once for the module)
+_BUILD_DIR = tempfile.TemporaryDirectory(prefix="flamekit-native-lines-")
+
+
 @functools.lru_cache(maxsize=1)
 def _built() -> Path | str:
     """The extension built once for the module (or why it could not be)."""
     interp = next(i for i in recordable() if i.id == "3.12")
     try:
-        return next(
-            p for p in build(interp, Path(tempfile.mkdtemp())).iterdir() if p.suffix == ".so"
-        )
+        return next(p for p in build(interp, Path(_BUILD_DIR.name)).iterdir() if p.suffix == ".so")
     except LookupError as exc:
         return str(exc)
 
