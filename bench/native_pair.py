@@ -36,39 +36,11 @@ for rate in (100, 1000):
     for rnd in range(int(os.environ.get("ROUNDS", "4"))):
         for k in ["flamekit", "py-spy"] if rnd % 2 == 0 else ["py-spy", "flamekit"]:
             f = tempfile.mktemp()
+            common = ["record", "--native", "-r", str(rate), "-d", "6", "-p", str(target.pid)]
             if k == "flamekit":
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "flamekit",
-                    "record",
-                    "-q",
-                    "--native",
-                    "-r",
-                    str(rate),
-                    "-d",
-                    "6",
-                    "-p",
-                    str(target.pid),
-                    "-o",
-                    f,
-                ]
+                cmd = [sys.executable, "-m", "flamekit", *common, "-q", "-o", f]
             else:
-                cmd = [
-                    PYSPY,
-                    "record",
-                    "--native",
-                    "-r",
-                    str(rate),
-                    "-d",
-                    "6",
-                    "-p",
-                    str(target.pid),
-                    "-f",
-                    "raw",
-                    "-o",
-                    f,
-                ]
+                cmd = [PYSPY, *common, "-f", "raw", "-o", f]
             t0 = time.monotonic_ns()
             p = subprocess.Popen(
                 cmd,

@@ -5,11 +5,25 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from pythons import PY314_CACHE, Interpreter, pyenv_root
 
 SOURCE = Path(__file__).resolve().parent / "native" / "spinext.c"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def collapsed(trace: Path, out: Path, *flags: str) -> str:
+    """``flamekit convert --to collapsed`` of a --native trace (with ``flags``, such as
+    ``--native-lines``): the folded text, the converter having exited 0."""
+    r = subprocess.run(
+        [sys.executable, "-m", "flamekit", "convert", *flags, "--to", "collapsed", "-o",
+         str(out), str(trace)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return out.read_text()
 
 
 def _config(interp: Interpreter) -> tuple[str, str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from native_ext import build
+from native_ext import build, collapsed
 from pythons import recordable
 
 from flamekit.symbolize.native import NativeSymbolizer, ObjectFinder
@@ -97,14 +97,7 @@ def test_convert_native_lines_shows_the_c_line_and_without_it_nothing_changes(re
     end = next(i for i, line in enumerate(body, 1) if i > start and line == "}")
 
     def folded(*flags: str) -> str:
-        out = tmp_path / f"n{len(flags)}.txt"
-        r = subprocess.run(
-            [sys.executable, "-m", "flamekit", "convert", *flags, "--to", "collapsed", "-o",
-             str(out), str(recording)],
-            capture_output=True, text=True, timeout=120, cwd=ROOT,
-        )  # fmt: skip
-        assert r.returncode == 0, r.stderr
-        return out.read_text()
+        return collapsed(recording, tmp_path / f"n{len(flags)}.txt", *flags)
 
     with_lines = folded("--native-lines")
     lines = [

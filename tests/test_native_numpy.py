@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import native_numpy  # noqa: E402  (bench/native_numpy.py)
 import real_venvs  # noqa: E402  (bench/real_venvs.py)
+from native_ext import collapsed  # noqa: E402
 from pythons import recordable  # noqa: E402
 
 from flamekit.trace import load  # noqa: E402
@@ -70,15 +71,9 @@ def test_numpy_c_functions_sit_under_the_python_line_that_called_them(tmp_path):
     elsewhere = [p for p in cut if "openblas" not in p]
     assert len(elsewhere) <= 0.03 * len(stacks), (len(elsewhere), len(stacks), elsewhere[:5])
 
-    folded = tmp_path / "np.txt"
-    r = subprocess.run(
-        [sys.executable, "-m", "flamekit", "convert", "--to", "collapsed", "-o", str(folded),
-         str(out)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
+    folded = collapsed(out, tmp_path / "np.txt")
     seen = dict.fromkeys(CALLS, 0)
-    for line in folded.read_text().splitlines():
+    for line in folded.splitlines():
         stack, n = line.rsplit(" ", 1)
         frames = stack.split(";")
         mine = [i for i, f in enumerate(frames) if "(numpy_mix.py:" in f]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
-from native_ext import build
+from native_ext import build, collapsed
 from pythons import Interpreter, recordable
 
 from flamekit.record.proc.memory import ProcessMemory
@@ -159,17 +159,11 @@ def test_native_stacks_hold_the_c_function_between_python_frames(interp, tmp_pat
     # on 3.11+ the callback's two frames run in one evaluation call and the caller's in
     # another, split where the recorder read the C entry; and the C function's own
     # share as the target's log has it, sample by sample.
-    folded = tmp_path / "n.txt"
-    r = subprocess.run(
-        [sys.executable, "-m", "flamekit", "convert", "--to", "collapsed", "-o", str(folded),
-         str(out)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr
+    folded = collapsed(out, tmp_path / "n.txt")
     lines = _target_lines()
     through = c_side = 0
     shapes: dict[tuple[str, ...], int] = {}
-    for line in folded.read_text().splitlines():
+    for line in folded.splitlines():
         stack, n = line.rsplit(" ", 1)
         frames = stack.split(";")
         if not any(f.startswith("flamekit_spin_in_c [spinext") for f in frames):
